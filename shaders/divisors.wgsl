@@ -1,0 +1,96 @@
+// Shared by every divgpu pipeline: the bindings, 64-bit keys, c(x) and exact 64-bit sums.
+// The Rust twins of seed_kernel and divisor_count are in src/divisors.rs.
+
+// Invocations per workgroup, set from Rust (src/gpu/pipelines.rs) from the adapter's limits.
+override WG_SIZE: u32 = 64u;
+
+struct Params {
+    // elements in the bound chunk
+    count: u32,
+    // 1: keys are i64 values with the sign bit flipped; 0: keys are u64 values
+    signed_keys: u32,
+    // fast: distinct thresholds (buckets); naive: unused
+    num_thresholds: u32,
+    // naive: the threshold (and sum) this dispatch answers; fast: unused
+    threshold: u32,
+}
+
+// Elements as order-preserving 64-bit keys, (low word, high word). The host guarantees every
+// element that is not <= 1 is below 2^32, so its value is the low word.
+@group(0) @binding(0) var<storage, read> keys: array<vec2<u32>>;
+// Threshold keys: naive, one per threshold; fast, the distinct thresholds ascending.
+@group(0) @binding(1) var<storage, read> thresholds: array<vec2<u32>>;
+// One u64 per threshold or bucket as (low, high) words, added to with carries.
+@group(0) @binding(2) var<storage, read_write> sums: array<atomic<u32>>;
+@group(0) @binding(3) var<uniform> params: Params;
+
+fn key_le(a: vec2<u32>, b: vec2<u32>) -> bool {
+    return a.y < b.y || (a.y == b.y && a.x <= b.x);
+}
+
+// x <= 1, where c(x) = 1 whatever the divisors (0 and negatives included).
+fn at_most_one(key: vec2<u32>) -> bool {
+    var high = key.y;
+    if params.signed_keys != 0u {
+        if high < 0x80000000u {
+            return true; // negative
+        }
+        high = high ^ 0x80000000u;
+    }
+    return high == 0u && key.x <= 1u;
+}
+
+// The post's kernel for x >= 2: trial division by every j with j * j <= x.
+// `j <= x / j` is `j * j <= x` without the u32 overflow at j = 65536.
+fn seed_kernel(x: u32) -> u32 {
+    var ret = 2u;
+    for (var j = 2u; j <= x / j; j++) {
+        if x % j == 0u {
+            ret += 1u;
+            if j != x / j {
+                ret += 1u;
+            }
+        }
+    }
+    return ret;
+}
+
+// d(x) for x >= 1 by factoring: twos by bit count, then odd trial divisors up to sqrt of
+// what is left. The same number as seed_kernel, usually with far fewer divisions.
+fn divisor_count(x: u32) -> u32 {
+    let twos = countTrailingZeros(x);
+    var n = x >> twos;
+    var d = twos + 1u;
+    for (var p = 3u; p <= n / p; p += 2u) {
+        if n % p == 0u {
+            var e = 1u;
+            n = n / p;
+            while n % p == 0u {
+                n = n / p;
+                e += 1u;
+            }
+            d *= e + 1u;
+        }
+    }
+    if n > 1u {
+        d *= 2u;
+    }
+    return d;
+}
+
+// sums[slot] += value as a u64: each carry out of the low word is counted exactly once, so the
+// total is exact whatever order the additions land in.
+fn add_to_sum(slot: u32, value: u32) {
+    if value == 0u {
+        return;
+    }
+    let old = atomicAdd(&sums[2u * slot], value);
+    if old + value < old {
+        atomicAdd(&sums[2u * slot + 1u], 1u);
+    }
+}
+
+// The element index of this invocation in a 2D grid of workgroups (65,535 per dimension).
+fn element_index(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
+    return (wid.y * groups.x + wid.x) * WG_SIZE + lid;
+}

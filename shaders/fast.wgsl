@@ -1,0 +1,57 @@
+// --algorithm fast: c(x) once per element, added to the bucket of the smallest distinct
+// threshold >= x. The host turns bucket sums into answers with one prefix sum.
+
+// Buckets summed in workgroup memory first (4 KiB); with more distinct thresholds than this,
+// elements add straight to the global sums.
+const LOCAL_BUCKETS: u32 = 1024u;
+
+var<workgroup> local_sums: array<atomic<u32>, LOCAL_BUCKETS>;
+
+// The first distinct threshold >= key, or num_thresholds when there is none.
+fn bucket_of(key: vec2<u32>) -> u32 {
+    var lo = 0u;
+    var hi = params.num_thresholds;
+    while lo < hi {
+        let mid = (lo + hi) / 2u;
+        if key_le(key, thresholds[mid]) {
+            hi = mid;
+        } else {
+            lo = mid + 1u;
+        }
+    }
+    return lo;
+}
+
+@compute @workgroup_size(WG_SIZE)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let buckets = params.num_thresholds;
+    let i = element_index(wid, groups, lid);
+    var bucket = buckets;
+    var c = 0u;
+    if i < params.count {
+        let key = keys[i];
+        bucket = bucket_of(key);
+        if bucket < buckets {
+            c = 1u;
+            if !at_most_one(key) {
+                c = divisor_count(key.x);
+            }
+        }
+    }
+    if buckets <= LOCAL_BUCKETS {
+        if c != 0u {
+            // at most WG_SIZE * 1344 per bucket: no u32 overflow
+            atomicAdd(&local_sums[bucket], c);
+        }
+        workgroupBarrier();
+        for (var b = lid; b < buckets; b += WG_SIZE) {
+            add_to_sum(b, atomicLoad(&local_sums[b]));
+        }
+    } else if c != 0u {
+        add_to_sum(bucket, c);
+    }
+}

@@ -1,0 +1,27 @@
+// --algorithm naive: the post's loop. One dispatch answers one threshold over one chunk.
+
+var<workgroup> group_sum: atomic<u32>;
+
+@compute @workgroup_size(WG_SIZE)
+fn main(
+    @builtin(workgroup_id) wid: vec3<u32>,
+    @builtin(num_workgroups) groups: vec3<u32>,
+    @builtin(local_invocation_index) lid: u32,
+) {
+    let i = element_index(wid, groups, lid);
+    if i < params.count {
+        let key = keys[i];
+        if key_le(key, thresholds[params.threshold]) {
+            var c = 1u;
+            if !at_most_one(key) {
+                c = seed_kernel(key.x);
+            }
+            // at most WG_SIZE * 1344 (the most divisors below 2^32): no u32 overflow
+            atomicAdd(&group_sum, c);
+        }
+    }
+    workgroupBarrier();
+    if lid == 0u {
+        add_to_sum(params.threshold, atomicLoad(&group_sum));
+    }
+}

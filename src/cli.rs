@@ -1,0 +1,173 @@
+//! The command line: clap types stay here, and become a validated [`Job`] before any work.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use divgpu::input::{self, DType};
+use divgpu::job::{BackendChoice, Job, Source, Thresholds};
+use divgpu::{workload, Algorithm};
+
+/// Sum the divisor counts of every array element <= each threshold, on the GPU (wgpu) or the
+/// CPU (rayon). c(x) is the number of divisors of x, and 1 for every x <= 1.
+#[derive(Parser, Debug)]
+#[command(name = "divgpu", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    #[command(flatten)]
+    pub run: RunArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List every GPU adapter wgpu can see, with the limits divgpu cares about.
+    Devices {
+        /// Print one JSON array instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write the default run's generated array as an int64 .npy file.
+    Gen {
+        /// Where to write the .npy file.
+        #[arg(long, short)]
+        output: PathBuf,
+        #[command(flatten)]
+        workload: WorkloadArgs,
+    },
+}
+
+#[derive(Args, Debug)]
+pub struct WorkloadArgs {
+    /// Elements to generate (without --input).
+    #[arg(long, default_value_t = workload::DEFAULT_SIZE)]
+    pub size: usize,
+    /// Generated values are uniform in [0, MAX_VALUE].
+    #[arg(long, default_value_t = workload::DEFAULT_MAX_VALUE,
+          value_parser = clap::value_parser!(u64).range(0..=i64::MAX as u64))]
+    pub max_value: u64,
+    /// Seed of the generator (SplitMix64): the same array on every platform.
+    #[arg(long, default_value_t = workload::DEFAULT_SEED)]
+    pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// Where to run: a hardware GPU if there is one (auto), the GPU, the CPU, or both compared.
+    #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+    pub backend: BackendArg,
+    /// fast: c(x) once per element, all thresholds in one pass. naive: the post's algorithm.
+    #[arg(long, value_enum, default_value_t = AlgorithmArg::Fast)]
+    pub algorithm: AlgorithmArg,
+    /// The array: .npy (any integer dtype), .txt/.csv (one integer per line), or raw with --dtype.
+    /// Without it, the post's workload is generated (--size, --max-value, --seed).
+    #[arg(long, short)]
+    pub input: Option<PathBuf>,
+    /// Read --input as raw little-endian elements of this type.
+    #[arg(long, value_parser = parse_dtype, requires = "input")]
+    pub dtype: Option<DType>,
+    /// Comma-separated thresholds [default: the post's 13 queries].
+    #[arg(long, value_delimiter = ',', allow_hyphen_values = true, value_parser = parse_threshold,
+          conflicts_with = "thresholds_file")]
+    pub thresholds: Option<Vec<i128>>,
+    /// A file of thresholds, one integer per line.
+    #[arg(long)]
+    pub thresholds_file: Option<PathBuf>,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// CPU threads [default: one per core].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
+    /// Use the adapter whose name contains this (case-insensitive); see `divgpu devices`.
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// Elements per GPU buffer [default: the most the adapter's limits allow].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunk_elements: Option<u64>,
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum BackendArg {
+    Auto,
+    Gpu,
+    Cpu,
+    Both,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum AlgorithmArg {
+    Fast,
+    Naive,
+}
+
+fn parse_dtype(name: &str) -> Result<DType, String> {
+    DType::from_raw_name(name)
+        .ok_or_else(|| "expected one of i8 i16 i32 i64 u8 u16 u32 u64".to_string())
+}
+
+fn parse_threshold(text: &str) -> Result<i128, String> {
+    input::parse_integer(text)
+}
+
+impl RunArgs {
+    /// The validated job. Errors here are usage errors (exit 2).
+    pub fn job(self) -> Result<Job, String> {
+        let source = match self.input {
+            Some(path) => {
+                let is_npy = path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("npy"));
+                if self.dtype.is_some() && is_npy {
+                    return Err(
+                        "--dtype is for raw binary files; a .npy file names its own dtype"
+                            .to_string(),
+                    );
+                }
+                Source::File {
+                    path,
+                    raw_dtype: self.dtype,
+                }
+            }
+            None => Source::Generated {
+                size: self.workload.size,
+                max_value: self.workload.max_value,
+                seed: self.workload.seed,
+            },
+        };
+        let thresholds = match (self.thresholds, self.thresholds_file) {
+            (Some(list), _) => Thresholds::List(list),
+            (None, Some(path)) => Thresholds::File(path),
+            (None, None) => Thresholds::List(workload::default_thresholds()),
+        };
+        Ok(Job {
+            source,
+            thresholds,
+            backend: match self.backend {
+                BackendArg::Auto => BackendChoice::Auto,
+                BackendArg::Gpu => BackendChoice::Gpu,
+                BackendArg::Cpu => BackendChoice::Cpu,
+                BackendArg::Both => BackendChoice::Both,
+            },
+            algorithm: match self.algorithm {
+                AlgorithmArg::Fast => Algorithm::Fast,
+                AlgorithmArg::Naive => Algorithm::Naive,
+            },
+            threads: self.threads.map_or(0, |n| n as usize),
+            adapter: self.adapter,
+            chunk_elements: self.chunk_elements.map(|n| n as usize),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,82 @@
+//! The rayon backend: exact for every value, and the reference the GPU is compared against.
+
+use crate::divisors::{self, DivisorTable};
+use crate::error::{Error, Result};
+use crate::input::Array;
+use crate::query::Plan;
+use crate::Algorithm;
+
+/// Elements decoded and counted per rayon task. Small enough that the naive path, whose work per
+/// element grows like sqrt(x), balances across threads by work stealing.
+const BLOCK: usize = 8192;
+
+/// Answers every threshold of `plan` over `array` on a local pool of `threads` threads (0: one
+/// per core), so divgpu never touches the global rayon pool of a program that embeds it.
+pub fn run(array: &Array, plan: &Plan, algorithm: Algorithm, threads: usize) -> Result<Vec<u64>> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("divgpu-cpu-{i}"))
+        .build()
+        .map_err(|e| Error::Threads {
+            threads,
+            message: e.to_string(),
+        })?;
+    Ok(pool.install(|| match algorithm {
+        Algorithm::Naive => naive(array, plan),
+        Algorithm::Fast => fast(array, plan),
+    }))
+}
+
+/// The post's algorithm: for every threshold, every element `x <= n` runs the seed kernel.
+fn naive(array: &Array, plan: &Plan) -> Vec<u64> {
+    plan.given()
+        .iter()
+        .map(|&n| {
+            array.par_blocks(
+                BLOCK,
+                || 0u64,
+                |sum, _, xs| {
+                    *sum += xs
+                        .iter()
+                        .filter(|&&x| x <= n)
+                        .map(|&x| u64::from(divisors::seed_kernel(x)))
+                        .sum::<u64>()
+                },
+                |a, b| a + b,
+            )
+        })
+        .collect()
+}
+
+/// c(x) once per element, into the bucket of its threshold, then one prefix sum.
+fn fast(array: &Array, plan: &Plan) -> Vec<u64> {
+    let table = lookup_table(array.len(), plan);
+    let buckets = array.par_blocks(
+        BLOCK,
+        || vec![0u64; plan.distinct().len()],
+        |sums, _, xs| {
+            for &x in xs {
+                if let Some(k) = plan.bucket(x) {
+                    let c = match &table {
+                        Some(t) => t.count(x),
+                        None => divisors::count(x),
+                    };
+                    sums[k] += u64::from(c);
+                }
+            }
+        },
+        |mut a, b| {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+            a
+        },
+    );
+    plan.answer(&buckets)
+}
+
+/// A divisor table up to the largest threshold, when it is small enough to be worth building
+/// for this many elements (its cost is a few ns per entry; factoring costs more per element).
+fn lookup_table(elements: usize, plan: &Plan) -> Option<DivisorTable> {
+    let top = *plan.distinct().last()?;
+    let limit = u64::try_from(top).ok()?.min(DivisorTable::MAX_LIMIT);
+    (limit >= 2 && limit <= 8 * elements as u64).then(|| DivisorTable::new(limit))
+}

@@ -1,0 +1,389 @@
+//! The one definition of c(x), and the fast ways to compute it.
+//!
+//! The post's kernel, for one element `x`:
+//!
+//! ```c
+//! ++ret;                    // 1
+//! if (x > 1) ++ret;         // x itself
+//! for (int j = 2; j * j <= x; ++j)
+//!     if (x % j == 0) { ++ret; if (j * j < x) ++ret; }
+//! ```
+//!
+//! so `c(x) = 1` for every `x <= 1` (0 and negatives included) and `c(x) = d(x)`, the number of
+//! positive divisors, otherwise. [`count`] is that definition; [`seed_kernel`] is the kernel as
+//! written (the `--algorithm naive` path); everything else here is a faster way to the same number.
+//!
+//! The WGSL twins of [`seed_kernel_u32`] and [`divisor_count_u32`] live in `shaders/divisors.wgsl`
+//! and are checked against these on the same values by the GPU tests.
+
+use std::sync::OnceLock;
+
+/// c(x) for any value an input can hold (the whole `i64` and `u64` ranges).
+#[inline]
+pub fn count(x: i128) -> u32 {
+    if x <= 1 {
+        1
+    } else {
+        divisor_count(x as u64)
+    }
+}
+
+/// The post's kernel as written: trial division by every `j` with `j * j <= x`.
+///
+/// Exact for every value, but the work per element grows like `sqrt(x)`.
+#[inline]
+pub fn seed_kernel(x: i128) -> u32 {
+    if x <= 1 {
+        1
+    } else if let Ok(small) = u32::try_from(x) {
+        seed_kernel_u32(small)
+    } else {
+        seed_kernel_u64(x as u64)
+    }
+}
+
+/// [`seed_kernel`] for `x >= 2` that fits 32 bits: 32-bit division is several times cheaper.
+/// `j <= x / j` is `j * j <= x` without the overflow at `j = 65536`.
+#[inline]
+pub fn seed_kernel_u32(x: u32) -> u32 {
+    let mut ret = 2;
+    let mut j = 2;
+    while j <= x / j {
+        if x.is_multiple_of(j) {
+            ret += 1;
+            if j != x / j {
+                ret += 1;
+            }
+        }
+        j += 1;
+    }
+    ret
+}
+
+fn seed_kernel_u64(x: u64) -> u32 {
+    let mut ret = 2;
+    let mut j = 2u64;
+    while j <= x / j {
+        if x.is_multiple_of(j) {
+            ret += 1;
+            if j != x / j {
+                ret += 1;
+            }
+        }
+        j += 1;
+    }
+    ret
+}
+
+/// d(n) for `n >= 1`: the number of positive divisors.
+pub fn divisor_count(n: u64) -> u32 {
+    match u32::try_from(n) {
+        Ok(small) => divisor_count_u32(small),
+        Err(_) => divisor_count_u64(n),
+    }
+}
+
+/// d(n) for `n >= 1` below 2^32 by trial division with the primes below 2^16.
+pub fn divisor_count_u32(n: u32) -> u32 {
+    let mut n = n;
+    let twos = n.trailing_zeros();
+    n >>= twos;
+    let mut d = twos + 1;
+    for &p in &small_primes()[1..] {
+        if p > n / p {
+            break;
+        }
+        if n.is_multiple_of(p) {
+            let mut e = 1;
+            n /= p;
+            while n.is_multiple_of(p) {
+                n /= p;
+                e += 1;
+            }
+            d *= e + 1;
+        }
+    }
+    if n > 1 {
+        d *= 2;
+    }
+    d
+}
+
+/// Primes below this are divided out before Miller-Rabin and Pollard's rho take over.
+const TRIAL_BOUND: u64 = 1 << 10;
+
+/// d(n) for any 64-bit `n`: trial division by the small primes, then Miller-Rabin (deterministic
+/// for 64 bits) and Pollard-Brent rho for what remains.
+fn divisor_count_u64(n: u64) -> u32 {
+    let mut n = n;
+    let mut d = 1;
+    for &p in small_primes() {
+        let p = u64::from(p);
+        if p >= TRIAL_BOUND || p * p > n {
+            break;
+        }
+        if n.is_multiple_of(p) {
+            let mut e = 1;
+            n /= p;
+            while n.is_multiple_of(p) {
+                n /= p;
+                e += 1;
+            }
+            d *= e + 1;
+        }
+    }
+    if n == 1 {
+        return d;
+    }
+    // Every prime factor left is >= TRIAL_BOUND, so a remainder below its square is prime.
+    let mut primes = Vec::new();
+    split_into_primes(n, &mut primes);
+    primes.sort_unstable();
+    let mut i = 0;
+    while i < primes.len() {
+        let run = primes[i..].iter().take_while(|&&p| p == primes[i]).count() as u32;
+        d *= run + 1;
+        i += run as usize;
+    }
+    d
+}
+
+/// Pushes the prime factors (with multiplicity) of `n > 1`, which has no factor below `TRIAL_BOUND`.
+fn split_into_primes(n: u64, out: &mut Vec<u64>) {
+    if n < TRIAL_BOUND * TRIAL_BOUND || is_prime(n) {
+        out.push(n);
+        return;
+    }
+    let f = find_factor(n);
+    split_into_primes(f, out);
+    split_into_primes(n / f, out);
+}
+
+#[inline]
+fn mul_mod(a: u64, b: u64, m: u64) -> u64 {
+    ((u128::from(a) * u128::from(b)) % u128::from(m)) as u64
+}
+
+fn pow_mod(mut base: u64, mut exp: u64, m: u64) -> u64 {
+    let mut acc = 1 % m;
+    base %= m;
+    while exp > 0 {
+        if exp & 1 == 1 {
+            acc = mul_mod(acc, base, m);
+        }
+        base = mul_mod(base, base, m);
+        exp >>= 1;
+    }
+    acc
+}
+
+/// Miller-Rabin with the first twelve primes as bases: deterministic below 3.3 * 10^24.
+pub fn is_prime(n: u64) -> bool {
+    const BASES: [u64; 12] = [2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37];
+    if n < 2 {
+        return false;
+    }
+    for p in BASES {
+        if n.is_multiple_of(p) {
+            return n == p;
+        }
+    }
+    let s = (n - 1).trailing_zeros();
+    let odd = (n - 1) >> s;
+    'bases: for a in BASES {
+        let mut x = pow_mod(a, odd, n);
+        if x == 1 || x == n - 1 {
+            continue;
+        }
+        for _ in 1..s {
+            x = mul_mod(x, x, n);
+            if x == n - 1 {
+                continue 'bases;
+            }
+        }
+        return false;
+    }
+    true
+}
+
+/// A non-trivial factor of the odd composite `n` (Pollard's rho, Brent's cycle finding, with
+/// the gcd taken once per batch of products).
+fn find_factor(n: u64) -> u64 {
+    const BATCH: u64 = 128;
+    for c in 1u64.. {
+        let f = |x: u64| ((u128::from(mul_mod(x, x, n)) + u128::from(c)) % u128::from(n)) as u64;
+        let (mut y, mut g, mut r, mut q) = (2u64, 1u64, 1u64, 1u64);
+        let (mut x, mut saved) = (y, y);
+        while g == 1 {
+            x = y;
+            for _ in 0..r {
+                y = f(y);
+            }
+            let mut k = 0;
+            while k < r && g == 1 {
+                saved = y;
+                for _ in 0..BATCH.min(r - k) {
+                    y = f(y);
+                    q = mul_mod(q, x.abs_diff(y), n);
+                }
+                g = gcd(q, n);
+                k += BATCH;
+            }
+            r *= 2;
+        }
+        if g == n {
+            // The batch overshot: step back one product at a time.
+            loop {
+                saved = f(saved);
+                g = gcd(x.abs_diff(saved), n);
+                if g > 1 {
+                    break;
+                }
+            }
+        }
+        if g != n {
+            return g;
+        }
+    }
+    unreachable!("Pollard's rho tries every increment")
+}
+
+fn gcd(mut a: u64, mut b: u64) -> u64 {
+    while b != 0 {
+        (a, b) = (b, a % b);
+    }
+    a
+}
+
+/// The primes below 2^16, enough to factor any 32-bit value by trial division.
+fn small_primes() -> &'static [u32] {
+    static PRIMES: OnceLock<Vec<u32>> = OnceLock::new();
+    PRIMES.get_or_init(|| {
+        const LIMIT: usize = 1 << 16;
+        let mut composite = vec![false; LIMIT];
+        let mut primes = Vec::new();
+        for i in 2..LIMIT {
+            if !composite[i] {
+                primes.push(i as u32);
+                for j in (i * i..LIMIT).step_by(i) {
+                    composite[j] = true;
+                }
+            }
+        }
+        primes
+    })
+}
+
+/// d(n) for every `n <= limit`, built by a linear sieve: the fast path's lookup table when the
+/// values that matter are small enough that building it beats factoring element by element.
+pub struct DivisorTable {
+    counts: Vec<u16>,
+}
+
+impl DivisorTable {
+    /// Largest table the fast path builds (2^24 entries, 32 MiB); d(n) < 2^16 for every such n.
+    pub const MAX_LIMIT: u64 = 1 << 24;
+
+    pub fn new(limit: u64) -> Self {
+        assert!(
+            limit <= Self::MAX_LIMIT,
+            "divisor table limit {limit} too large"
+        );
+        let len = limit as usize + 1;
+        let mut counts = vec![0u16; len];
+        // exponent of the smallest prime factor of each n
+        let mut spf_exp = vec![0u8; len];
+        let mut primes: Vec<u32> = Vec::new();
+        if len > 1 {
+            counts[1] = 1;
+        }
+        for n in 2..len {
+            if counts[n] == 0 {
+                counts[n] = 2;
+                spf_exp[n] = 1;
+                primes.push(n as u32);
+            }
+            for &p in &primes {
+                let m = n * p as usize;
+                if m >= len {
+                    break;
+                }
+                if n % p as usize == 0 {
+                    // p is also the smallest prime of n: raise its exponent by one.
+                    let e = spf_exp[n];
+                    spf_exp[m] = e + 1;
+                    counts[m] = counts[n] / (u16::from(e) + 1) * (u16::from(e) + 2);
+                    break;
+                }
+                spf_exp[m] = 1;
+                counts[m] = counts[n] * 2;
+            }
+        }
+        DivisorTable { counts }
+    }
+
+    /// The largest `n` the table answers.
+    pub fn limit(&self) -> u64 {
+        self.counts.len() as u64 - 1
+    }
+
+    /// c(x) for `x <= limit`, falling back to [`count`] above it.
+    #[inline]
+    pub fn count(&self, x: i128) -> u32 {
+        if x <= 1 {
+            1
+        } else if let Some(&d) = usize::try_from(x).ok().and_then(|i| self.counts.get(i)) {
+            u32::from(d)
+        } else {
+            count(x)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn c_is_one_at_and_below_one() {
+        for x in [i64::MIN as i128, -5, -1, 0, 1] {
+            assert_eq!(count(x), 1, "c({x})");
+            assert_eq!(seed_kernel(x), 1, "seed({x})");
+        }
+    }
+
+    #[test]
+    fn factoring_agrees_with_the_seed_kernel() {
+        for x in (2..20_000).chain((1u64 << 32) - 2000..(1u64 << 32) + 2000) {
+            assert_eq!(divisor_count(x), seed_kernel(x.into()), "x = {x}");
+        }
+    }
+
+    #[test]
+    fn table_agrees_with_factoring() {
+        let table = DivisorTable::new(200_000);
+        assert_eq!(table.limit(), 200_000);
+        for x in -3..=200_010i128 {
+            assert_eq!(table.count(x), count(x), "x = {x}");
+        }
+    }
+
+    #[test]
+    fn miller_rabin_on_known_primes_and_composites() {
+        // Known primes (largest below 2^32 and 2^64, the Mersenne primes 2^31-1 and 2^61-1)
+        // and strong pseudoprimes to small bases (3215031751 fools bases 2, 3, 5 and 7).
+        for p in [
+            2,
+            3,
+            4294967291,
+            2147483647,
+            (1 << 61) - 1,
+            18446744073709551557,
+        ] {
+            assert!(is_prime(p), "{p} is prime");
+        }
+        for c in [1, 4, 3215031751, 4294967297, 3825123056546413051, u64::MAX] {
+            assert!(!is_prime(c), "{c} is composite");
+        }
+    }
+}

@@ -1,0 +1,37 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong after the flags were accepted. Each one is a data or runtime
+/// error (exit 1); usage errors are the CLI's and never reach the library.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{}: {source}", path.display())]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// The input or the thresholds are not what divgpu can read.
+    #[error("{0}")]
+    Data(String),
+    /// No adapter could serve `--backend gpu`.
+    #[error("{0}")]
+    NoAdapter(String),
+    /// The adapter cannot do this job (a limit, a value outside what the shaders handle).
+    #[error("{0}")]
+    Unsupported(String),
+    /// wgpu reported an error (validation, out of memory, device lost, mapping).
+    #[error("GPU error: {0}")]
+    Gpu(String),
+    #[error("could not start {threads} CPU threads: {message}")]
+    Threads { threads: usize, message: String },
+}
+
+impl Error {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,221 @@
+//! Instance, adapter and device: chosen once, honouring wgpu's own environment variables.
+
+use std::sync::{Arc, Mutex};
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::gpu::pipelines::Pipelines;
+
+/// What a user needs to know about the adapter that ran (printed on stderr, and in `--json`).
+#[derive(Clone, Debug, Serialize)]
+pub struct AdapterSummary {
+    pub name: String,
+    pub backend: String,
+    pub device_type: String,
+    pub driver: String,
+}
+
+impl AdapterSummary {
+    pub fn of(info: &wgpu::AdapterInfo) -> Self {
+        AdapterSummary {
+            name: info.name.clone(),
+            backend: format!("{:?}", info.backend).to_lowercase(),
+            device_type: device_type_name(info.device_type).to_string(),
+            driver: [info.driver.as_str(), info.driver_info.as_str()]
+                .iter()
+                .filter(|s| !s.is_empty())
+                .copied()
+                .collect::<Vec<_>>()
+                .join(" "),
+        }
+    }
+}
+
+pub fn device_type_name(t: wgpu::DeviceType) -> &'static str {
+    match t {
+        wgpu::DeviceType::DiscreteGpu => "discrete",
+        wgpu::DeviceType::IntegratedGpu => "integrated",
+        wgpu::DeviceType::VirtualGpu => "virtual",
+        wgpu::DeviceType::Cpu => "cpu (software)",
+        wgpu::DeviceType::Other => "other",
+    }
+}
+
+/// A real GPU, not a software rasteriser: what `--backend auto` is willing to use.
+pub fn is_hardware(info: &wgpu::AdapterInfo) -> bool {
+    matches!(
+        info.device_type,
+        wgpu::DeviceType::DiscreteGpu | wgpu::DeviceType::IntegratedGpu
+    )
+}
+
+/// A wgpu instance over the backends in `WGPU_BACKEND` (all of them when it is unset).
+pub fn instance() -> wgpu::Instance {
+    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+}
+
+/// Every adapter the instance sees.
+pub fn adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
+}
+
+/// Picks an adapter: those whose name contains `name` (else `WGPU_ADAPTER_NAME`), only hardware
+/// ones when `hardware_only`, best first by `WGPU_POWER_PREF` (high performance by default).
+/// `Ok(None)` when nothing qualifies and no name was asked for.
+pub fn choose_adapter(
+    instance: &wgpu::Instance,
+    name: Option<&str>,
+    hardware_only: bool,
+) -> Result<Option<wgpu::Adapter>> {
+    let env_name = std::env::var("WGPU_ADAPTER_NAME").ok();
+    let wanted = name.or(env_name.as_deref()).map(str::to_lowercase);
+    let all = adapters(instance);
+    let seen: Vec<String> = all.iter().map(|a| a.get_info().name).collect();
+    let mut candidates: Vec<wgpu::Adapter> = all
+        .into_iter()
+        .filter(|a| {
+            let info = a.get_info();
+            wanted
+                .as_deref()
+                .is_none_or(|w| info.name.to_lowercase().contains(w))
+                && (!hardware_only || is_hardware(&info))
+        })
+        .collect();
+    let low_power = wgpu::PowerPreference::from_env() == Some(wgpu::PowerPreference::LowPower);
+    candidates.sort_by_key(|a| preference_rank(a.get_info().device_type, low_power));
+    match (candidates.into_iter().next(), wanted) {
+        (Some(adapter), _) => Ok(Some(adapter)),
+        (None, Some(w)) => Err(Error::NoAdapter(format!(
+            "no adapter's name contains {w:?} (adapters seen: {}); `divgpu devices` lists them",
+            if seen.is_empty() {
+                "none".to_string()
+            } else {
+                seen.join(", ")
+            }
+        ))),
+        (None, None) => Ok(None),
+    }
+}
+
+fn preference_rank(t: wgpu::DeviceType, low_power: bool) -> u8 {
+    use wgpu::DeviceType::*;
+    match (t, low_power) {
+        (DiscreteGpu, false) | (IntegratedGpu, true) => 0,
+        (IntegratedGpu, false) | (DiscreteGpu, true) => 1,
+        (VirtualGpu, _) => 2,
+        (Other, _) => 3,
+        (Cpu, _) => 4,
+    }
+}
+
+/// The message for `--backend gpu` when no adapter exists at all.
+pub fn no_adapter_message() -> String {
+    "no GPU adapter found: install your GPU's Vulkan, Metal, DX12 or GL driver, or Mesa's \
+     software drivers (lavapipe: `apt-get install mesa-vulkan-drivers`; llvmpipe for GL), \
+     or run with --backend cpu"
+        .to_string()
+}
+
+/// Everything built once and reused for every upload and query: device, queue, pipelines.
+pub struct GpuContext {
+    pub(crate) device: wgpu::Device,
+    pub(crate) queue: wgpu::Queue,
+    pub(crate) pipelines: Pipelines,
+    pub(crate) limits: wgpu::Limits,
+    info: wgpu::AdapterInfo,
+    uncaptured: Arc<Mutex<Option<String>>>,
+}
+
+impl GpuContext {
+    /// Opens a device on `adapter` with the adapter's own limits (not WebGPU's defaults), so
+    /// the largest bindings the hardware allows are available.
+    pub fn new(adapter: &wgpu::Adapter) -> Result<Self> {
+        let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
+            label: Some("divgpu"),
+            required_features: wgpu::Features::empty(),
+            required_limits: adapter.limits(),
+            ..Default::default()
+        }))
+        .map_err(|e| Error::Gpu(format!("could not open {}: {e}", adapter.get_info().name)))?;
+        Self::from_device(adapter.get_info(), device, queue)
+    }
+
+    /// Builds on a device the caller already has (tests and benches share one).
+    pub fn from_device(
+        info: wgpu::AdapterInfo,
+        device: wgpu::Device,
+        queue: wgpu::Queue,
+    ) -> Result<Self> {
+        let uncaptured = Arc::new(Mutex::new(None));
+        let sink = uncaptured.clone();
+        device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
+            sink.lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .get_or_insert(one_line(&e.to_string()));
+        }));
+        let limits = device.limits();
+        let context = GpuContext {
+            pipelines: Pipelines::new(&device, &limits)?,
+            device,
+            queue,
+            limits,
+            info,
+            uncaptured,
+        };
+        context.check("building the pipelines", || Ok(()))?;
+        Ok(context)
+    }
+
+    pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
+        &self.info
+    }
+
+    pub fn summary(&self) -> AdapterSummary {
+        AdapterSummary::of(&self.info)
+    }
+
+    /// Runs `work` with wgpu's validation, out-of-memory and internal errors captured instead of
+    /// panicking, and turns any of them into an [`Error::Gpu`] that says what was being done.
+    pub(crate) fn check<T>(&self, doing: &str, work: impl FnOnce() -> Result<T>) -> Result<T> {
+        let scopes = [
+            self.device.push_error_scope(wgpu::ErrorFilter::Validation),
+            self.device.push_error_scope(wgpu::ErrorFilter::OutOfMemory),
+            self.device.push_error_scope(wgpu::ErrorFilter::Internal),
+        ];
+        let result = work();
+        let mut captured = None;
+        for scope in scopes.into_iter().rev() {
+            if let Some(e) = pollster::block_on(scope.pop()) {
+                captured.get_or_insert(one_line(&e.to_string()));
+            }
+        }
+        let uncaptured = self
+            .uncaptured
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take();
+        match captured.or(uncaptured) {
+            Some(e) => Err(Error::Gpu(format!("{doing}: {e}"))),
+            None => result,
+        }
+    }
+
+    /// Blocks until the GPU has finished everything submitted so far.
+    pub(crate) fn wait(&self) -> Result<()> {
+        self.device
+            .poll(wgpu::PollType::wait_indefinitely())
+            .map(|_| ())
+            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
+    }
+}
+
+/// wgpu's errors span several indented lines ("Caused by: ..."); divgpu prints one.
+fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}

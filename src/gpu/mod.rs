@@ -1,0 +1,40 @@
+//! The wgpu backend: [`context`] chooses the adapter and owns the device, [`pipelines`] builds the
+//! WGSL pipelines, [`array`] uploads the array once and runs queries against it.
+
+pub mod array;
+pub mod context;
+pub mod pipelines;
+
+pub use array::{GpuArray, QueryTimings};
+pub use context::{AdapterSummary, GpuContext};
+
+use serde::Serialize;
+
+/// One line of `divgpu devices`.
+#[derive(Clone, Debug, Serialize)]
+pub struct DeviceReport {
+    #[serde(flatten)]
+    pub adapter: AdapterSummary,
+    pub max_storage_binding_bytes: u64,
+    pub max_buffer_bytes: u64,
+    pub shader_int64: bool,
+    pub timestamp_query: bool,
+}
+
+/// Every adapter wgpu sees (restricted by `WGPU_BACKEND` when it is set).
+pub fn devices() -> Vec<DeviceReport> {
+    context::adapters(&context::instance())
+        .iter()
+        .map(|a| {
+            let limits = a.limits();
+            let features = a.features();
+            DeviceReport {
+                adapter: AdapterSummary::of(&a.get_info()),
+                max_storage_binding_bytes: limits.max_storage_buffer_binding_size,
+                max_buffer_bytes: limits.max_buffer_size,
+                shader_int64: features.contains(wgpu::Features::SHADER_INT64),
+                timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,369 @@
+//! Reading the array and the thresholds: `.npy` and raw binary through a memory map (the array is
+//! never copied whole into host memory), text files parsed into one owned vector.
+
+use std::fmt;
+use std::fs::File;
+use std::ops::Range;
+use std::path::Path;
+
+use memmap2::Mmap;
+use npyz::{DType as NpyDType, Endianness, TypeChar};
+
+use crate::error::{Error, Result};
+
+/// The smallest and largest value an input element or a threshold may have: every `i64` and
+/// every `u64`.
+pub const MIN_VALUE: i128 = i64::MIN as i128;
+pub const MAX_VALUE: i128 = u64::MAX as i128;
+
+/// An integer element type as stored in a file.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DType {
+    pub signed: bool,
+    /// Bytes per element: 1, 2, 4 or 8.
+    pub width: usize,
+    pub big_endian: bool,
+}
+
+impl DType {
+    pub const I64: DType = DType::native(true, 8);
+    pub const U64: DType = DType::native(false, 8);
+
+    const fn native(signed: bool, width: usize) -> DType {
+        DType {
+            signed,
+            width,
+            big_endian: cfg!(target_endian = "big"),
+        }
+    }
+
+    /// A raw-file dtype by its `--dtype` name (`i8` ... `u64`, sizes in bits), little-endian.
+    pub fn from_raw_name(name: &str) -> Option<DType> {
+        let (signed, bits) = match name.split_at_checked(1)? {
+            ("i", bits) => (true, bits),
+            ("u", bits) => (false, bits),
+            _ => return None,
+        };
+        let width = match bits {
+            "8" => 1,
+            "16" => 2,
+            "32" => 4,
+            "64" => 8,
+            _ => return None,
+        };
+        Some(DType {
+            signed,
+            width,
+            big_endian: false,
+        })
+    }
+}
+
+impl fmt::Display for DType {
+    /// numpy's spelling: `<i8`, `>u2`, `|u1`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let order = match (self.width, self.big_endian) {
+            (1, _) => '|',
+            (_, true) => '>',
+            (_, false) => '<',
+        };
+        let kind = if self.signed { 'i' } else { 'u' };
+        write!(f, "{order}{kind}{}", self.width)
+    }
+}
+
+enum Storage {
+    Mapped(Mmap),
+    Owned(Vec<u64>),
+}
+
+/// A flat integer array, either memory-mapped from a file or owned (generated or parsed text).
+pub struct Array {
+    storage: Storage,
+    /// Where the elements start in the storage's bytes (the `.npy` header length).
+    offset: usize,
+    len: usize,
+    dtype: DType,
+}
+
+macro_rules! decode_as {
+    ($bytes:expr, $out:expr, $ty:ty, $from:ident) => {
+        $out.extend(
+            $bytes
+                .chunks_exact(std::mem::size_of::<$ty>())
+                .map(|c| <$ty>::$from(c.try_into().unwrap()) as i128),
+        )
+    };
+}
+
+impl Array {
+    /// Values held in memory as `i64`.
+    pub fn from_i64(values: Vec<i64>) -> Array {
+        Array::owned(values.into_iter().map(|v| v as u64).collect(), DType::I64)
+    }
+
+    fn owned(words: Vec<u64>, dtype: DType) -> Array {
+        Array {
+            len: words.len(),
+            storage: Storage::Owned(words),
+            offset: 0,
+            dtype,
+        }
+    }
+
+    /// Opens `path` by its extension: `.npy`, or `.txt`/`.csv` with one integer per line; any
+    /// other file needs `raw_dtype` and is read as raw little-endian elements.
+    pub fn open(path: &Path, raw_dtype: Option<DType>) -> Result<Array> {
+        if let Some(dtype) = raw_dtype {
+            return Array::open_raw(path, dtype);
+        }
+        match extension(path).as_deref() {
+            Some("npy") => Array::open_npy(path),
+            Some("txt" | "csv") => Array::open_text(path),
+            _ => Err(Error::Data(format!(
+                "{}: unknown format: use .npy, .txt or .csv, or give --dtype for raw binary",
+                path.display()
+            ))),
+        }
+    }
+
+    pub fn open_npy(path: &Path) -> Result<Array> {
+        let map = map_file(path)?;
+        let mut rest: &[u8] = &map;
+        let header = npyz::NpyHeader::from_reader(&mut rest)
+            .map_err(|e| Error::Data(format!("{}: not a .npy file ({e})", path.display())))?;
+        let offset = map.len() - rest.len();
+        let dtype = npy_dtype(&header.dtype())
+            .map_err(|descr| Error::Data(format!("{}: {descr}", path.display())))?;
+        let len = usize::try_from(header.len())
+            .ok()
+            .filter(|n| n.checked_mul(dtype.width).is_some())
+            .ok_or_else(|| Error::Data(format!("{}: shape too large", path.display())))?;
+        let expected = len * dtype.width;
+        if rest.len() != expected {
+            let what = if rest.len() < expected {
+                "truncated"
+            } else {
+                "has trailing bytes"
+            };
+            return Err(Error::Data(format!(
+                "{}: {what}: the header says {len} elements of {dtype} ({expected} bytes) but {} bytes follow it",
+                path.display(),
+                rest.len()
+            )));
+        }
+        Ok(Array {
+            storage: Storage::Mapped(map),
+            offset,
+            len,
+            dtype,
+        })
+    }
+
+    pub fn open_raw(path: &Path, dtype: DType) -> Result<Array> {
+        let map = map_file(path)?;
+        if map.len() % dtype.width != 0 {
+            return Err(Error::Data(format!(
+                "{}: truncated: {} bytes is not a whole number of {}-byte elements",
+                path.display(),
+                map.len(),
+                dtype.width
+            )));
+        }
+        Ok(Array {
+            len: map.len() / dtype.width,
+            storage: Storage::Mapped(map),
+            offset: 0,
+            dtype,
+        })
+    }
+
+    pub fn open_text(path: &Path) -> Result<Array> {
+        let values = read_integer_lines(path)?;
+        let needs_u64 = values.iter().any(|&v| v > i64::MAX as i128);
+        if needs_u64 {
+            if let Some(neg) = values.iter().find(|&&v| v < 0) {
+                return Err(Error::Data(format!(
+                    "{}: holds both {neg} and values above 2^63-1; no 64-bit integer type holds both",
+                    path.display()
+                )));
+            }
+            Ok(Array::owned(
+                values.into_iter().map(|v| v as u64).collect(),
+                DType::U64,
+            ))
+        } else {
+            Ok(Array::from_i64(
+                values.into_iter().map(|v| v as i64).collect(),
+            ))
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The elements' bytes as stored.
+    pub fn bytes(&self) -> &[u8] {
+        let all: &[u8] = match &self.storage {
+            Storage::Mapped(map) => map,
+            Storage::Owned(words) => bytemuck::cast_slice(words),
+        };
+        &all[self.offset..self.offset + self.len * self.dtype.width]
+    }
+
+    /// Appends the elements in `range`, widened to `i128`, to `out`.
+    pub fn decode_into(&self, range: Range<usize>, out: &mut Vec<i128>) {
+        let w = self.dtype.width;
+        let bytes = &self.bytes()[range.start * w..range.end * w];
+        match (self.dtype.signed, w, self.dtype.big_endian) {
+            (true, 1, _) => decode_as!(bytes, out, i8, from_le_bytes),
+            (false, 1, _) => decode_as!(bytes, out, u8, from_le_bytes),
+            (true, 2, false) => decode_as!(bytes, out, i16, from_le_bytes),
+            (true, 2, true) => decode_as!(bytes, out, i16, from_be_bytes),
+            (false, 2, false) => decode_as!(bytes, out, u16, from_le_bytes),
+            (false, 2, true) => decode_as!(bytes, out, u16, from_be_bytes),
+            (true, 4, false) => decode_as!(bytes, out, i32, from_le_bytes),
+            (true, 4, true) => decode_as!(bytes, out, i32, from_be_bytes),
+            (false, 4, false) => decode_as!(bytes, out, u32, from_le_bytes),
+            (false, 4, true) => decode_as!(bytes, out, u32, from_be_bytes),
+            (true, 8, false) => decode_as!(bytes, out, i64, from_le_bytes),
+            (true, 8, true) => decode_as!(bytes, out, i64, from_be_bytes),
+            (false, 8, false) => decode_as!(bytes, out, u64, from_le_bytes),
+            (false, 8, true) => decode_as!(bytes, out, u64, from_be_bytes),
+            _ => unreachable!("DType widths are 1, 2, 4 or 8"),
+        }
+    }
+
+    /// Calls `f` on consecutive blocks of at most `block` decoded elements, with each block's
+    /// start index; in parallel on the current rayon pool.
+    pub fn par_blocks<T, F, R>(
+        &self,
+        block: usize,
+        identity: impl Fn() -> T + Sync + Send,
+        f: F,
+        reduce: R,
+    ) -> T
+    where
+        T: Send,
+        F: Fn(&mut T, usize, &[i128]) + Sync + Send,
+        R: Fn(T, T) -> T + Sync + Send,
+    {
+        use rayon::prelude::*;
+        let blocks = self.len.div_ceil(block);
+        (0..blocks)
+            .into_par_iter()
+            .fold(
+                || (identity(), Vec::with_capacity(block)),
+                |(mut acc, mut scratch), b| {
+                    let start = b * block;
+                    scratch.clear();
+                    self.decode_into(start..(start + block).min(self.len), &mut scratch);
+                    f(&mut acc, start, &scratch);
+                    (acc, scratch)
+                },
+            )
+            .map(|(acc, _)| acc)
+            .reduce(&identity, reduce)
+    }
+}
+
+fn extension(path: &Path) -> Option<String> {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+}
+
+fn map_file(path: &Path) -> Result<Mmap> {
+    let file = File::open(path).map_err(|e| Error::io(path, e))?;
+    // SAFETY: the map is read-only; like every memory-mapping reader we rely on nobody
+    // truncating the file while divgpu runs (that would be a SIGBUS, not a wrong answer).
+    unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))
+}
+
+/// The integer dtype of an `.npy` header, or a description of why it is not one.
+fn npy_dtype(dtype: &NpyDType) -> std::result::Result<DType, String> {
+    let NpyDType::Plain(ts) = dtype else {
+        return Err(format!(
+            "dtype {} is a structured or sub-array type; divgpu reads integer arrays",
+            dtype.descr()
+        ));
+    };
+    let signed = match ts.type_char() {
+        TypeChar::Int => true,
+        TypeChar::Uint => false,
+        _ => {
+            return Err(format!(
+                "dtype {ts} is not an integer type; divgpu reads i1 i2 i4 i8 u1 u2 u4 u8"
+            ))
+        }
+    };
+    let width = match ts.num_bytes() {
+        Some(w @ (1 | 2 | 4 | 8)) => w,
+        _ => return Err(format!("dtype {ts} has an unsupported width")),
+    };
+    Ok(DType {
+        signed,
+        width,
+        big_endian: ts.endianness() == Endianness::Big,
+    })
+}
+
+/// Parses one integer in `[-2^63, 2^64)`, the range of every input element and threshold.
+pub fn parse_integer(text: &str) -> std::result::Result<i128, String> {
+    let text = text.trim();
+    let value: i128 = text
+        .parse()
+        .map_err(|_| format!("{text:?} is not an integer"))?;
+    if (MIN_VALUE..=MAX_VALUE).contains(&value) {
+        Ok(value)
+    } else {
+        Err(format!("{text} is outside [-2^63, 2^64)"))
+    }
+}
+
+/// Reads a text file of one integer per line; blank lines are skipped.
+pub fn read_integer_lines(path: &Path) -> Result<Vec<i128>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, line)| !line.trim().is_empty())
+        .map(|(i, line)| {
+            parse_integer(line)
+                .map_err(|e| Error::Data(format!("{}:{}: {e}", path.display(), i + 1)))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_names_are_bit_sizes() {
+        assert_eq!(DType::from_raw_name("i8").unwrap().width, 1);
+        assert_eq!(DType::from_raw_name("u64").unwrap().width, 8);
+        assert!(!DType::from_raw_name("u16").unwrap().signed);
+        assert_eq!(DType::from_raw_name("i12"), None);
+        assert_eq!(DType::from_raw_name("f32"), None);
+        assert_eq!(DType::from_raw_name(""), None);
+    }
+
+    #[test]
+    fn integers_are_range_checked() {
+        assert_eq!(parse_integer(" -9223372036854775808 "), Ok(MIN_VALUE));
+        assert_eq!(parse_integer("18446744073709551615"), Ok(MAX_VALUE));
+        assert!(parse_integer("18446744073709551616").is_err());
+        assert!(parse_integer("-9223372036854775809").is_err());
+        assert!(parse_integer("1.5").is_err());
+        assert!(parse_integer("").is_err());
+    }
+}

@@ -1,0 +1,166 @@
+//! A validated run: where the array and thresholds come from, which backend and algorithm. The
+//! CLI builds one from its flags; [`execute`] loads, picks the backend at this one edge, runs,
+//! and compares when asked.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use crate::error::{Error, Result};
+use crate::gpu::{context, GpuContext};
+use crate::input::{self, Array, DType};
+use crate::query::Plan;
+use crate::report::{Comparison, Report, Timings};
+use crate::{cpu, workload, Algorithm};
+
+pub enum Source {
+    /// The post's workload: `size` values uniform in `[0, max_value]` from `seed`.
+    Generated {
+        size: usize,
+        max_value: u64,
+        seed: u64,
+    },
+    /// A file; `raw_dtype` reads it as raw little-endian elements.
+    File {
+        path: PathBuf,
+        raw_dtype: Option<DType>,
+    },
+}
+
+pub enum Thresholds {
+    List(Vec<i128>),
+    /// One integer per line.
+    File(PathBuf),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BackendChoice {
+    /// A hardware GPU if there is one, else the CPU.
+    Auto,
+    Gpu,
+    Cpu,
+    /// GPU and CPU, compared.
+    Both,
+}
+
+pub struct Job {
+    pub source: Source,
+    pub thresholds: Thresholds,
+    pub backend: BackendChoice,
+    pub algorithm: Algorithm,
+    /// CPU threads, 0 for one per core.
+    pub threads: usize,
+    /// Adapter name substring (else `WGPU_ADAPTER_NAME`).
+    pub adapter: Option<String>,
+    pub chunk_elements: Option<usize>,
+}
+
+/// The report, and lines for stderr about how the run went.
+pub struct Outcome {
+    pub report: Report,
+    pub notes: Vec<String>,
+}
+
+fn ms(since: Instant) -> f64 {
+    since.elapsed().as_secs_f64() * 1e3
+}
+
+pub fn execute(job: &Job) -> Result<Outcome> {
+    let started = Instant::now();
+    let mut notes = Vec::new();
+    let array = match &job.source {
+        Source::Generated {
+            size,
+            max_value,
+            seed,
+        } => Array::from_i64(workload::generate(*size, *max_value, *seed)),
+        Source::File { path, raw_dtype } => Array::open(path, *raw_dtype)?,
+    };
+    let thresholds = match &job.thresholds {
+        Thresholds::List(list) => list.clone(),
+        Thresholds::File(path) => input::read_integer_lines(path)?,
+    };
+    if thresholds.is_empty() {
+        return Err(Error::Data("no thresholds given".to_string()));
+    }
+    let plan = Plan::new(&thresholds);
+    let mut timings = Timings {
+        load: ms(started),
+        ..Timings::default()
+    };
+
+    let instance = context::instance();
+    let adapter = match job.backend {
+        BackendChoice::Cpu => None,
+        BackendChoice::Auto => {
+            // An explicitly named adapter is used whatever it is; otherwise only real GPUs,
+            // since a software rasteriser is slower than the rayon path.
+            let named = job.adapter.is_some();
+            let found = context::choose_adapter(&instance, job.adapter.as_deref(), !named)?;
+            if found.is_none() {
+                notes.push("no hardware GPU adapter found; running on the CPU".to_string());
+            }
+            found
+        }
+        BackendChoice::Gpu | BackendChoice::Both => Some(
+            context::choose_adapter(&instance, job.adapter.as_deref(), false)?
+                .ok_or_else(|| Error::NoAdapter(context::no_adapter_message()))?,
+        ),
+    };
+    let run_cpu = adapter.is_none() || job.backend == BackendChoice::Both;
+
+    let mut gpu_run = None;
+    if let Some(adapter) = &adapter {
+        let start = Instant::now();
+        let gpu = GpuContext::new(adapter)?;
+        if !context::is_hardware(gpu.adapter_info()) {
+            notes.push(format!(
+                "{} is a software adapter: its timings say nothing about a real GPU",
+                gpu.adapter_info().name
+            ));
+        }
+        let uploaded = gpu.upload(&array, job.chunk_elements)?;
+        timings.upload = ms(start);
+        let (results, t) = gpu.query(&uploaded, &plan, job.algorithm)?;
+        timings.compute += t.compute.as_secs_f64() * 1e3;
+        timings.readback = t.readback.as_secs_f64() * 1e3;
+        gpu_run = Some((gpu.summary(), results));
+    }
+    let mut cpu_results = None;
+    if run_cpu {
+        let start = Instant::now();
+        cpu_results = Some(cpu::run(&array, &plan, job.algorithm, job.threads)?);
+        timings.compute += ms(start);
+    }
+    let threads = run_cpu.then(|| {
+        if job.threads == 0 {
+            std::thread::available_parallelism().map_or(1, |n| n.get())
+        } else {
+            job.threads
+        }
+    });
+
+    let (backend, adapter, results, comparison) = match (gpu_run, cpu_results) {
+        (Some((adapter, gpu)), Some(cpu)) => {
+            let comparison = Comparison::new(&thresholds, gpu, cpu.clone());
+            ("both", Some(adapter), cpu, Some(comparison))
+        }
+        (Some((adapter, gpu)), None) => ("gpu", Some(adapter), gpu, None),
+        (None, Some(cpu)) => ("cpu", None, cpu, None),
+        (None, None) => unreachable!("at least one backend runs"),
+    };
+    timings.total = ms(started);
+    Ok(Outcome {
+        report: Report {
+            results,
+            thresholds,
+            backend,
+            algorithm: job.algorithm.name(),
+            adapter,
+            elements: array.len(),
+            threads,
+            timings_ms: timings,
+            comparison,
+        },
+        notes,
+    })
+}

@@ -1,0 +1,142 @@
+use std::io::Write;
+use std::process::ExitCode;
+
+use clap::Parser;
+
+mod cli;
+
+use cli::{Cli, Command};
+use divgpu::{gpu, job, workload};
+
+/// Exit codes: 0 success, 1 data or runtime error (and `--backend both` disagreeing), 2 usage.
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) if !e.use_stderr() => {
+            // --help and --version
+            let _ = e.print();
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("divgpu: {} (see --help)", clap_message(&e));
+            return ExitCode::from(2);
+        }
+    };
+    let outcome = match cli.command {
+        Some(Command::Devices { json }) => devices(json),
+        Some(Command::Gen {
+            output,
+            workload: w,
+        }) => {
+            let values = workload::generate(w.size, w.max_value, w.seed);
+            workload::write_npy(&output, &values).map(|()| {
+                eprintln!(
+                    "divgpu: wrote {} int64 values to {}",
+                    values.len(),
+                    output.display()
+                );
+                ExitCode::SUCCESS
+            })
+        }
+        None => match (cli.run.json, cli.run.job()) {
+            (json, Ok(job)) => run(&job, json),
+            (_, Err(usage)) => {
+                eprintln!("divgpu: {usage}");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    match outcome {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("divgpu: {e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// clap's error as one line: its first line without the `error: ` prefix.
+fn clap_message(e: &clap::Error) -> String {
+    let text = e.render().to_string();
+    let first = text.lines().next().unwrap_or("invalid arguments");
+    first.strip_prefix("error: ").unwrap_or(first).to_string()
+}
+
+fn run(job: &job::Job, json: bool) -> divgpu::Result<ExitCode> {
+    let outcome = job::execute(job)?;
+    let report = &outcome.report;
+    for note in &outcome.notes {
+        eprintln!("divgpu: {note}");
+    }
+    match &report.adapter {
+        Some(a) => eprintln!(
+            "divgpu: {} backend, {} algorithm, adapter {} ({}, {})",
+            report.backend, report.algorithm, a.name, a.backend, a.device_type
+        ),
+        None => eprintln!(
+            "divgpu: cpu backend, {} algorithm, {} threads",
+            report.algorithm,
+            report.threads.unwrap_or(1)
+        ),
+    }
+    let text = if json {
+        serde_json::to_string(report).expect("a report always serializes") + "\n"
+    } else {
+        report.table()
+    };
+    write_stdout(&text);
+    let mismatch = report
+        .comparison
+        .as_ref()
+        .and_then(|c| c.first_mismatch.as_ref());
+    Ok(match mismatch {
+        Some(m) => {
+            eprintln!(
+                "divgpu: backends disagree at threshold #{} ({}): gpu {} cpu {}",
+                m.index, m.threshold, m.gpu, m.cpu
+            );
+            ExitCode::from(1)
+        }
+        None => ExitCode::SUCCESS,
+    })
+}
+
+fn devices(json: bool) -> divgpu::Result<ExitCode> {
+    let devices = gpu::devices();
+    if json {
+        write_stdout(&(serde_json::to_string(&devices).expect("serializes") + "\n"));
+    } else if devices.is_empty() {
+        eprintln!("divgpu: {}", gpu::context::no_adapter_message());
+    } else {
+        let mut out = String::new();
+        for d in &devices {
+            out += &format!(
+                "{}\n  backend {}, type {}, driver {}\n  max storage binding {} bytes, max buffer {} bytes, 64-bit shader integers: {}, timestamp queries: {}\n",
+                d.adapter.name,
+                d.adapter.backend,
+                d.adapter.device_type,
+                if d.adapter.driver.is_empty() { "-" } else { &d.adapter.driver },
+                d.max_storage_binding_bytes,
+                d.max_buffer_bytes,
+                yes_no(d.shader_int64),
+                yes_no(d.timestamp_query),
+            );
+        }
+        write_stdout(&out);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// Writes all of stdout at once; a closed pipe (`divgpu | head`) is not an error worth a panic.
+fn write_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}

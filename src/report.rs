@@ -1,0 +1,109 @@
+//! What a run prints: the `--json` object (a documented, stable struct) and the readable table.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::gpu::AdapterSummary;
+
+/// The `--json` output: one object per run.
+#[derive(Debug, Serialize)]
+pub struct Report {
+    /// One sum per threshold, in the order the thresholds were given. With `--backend both`,
+    /// the CPU's.
+    pub results: Vec<u64>,
+    /// The thresholds as given.
+    pub thresholds: Vec<i128>,
+    /// `"gpu"`, `"cpu"` or `"both"`: the backend that ran (`auto` resolved).
+    pub backend: &'static str,
+    /// `"fast"` or `"naive"`.
+    pub algorithm: &'static str,
+    /// The adapter that ran the GPU part; `null` when only the CPU ran.
+    pub adapter: Option<AdapterSummary>,
+    /// Elements in the array.
+    pub elements: usize,
+    /// CPU threads used; `null` when only the GPU ran.
+    pub threads: Option<usize>,
+    pub timings_ms: Timings,
+    /// With `--backend both`: both backends' results and the first disagreement, if any.
+    pub comparison: Option<Comparison>,
+}
+
+/// Wall-clock milliseconds of each phase.
+#[derive(Clone, Copy, Debug, Default, Serialize)]
+pub struct Timings {
+    /// Reading, mapping or generating the array and reading the thresholds.
+    pub load: f64,
+    /// Opening the device and uploading the array (0 on the CPU).
+    pub upload: f64,
+    /// The queries themselves (GPU and CPU added up with `--backend both`).
+    pub compute: f64,
+    /// Copying the sums back from the GPU (0 on the CPU).
+    pub readback: f64,
+    /// The whole run, start to finish.
+    pub total: f64,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Comparison {
+    pub gpu_results: Vec<u64>,
+    pub cpu_results: Vec<u64>,
+    /// `null` when the backends agree on every threshold.
+    pub first_mismatch: Option<Mismatch>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Mismatch {
+    pub index: usize,
+    pub threshold: i128,
+    pub gpu: u64,
+    pub cpu: u64,
+}
+
+impl Comparison {
+    pub fn new(thresholds: &[i128], gpu_results: Vec<u64>, cpu_results: Vec<u64>) -> Self {
+        let first_mismatch = gpu_results
+            .iter()
+            .zip(&cpu_results)
+            .position(|(g, c)| g != c)
+            .map(|index| Mismatch {
+                index,
+                threshold: thresholds[index],
+                gpu: gpu_results[index],
+                cpu: cpu_results[index],
+            });
+        Comparison {
+            gpu_results,
+            cpu_results,
+            first_mismatch,
+        }
+    }
+}
+
+impl Report {
+    /// The readable form: one row per threshold.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        match &self.comparison {
+            None => {
+                let _ = writeln!(out, "{:>22}  {:>22}", "threshold", "result");
+                for (t, r) in self.thresholds.iter().zip(&self.results) {
+                    let _ = writeln!(out, "{t:>22}  {r:>22}");
+                }
+            }
+            Some(c) => {
+                let _ = writeln!(out, "{:>22}  {:>22}  {:>22}", "threshold", "gpu", "cpu");
+                for ((t, g), r) in self
+                    .thresholds
+                    .iter()
+                    .zip(&c.gpu_results)
+                    .zip(&c.cpu_results)
+                {
+                    let mark = if g == r { "" } else { "  MISMATCH" };
+                    let _ = writeln!(out, "{t:>22}  {g:>22}  {r:>22}{mark}");
+                }
+            }
+        }
+        out
+    }
+}
