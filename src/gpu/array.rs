@@ -39,16 +39,16 @@ fn key(value: i128, signed: bool) -> u64 {
     }
 }
 
-/// The key of a threshold, saturated into the array's range; `None` for a negative threshold
-/// over an unsigned array, which no element can be at or below.
+/// The key of a threshold, saturated into the array's range; `None` for a threshold below
+/// every value the array's type holds (a negative one over an unsigned array), which no
+/// element can be at or below.
 fn threshold_key(t: i128, signed: bool) -> Option<u64> {
-    if signed {
-        Some(key(t.clamp(i64::MIN.into(), i64::MAX.into()), true))
-    } else if t < 0 {
-        None
+    let (lowest, highest) = if signed {
+        (i128::from(i64::MIN), i128::from(i64::MAX))
     } else {
-        Some(key(t.min(u64::MAX.into()), false))
-    }
+        (0, i128::from(u64::MAX))
+    };
+    (t >= lowest).then(|| key(t.min(highest), signed))
 }
 
 fn split(key: u64) -> [u32; 2] {
@@ -421,5 +421,10 @@ mod tests {
         assert_eq!(threshold_key(0, false), Some(0));
         assert_eq!(threshold_key(u64::MAX as i128, true), Some(u64::MAX));
         assert_eq!(threshold_key(-1, true), Some(SIGN - 1));
+        assert_eq!(threshold_key(i128::from(i64::MIN) - 1, true), None);
+        assert_eq!(
+            threshold_key(i128::from(u64::MAX) + 1, false),
+            Some(u64::MAX)
+        );
     }
 }

@@ -171,6 +171,11 @@ impl GpuContext {
         &self.info
     }
 
+    /// Invocations per workgroup in every pipeline: element counts around it are the edge cases.
+    pub fn workgroup_size(&self) -> u32 {
+        self.pipelines.workgroup_size
+    }
+
     pub fn summary(&self) -> AdapterSummary {
         AdapterSummary::of(&self.info)
     }

@@ -1,0 +1,190 @@
+//! Each backend and algorithm against answers from outside (OEIS) and against the post's kernel
+//! run as an oracle. Written once, run for every runner: CPU on 1 and 2 threads, and the GPU
+//! (the adapter `WGPU_BACKEND` picks; a missing adapter fails these tests).
+
+mod common;
+
+use common::{assert_all_runners, gpu, oracle, runners, Runner, A006218};
+use divgpu::input::Array;
+use divgpu::workload::SplitMix64;
+use divgpu::Algorithm;
+
+fn array(values: &[i128]) -> Array {
+    Array::from_i64(values.iter().map(|&v| v as i64).collect())
+}
+
+#[test]
+fn a006218_on_every_backend_and_algorithm() {
+    // With the array 0..=N, threshold N counts 0 (c = 1) and d(1) + ... + d(N).
+    let values: Vec<i128> = (0..=1_000_000).collect();
+    let thresholds: Vec<i128> = A006218.iter().map(|&(n, _)| n).collect();
+    let expected: Vec<u64> = A006218.iter().map(|&(_, sum)| sum + 1).collect();
+    assert_all_runners(&runners(), &values, &array(&values), &thresholds, &expected);
+}
+
+/// Divisor counts known from outside (OEIS A000005; 735134400 and 3491888400 are highly
+/// composite, A002182; 4294967291 is the largest prime below 2^32; 2^32 - 1 = 3*5*17*257*65537).
+const EDGE_VALUES: [(i128, u64); 18] = [
+    (i64::MIN as i128, 1),
+    (-1_000_000_007, 1),
+    (-1, 1),
+    (0, 1),
+    (1, 1),
+    (2, 2),
+    (3, 2),
+    (4, 3),
+    (25, 3),
+    (65_521, 2),
+    (65_536, 17),
+    (4_294_836_225, 81), // 65535^2 = (3*5*17*257)^2
+    (720_720, 240),
+    (735_134_400, 1344),
+    (3_491_888_400, 1920),
+    (4_294_967_291, 2),
+    (4_294_967_295, 32),
+    (4_294_967_296 - 2, 4), // 2 * 2147483647
+];
+
+#[test]
+fn c_of_edge_values_on_every_backend() {
+    let runners = runners();
+    for &(x, d) in &EDGE_VALUES {
+        assert_all_runners(&runners, &[x], &array(&[x]), &[x], &[d]);
+        // and not counted by a threshold just below it
+        assert_all_runners(&runners, &[x], &array(&[x]), &[x - 1], &[0]);
+    }
+}
+
+#[test]
+fn c_of_64_bit_values_on_the_cpu() {
+    // 2^64-1 = 3*5*17*257*641*65537*6700417; 2^63-1 = 7^2*73*127*337*92737*649657;
+    // 2^61-1 and 18446744073709551557 (largest prime below 2^64) are prime; 963761198400 is
+    // highly composite (A002182).
+    let cases: [(i128, u64); 7] = [
+        (u64::MAX as i128, 128),
+        (i64::MAX as i128, 96),
+        ((1 << 61) - 1, 2),
+        (18_446_744_073_709_551_557, 2),
+        (4_294_967_291 * 4_294_967_291, 3),
+        (963_761_198_400, 6720),
+        (1 << 40, 41),
+    ];
+    for (x, d) in cases {
+        let values = if x > i64::MAX as i128 {
+            Array::open_text(&write_text(&[x])).unwrap()
+        } else {
+            array(&[x])
+        };
+        let got = Runner::Cpu(Algorithm::Fast, 1).run(&values, &[x]).unwrap();
+        assert_eq!(got, [d], "c({x})");
+    }
+}
+
+fn write_text(values: &[i128]) -> std::path::PathBuf {
+    use std::io::Write;
+    let mut file = tempfile::Builder::new().suffix(".txt").tempfile().unwrap();
+    for v in values {
+        writeln!(file, "{v}").unwrap();
+    }
+    file.into_temp_path().keep().unwrap()
+}
+
+#[test]
+fn gpu_refuses_values_above_32_bits_by_name() {
+    let Some(gpu) = gpu() else { return };
+    let err = gpu
+        .upload(&array(&[5, 1 << 32, 7]), None)
+        .err()
+        .expect("2^32 is refused");
+    let message = err.to_string();
+    assert!(message.contains("4294967296"), "{message}");
+    assert!(message.contains("--backend cpu"), "{message}");
+}
+
+/// A seeded mix: mostly small values, some negatives, some near 2^32, duplicates.
+fn random_values(rng: &mut SplitMix64, len: usize) -> Vec<i128> {
+    (0..len)
+        .map(|_| match rng.below(10) {
+            0 => -(rng.below(1 << 40) as i128),
+            1 => (1i128 << 32) - 1 - rng.below(1000) as i128,
+            2 => 1,
+            _ => rng.below(5000) as i128,
+        })
+        .collect()
+}
+
+fn random_thresholds(rng: &mut SplitMix64) -> Vec<i128> {
+    let mut t: Vec<i128> = (0..6).map(|_| rng.below(6000) as i128 - 500).collect();
+    t.push(t[0]); // duplicate
+    t.extend([i64::MIN as i128, -1, 0, 1, u64::MAX as i128, (1 << 32) - 1]);
+    t
+}
+
+#[test]
+fn random_arrays_around_the_workgroup_size_match_the_oracle() {
+    let wg = gpu().map_or(256, |g| g.workgroup_size() as usize);
+    let runners = runners();
+    let mut rng = SplitMix64::new(7);
+    for len in [0, 1, 2, wg - 1, wg, wg + 1, 2 * wg + 3, 1000] {
+        let values = random_values(&mut rng, len);
+        let thresholds = random_thresholds(&mut rng);
+        let expected = oracle(&values, &thresholds);
+        assert_all_runners(&runners, &values, &array(&values), &thresholds, &expected);
+    }
+}
+
+#[test]
+fn forced_small_chunks_match_the_oracle() {
+    if gpu().is_none() {
+        return;
+    }
+    let chunk = 64;
+    let mut rng = SplitMix64::new(11);
+    for len in [chunk - 1, chunk, chunk + 1, 3 * chunk + 5] {
+        let values = random_values(&mut rng, len);
+        let thresholds = random_thresholds(&mut rng);
+        let expected = oracle(&values, &thresholds);
+        let runners = [
+            Runner::Gpu(Algorithm::Fast, Some(chunk)),
+            Runner::Gpu(Algorithm::Naive, Some(chunk)),
+        ];
+        assert_all_runners(&runners, &values, &array(&values), &thresholds, &expected);
+    }
+}
+
+#[test]
+fn more_thresholds_than_workgroup_buckets_match_the_oracle() {
+    // Over 1024 distinct thresholds the fast shader adds to global sums directly.
+    let mut rng = SplitMix64::new(5);
+    let values = random_values(&mut rng, 3000);
+    let thresholds: Vec<i128> = (0..1500).map(|_| rng.below(5200) as i128 - 100).collect();
+    let expected = oracle(&values, &thresholds);
+    let mut fast: Vec<Runner> = vec![Runner::Cpu(Algorithm::Fast, 2)];
+    if gpu().is_some() {
+        fast.push(Runner::Gpu(Algorithm::Fast, None));
+    }
+    assert_all_runners(&fast, &values, &array(&values), &thresholds, &expected);
+}
+
+#[test]
+fn sums_above_u32_max_are_exact() {
+    // 3,300,000 elements with 1344 divisors each: 4,435,200,000 > 2^32 - 1. The naive path
+    // shares the shader's 64-bit add (add_to_sum) but would take minutes here.
+    let n = 3_300_000usize;
+    let x = 735_134_400i64;
+    let values = Array::from_i64(vec![x; n]);
+    let thresholds = [x as i128, x as i128 - 1, u64::MAX as i128];
+    let total = n as u64 * 1344;
+    assert!(total > u64::from(u32::MAX));
+    let mut fast: Vec<Runner> = vec![Runner::Cpu(Algorithm::Fast, 2)];
+    if gpu().is_some() {
+        fast.push(Runner::Gpu(Algorithm::Fast, None));
+    }
+    assert_all_runners(
+        &fast,
+        &[x as i128],
+        &values,
+        &thresholds,
+        &[total, 0, total],
+    );
+}

@@ -1,0 +1,150 @@
+//! Shared by the integration tests: the oracle, the GPU context, known answers from outside.
+#![allow(dead_code)]
+
+use std::sync::OnceLock;
+
+use divgpu::gpu::{context, GpuContext};
+
+/// OEIS A006218: sum of d(k) for k = 1..N, at N = 10, 100, ..., 10^6.
+pub const A006218: [(i128, u64); 6] = [
+    (10, 27),
+    (100, 482),
+    (1_000, 7_069),
+    (10_000, 93_668),
+    (100_000, 1_166_750),
+    (1_000_000, 13_970_034),
+];
+
+/// The post's kernel for one element, transcribed as written (in i128, so `j * j` cannot
+/// overflow): the oracle every backend is compared with. Slow on purpose.
+pub fn oracle_count(x: i128) -> u64 {
+    let mut ret = 1;
+    if x > 1 {
+        ret += 1;
+    }
+    let mut j: i128 = 2;
+    while j * j <= x {
+        if x % j == 0 {
+            ret += 1;
+            if j * j < x {
+                ret += 1;
+            }
+        }
+        j += 1;
+    }
+    ret
+}
+
+/// For every threshold n, the sum of the oracle's count over elements `x <= n`.
+pub fn oracle(values: &[i128], thresholds: &[i128]) -> Vec<u64> {
+    thresholds
+        .iter()
+        .map(|&n| {
+            values
+                .iter()
+                .filter(|&&x| x <= n)
+                .map(|&x| oracle_count(x))
+                .sum()
+        })
+        .collect()
+}
+
+/// Set to 1 to skip the GPU tests on a machine with no adapter at all; without it, a missing
+/// adapter fails them.
+pub const SKIP_GPU_VAR: &str = "DIVGPU_SKIP_GPU_TESTS";
+/// When set (CI: `vulkan`, `gl`), the adapter's backend must be this one.
+pub const EXPECT_BACKEND_VAR: &str = "DIVGPU_EXPECT_BACKEND";
+
+/// The one GPU context of this test binary (adapter from `WGPU_BACKEND`/`WGPU_ADAPTER_NAME`),
+/// or `None` only when the person running the tests opted out with `DIVGPU_SKIP_GPU_TESTS=1`.
+pub fn gpu() -> Option<&'static GpuContext> {
+    static CONTEXT: OnceLock<Option<GpuContext>> = OnceLock::new();
+    CONTEXT
+        .get_or_init(|| {
+            if std::env::var(SKIP_GPU_VAR).is_ok_and(|v| v == "1") {
+                eprintln!("{SKIP_GPU_VAR}=1: skipping GPU checks");
+                return None;
+            }
+            let instance = context::instance();
+            let adapter = context::choose_adapter(&instance, None, false)
+                .expect("choosing an adapter")
+                .unwrap_or_else(|| {
+                    panic!(
+                        "no GPU adapter: {}; or set {SKIP_GPU_VAR}=1 to skip GPU tests",
+                        context::no_adapter_message()
+                    )
+                });
+            let gpu = GpuContext::new(&adapter).expect("opening the GPU");
+            let info = gpu.adapter_info();
+            eprintln!("GPU tests on {} ({:?})", info.name, info.backend);
+            if let Ok(expected) = std::env::var(EXPECT_BACKEND_VAR) {
+                assert_eq!(
+                    format!("{:?}", info.backend).to_lowercase(),
+                    expected.to_lowercase(),
+                    "{EXPECT_BACKEND_VAR} asks for another backend than the adapter found"
+                );
+            }
+            Some(gpu)
+        })
+        .as_ref()
+}
+
+use divgpu::input::Array;
+use divgpu::query::Plan;
+use divgpu::Algorithm;
+
+/// One way of answering a query: a backend and an algorithm (and for the GPU, a chunk size).
+#[derive(Clone, Copy, Debug)]
+pub enum Runner {
+    Cpu(Algorithm, usize),
+    Gpu(Algorithm, Option<usize>),
+}
+
+impl Runner {
+    pub fn run(&self, array: &Array, thresholds: &[i128]) -> divgpu::Result<Vec<u64>> {
+        let plan = Plan::new(thresholds);
+        match *self {
+            Runner::Cpu(algorithm, threads) => divgpu::cpu::run(array, &plan, algorithm, threads),
+            Runner::Gpu(algorithm, chunk) => {
+                let gpu = gpu().expect("GPU runners exist only with a GPU");
+                let uploaded = gpu.upload(array, chunk)?;
+                gpu.query(&uploaded, &plan, algorithm).map(|(r, _)| r)
+            }
+        }
+    }
+}
+
+/// Every backend and algorithm: CPU on 1 and 2 threads, and the GPU unless opted out.
+pub fn runners() -> Vec<Runner> {
+    let mut all = Vec::new();
+    for algorithm in [Algorithm::Fast, Algorithm::Naive] {
+        all.push(Runner::Cpu(algorithm, 1));
+        all.push(Runner::Cpu(algorithm, 2));
+        if gpu().is_some() {
+            all.push(Runner::Gpu(algorithm, None));
+        }
+    }
+    all
+}
+
+/// Runs `thresholds` over `values` on every runner and checks each against `expected`.
+pub fn assert_all_runners(
+    runners: &[Runner],
+    values: &[i128],
+    array: &Array,
+    thresholds: &[i128],
+    expected: &[u64],
+) {
+    for runner in runners {
+        let got = runner
+            .run(array, thresholds)
+            .unwrap_or_else(|e| panic!("{runner:?} failed: {e}"));
+        assert_eq!(
+            got,
+            expected,
+            "{runner:?} on {} elements ({:?}...), thresholds {thresholds:?}",
+            values.len(),
+            &values[..values.len().min(8)]
+        );
+    }
+}

@@ -1,0 +1,31 @@
+//! Every shader parses and validates with naga, the compiler wgpu itself uses: a broken shader
+//! fails here, with no GPU needed.
+
+use divgpu::gpu::pipelines::shader_sources;
+use wgpu::naga;
+
+#[test]
+fn every_shader_parses_and_validates() {
+    for (label, source) in shader_sources() {
+        let module = naga::front::wgsl::parse_str(&source)
+            .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(&source)));
+        let mut validator = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        );
+        let info = validator
+            .validate(&module)
+            .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(&source)));
+        // With the workgroup size the pipelines set, as the GPU would see it.
+        let constants = [("WG_SIZE".to_string(), 256.0)].into_iter().collect();
+        let (resolved, _) =
+            naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
+                .unwrap_or_else(|e| panic!("{label}: overrides: {e}"));
+        assert_eq!(resolved.entry_points.len(), 1, "{label}: one entry point");
+        assert_eq!(
+            resolved.entry_points[0].workgroup_size,
+            [256, 1, 1],
+            "{label}"
+        );
+    }
+}
