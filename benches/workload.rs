@@ -1,1 +1,94 @@
-fn main() {}
+//! The post's workload (1M values in [0, 1e6], its 13 thresholds) on every backend and algorithm.
+//!
+//! `DIVGPU_BENCH_SIZE` sets the element count (default 1,000,000; CI can use less). State (the
+//! array, the device, the uploaded buffers) is built outside the timed closures, and every result
+//! is checked before anything is timed, against OEIS A006218 and across backends, so a benchmark
+//! never times a wrong answer. Each GPU row names its adapter: a software adapter (llvmpipe,
+//! lavapipe) is not a GPU, and its numbers say nothing about one.
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
+
+use divgpu::gpu::{context, GpuContext};
+use divgpu::input::Array;
+use divgpu::query::Plan;
+use divgpu::{cpu, workload, Algorithm};
+
+fn size() -> usize {
+    std::env::var("DIVGPU_BENCH_SIZE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(workload::DEFAULT_SIZE)
+}
+
+fn gpu() -> Option<GpuContext> {
+    let instance = context::instance();
+    let adapter = context::choose_adapter(&instance, None, false).ok()??;
+    GpuContext::new(&adapter).ok()
+}
+
+/// A006218(10^5) = 1,166,750, so the array 0..=10^5 at threshold 10^5 gives 1,166,751.
+fn assert_known_answer(gpu: Option<&GpuContext>) {
+    let array = Array::from_i64((0..=100_000).collect());
+    let plan = Plan::new(&[100_000]);
+    for algorithm in [Algorithm::Fast, Algorithm::Naive] {
+        assert_eq!(cpu::run(&array, &plan, algorithm, 0).unwrap(), [1_166_751]);
+        if let Some(gpu) = gpu {
+            let uploaded = gpu.upload(&array, None).unwrap();
+            assert_eq!(
+                gpu.query(&uploaded, &plan, algorithm).unwrap().0,
+                [1_166_751]
+            );
+        }
+    }
+}
+
+fn post_workload(c: &mut Criterion) {
+    let n = size();
+    let array = Array::from_i64(workload::generate(
+        n,
+        workload::DEFAULT_MAX_VALUE,
+        workload::DEFAULT_SEED,
+    ));
+    let plan = Plan::new(&workload::default_thresholds());
+    let gpu = gpu();
+    assert_known_answer(gpu.as_ref());
+    let reference = cpu::run(&array, &plan, Algorithm::Fast, 0).unwrap();
+
+    let mut group = c.benchmark_group(format!("post_workload_{n}"));
+    group.throughput(Throughput::Elements(n as u64));
+    group.sample_size(10);
+    for algorithm in [Algorithm::Fast, Algorithm::Naive] {
+        for threads in [1, 0] {
+            let label = if threads == 0 {
+                "all".to_string()
+            } else {
+                threads.to_string()
+            };
+            assert_eq!(
+                cpu::run(&array, &plan, algorithm, threads).unwrap(),
+                reference
+            );
+            group.bench_function(
+                BenchmarkId::new(
+                    format!("cpu_{}", algorithm.name()),
+                    format!("{label}_threads"),
+                ),
+                |b| b.iter(|| cpu::run(&array, &plan, algorithm, threads).unwrap()),
+            );
+        }
+        if let Some(gpu) = &gpu {
+            let uploaded = gpu.upload(&array, None).unwrap();
+            assert_eq!(gpu.query(&uploaded, &plan, algorithm).unwrap().0, reference);
+            let adapter = gpu.summary();
+            let name = format!("{} {}", adapter.name, adapter.backend);
+            group.bench_function(
+                BenchmarkId::new(format!("gpu_{}", algorithm.name()), name),
+                |b| b.iter(|| gpu.query(&uploaded, &plan, algorithm).unwrap()),
+            );
+        }
+    }
+    group.finish();
+}
+
+criterion_group!(benches, post_workload);
+criterion_main!(benches);

@@ -55,11 +55,16 @@ fn main() -> ExitCode {
     }
 }
 
-/// clap's error as one line: its first line without the `error: ` prefix.
+/// clap's error as one line: its first paragraph (without the tips and the usage that follow),
+/// lines joined, without the `error: ` prefix.
 fn clap_message(e: &clap::Error) -> String {
     let text = e.render().to_string();
-    let first = text.lines().next().unwrap_or("invalid arguments");
-    first.strip_prefix("error: ").unwrap_or(first).to_string()
+    let first = text.split("\n\n").next().unwrap_or("invalid arguments");
+    let joined = first.lines().map(str::trim).collect::<Vec<_>>().join(" ");
+    joined
+        .strip_prefix("error: ")
+        .unwrap_or(&joined)
+        .to_string()
 }
 
 fn run(job: &job::Job, json: bool) -> divgpu::Result<ExitCode> {

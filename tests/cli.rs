@@ -1,0 +1,590 @@
+//! The real binary, as a user runs it: output, exit codes, and every input format.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use common::{oracle, SKIP_GPU_VAR};
+use serde::Deserialize;
+
+fn divgpu(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_divgpu"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+fn divgpu_env(args: &[&str], key: &str, value: &str) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_divgpu"))
+        .args(args)
+        .env(key, value)
+        .output()
+        .expect("the binary runs")
+}
+
+fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A failed run: the expected exit code, nothing on stdout, one `divgpu: ` line on stderr that
+/// contains every one of `needles`.
+fn assert_fails(out: &Output, code: i32, needles: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(code), "stderr: {err}");
+    assert!(
+        out.stdout.is_empty(),
+        "stdout must be empty on error: {:?}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 1, "one line of error: {err}");
+    assert!(lines[0].starts_with("divgpu: "), "{err}");
+    for needle in needles {
+        assert!(err.contains(needle), "{needle:?} not in {err:?}");
+    }
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+/// `--json` as documented, read strictly: a field added or renamed fails here.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Report {
+    results: Vec<u64>,
+    thresholds: Vec<i128>,
+    backend: String,
+    algorithm: String,
+    adapter: Option<Adapter>,
+    elements: usize,
+    threads: Option<usize>,
+    timings_ms: Timings,
+    comparison: Option<Comparison>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Adapter {
+    name: String,
+    backend: String,
+    device_type: String,
+    driver: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Timings {
+    load: f64,
+    upload: f64,
+    compute: f64,
+    readback: f64,
+    total: f64,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Comparison {
+    gpu_results: Vec<u64>,
+    cpu_results: Vec<u64>,
+    first_mismatch: Option<serde_json::Value>,
+}
+
+fn json_run(args: &[&str]) -> Report {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = divgpu(&all);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {}", stderr(&out));
+    serde_json::from_slice(&out.stdout).expect("stdout is one JSON report")
+}
+
+fn gpu_tests_enabled() -> bool {
+    std::env::var(SKIP_GPU_VAR).map_or(true, |v| v != "1")
+}
+
+fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, bytes).unwrap();
+    path
+}
+
+/// An `.npy` file built by hand from the format's specification (version 1.0), not by the
+/// crate divgpu reads with.
+fn npy(descr: &str, shape: &str, fortran: bool, data: &[u8]) -> Vec<u8> {
+    let order = if fortran { "True" } else { "False" };
+    let mut header =
+        format!("{{'descr': '{descr}', 'fortran_order': {order}, 'shape': {shape}, }}")
+            .into_bytes();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(b' ');
+    }
+    header.push(b'\n');
+    let mut out = b"\x93NUMPY\x01\x00".to_vec();
+    out.extend((header.len() as u16).to_le_bytes());
+    out.extend(header);
+    out.extend(data);
+    out
+}
+
+/// `values` as `width`-byte two's-complement integers.
+fn encode(values: &[i128], width: usize, big_endian: bool) -> Vec<u8> {
+    values
+        .iter()
+        .flat_map(|v| {
+            let mut bytes = v.to_le_bytes()[..width].to_vec();
+            if big_endian {
+                bytes.reverse();
+            }
+            bytes
+        })
+        .collect()
+}
+
+fn joined(values: &[i128]) -> String {
+    values
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+#[test]
+fn help_and_version() {
+    let out = divgpu(&["--help"]);
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--backend",
+        "--algorithm",
+        "--input",
+        "--thresholds",
+        "--json",
+        "devices",
+        "gen",
+    ] {
+        assert!(help.contains(flag), "{flag} missing from --help");
+    }
+    assert_eq!(divgpu(&["--version"]).status.code(), Some(0));
+}
+
+#[test]
+fn usage_errors_exit_2_and_name_the_flag() {
+    assert_fails(&divgpu(&["--backend", "tpu"]), 2, &["--backend"]);
+    assert_fails(&divgpu(&["--algorithm", "clever"]), 2, &["--algorithm"]);
+    assert_fails(&divgpu(&["--threads", "0"]), 2, &["--threads"]);
+    assert_fails(&divgpu(&["--thresholds", "5,x"]), 2, &["--thresholds", "x"]);
+    assert_fails(&divgpu(&["--thresholds", ""]), 2, &["--thresholds"]);
+    assert_fails(
+        &divgpu(&["--thresholds", "18446744073709551616"]),
+        2,
+        &["--thresholds", "2^64"],
+    );
+    assert_fails(
+        &divgpu(&["--input", "a.bin", "--dtype", "f32"]),
+        2,
+        &["--dtype"],
+    );
+    assert_fails(&divgpu(&["--dtype", "i32"]), 2, &["--input"]);
+    assert_fails(
+        &divgpu(&["--input", "a.npy", "--dtype", "i32"]),
+        2,
+        &["--dtype"],
+    );
+    assert_fails(&divgpu(&["--no-such-flag"]), 2, &["--no-such-flag"]);
+    assert_fails(
+        &divgpu(&["--thresholds", "1", "--thresholds-file", "t.txt"]),
+        2,
+        &["--thresholds"],
+    );
+}
+
+#[test]
+fn data_errors_exit_1_with_one_line() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let missing = d.join("missing.npy");
+    assert_fails(
+        &divgpu(&["-i", missing.to_str().unwrap(), "--backend", "cpu"]),
+        1,
+        &["missing.npy"],
+    );
+
+    let not_npy = write(d, "garbage.npy", b"hello, this is not numpy");
+    assert_fails(
+        &divgpu(&["-i", not_npy.to_str().unwrap(), "--backend", "cpu"]),
+        1,
+        &["not a .npy file"],
+    );
+
+    for descr in ["<f8", "|b1", "<c16", "|O"] {
+        let file = write(d, "float.npy", &npy(descr, "(2,)", false, &[0; 32]));
+        assert_fails(
+            &divgpu(&["-i", file.to_str().unwrap(), "--backend", "cpu"]),
+            1,
+            &["not an integer type"],
+        );
+    }
+
+    let truncated = write(d, "short.npy", &npy("<i8", "(4,)", false, &[0; 20]));
+    assert_fails(
+        &divgpu(&["-i", truncated.to_str().unwrap(), "--backend", "cpu"]),
+        1,
+        &["truncated"],
+    );
+
+    let raw = write(d, "odd.bin", &[0; 7]);
+    assert_fails(
+        &divgpu(&[
+            "-i",
+            raw.to_str().unwrap(),
+            "--dtype",
+            "i16",
+            "--backend",
+            "cpu",
+        ]),
+        1,
+        &["truncated"],
+    );
+
+    let unknown = write(d, "data.dat", &[0; 8]);
+    assert_fails(
+        &divgpu(&["-i", unknown.to_str().unwrap(), "--backend", "cpu"]),
+        1,
+        &["--dtype"],
+    );
+
+    let text = write(d, "bad.txt", b"1\n2\nthree\n");
+    assert_fails(
+        &divgpu(&["-i", text.to_str().unwrap(), "--backend", "cpu"]),
+        1,
+        &["bad.txt:3", "three"],
+    );
+
+    let empty = write(d, "empty.txt", b"\n\n");
+    assert_fails(
+        &divgpu(&[
+            "--thresholds-file",
+            empty.to_str().unwrap(),
+            "--backend",
+            "cpu",
+        ]),
+        1,
+        &["no thresholds"],
+    );
+
+    let bad_t = write(d, "t.txt", b"10\n1e5\n");
+    assert_fails(
+        &divgpu(&[
+            "--thresholds-file",
+            bad_t.to_str().unwrap(),
+            "--backend",
+            "cpu",
+        ]),
+        1,
+        &["t.txt:2"],
+    );
+
+    let unreadable = d.join("a-directory.txt");
+    std::fs::create_dir(&unreadable).unwrap();
+    assert_fails(
+        &divgpu(&["-i", unreadable.to_str().unwrap(), "--backend", "cpu"]),
+        1,
+        &["a-directory.txt"],
+    );
+}
+
+#[test]
+fn gpu_without_an_adapter_says_how_to_get_one() {
+    // DX12 exists on no Linux machine: wgpu sees no adapter at all.
+    let out = divgpu_env(
+        &["--backend", "gpu", "--size", "10"],
+        "WGPU_BACKEND",
+        "dx12",
+    );
+    assert_fails(&out, 1, &["no GPU adapter", "lavapipe", "--backend cpu"]);
+    // auto falls back to the CPU and says so
+    let out = divgpu_env(&["--size", "10", "--json"], "WGPU_BACKEND", "dx12");
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        stderr(&out).contains("running on the CPU"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn json_report_of_the_default_workload() {
+    let report = json_run(&["--backend", "cpu", "--size", "2000", "--max-value", "3000"]);
+    assert_eq!(report.backend, "cpu");
+    assert_eq!(report.algorithm, "fast");
+    assert!(report.adapter.is_none());
+    assert_eq!(report.elements, 2000);
+    assert!(report.threads.is_some_and(|t| t >= 1));
+    assert!(report.comparison.is_none());
+    // the post's 13 queries, in the post's order
+    let post: Vec<i128> = [1, 4, 1, 2, 4, 5, 1, 1, 2, 3, 4, 1, 2]
+        .iter()
+        .map(|k| k * 100_000)
+        .collect();
+    assert_eq!(report.thresholds, post);
+    assert_eq!(report.results.len(), 13);
+    let t = &report.timings_ms;
+    assert!(t.total >= t.load && t.total >= t.compute && t.upload == 0.0 && t.readback == 0.0);
+}
+
+#[test]
+fn gen_writes_the_array_the_default_run_uses() {
+    let dir = temp_dir();
+    let file = dir.path().join("w.npy");
+    let out = divgpu(&[
+        "gen",
+        "-o",
+        file.to_str().unwrap(),
+        "--size",
+        "5000",
+        "--max-value",
+        "70000",
+        "--seed",
+        "9",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    let from_file = json_run(&[
+        "--backend",
+        "cpu",
+        "-i",
+        file.to_str().unwrap(),
+        "--thresholds",
+        "100,50000,70000",
+    ]);
+    let generated = json_run(&[
+        "--backend",
+        "cpu",
+        "--size",
+        "5000",
+        "--max-value",
+        "70000",
+        "--seed",
+        "9",
+        "--thresholds",
+        "100,50000,70000",
+    ]);
+    assert_eq!(from_file.results, generated.results);
+    assert_eq!(from_file.elements, 5000);
+    // and the file is what the format says: a little-endian int64 header, 8 bytes a value
+    let bytes = std::fs::read(&file).unwrap();
+    assert!(bytes.starts_with(b"\x93NUMPY"));
+    assert!(String::from_utf8_lossy(&bytes[..128]).contains("'<i8'"));
+    let values: Vec<i128> = bytes[bytes.len() - 5000 * 8..]
+        .chunks_exact(8)
+        .map(|c| i64::from_le_bytes(c.try_into().unwrap()).into())
+        .collect();
+    assert!(values.iter().all(|v| (0..=70000).contains(v)));
+    assert_eq!(from_file.results, oracle(&values, &[100, 50000, 70000]));
+}
+
+/// Values every dtype holds (negatives only for signed ones) and thresholds that split them.
+fn dtype_values(signed: bool) -> Vec<i128> {
+    let mut v: Vec<i128> = (0..=120).chain([1, 1, 64, 97, 120]).collect();
+    if signed {
+        v.extend([-1, -128, -7, -7]);
+    }
+    v
+}
+
+const DTYPE_THRESHOLDS: [i128; 8] = [-200, -7, -1, 0, 1, 60, 120, 18446744073709551615];
+
+/// Every integer dtype, both byte orders, as .npy (also 2-D and Fortran order) and as raw
+/// binary, on the CPU, and with `both` the GPU too, against the oracle.
+#[test]
+fn every_dtype_and_byte_order_gives_the_oracle_answer() {
+    let dir = temp_dir();
+    let d = dir.path();
+    let thresholds = joined(&DTYPE_THRESHOLDS);
+    let backend = if gpu_tests_enabled() { "both" } else { "cpu" };
+    for signed in [true, false] {
+        let values = dtype_values(signed);
+        let expected = oracle(&values, &DTYPE_THRESHOLDS);
+        for width in [1usize, 2, 4, 8] {
+            let kind = if signed { 'i' } else { 'u' };
+            for big in [false, true] {
+                if width == 1 && big {
+                    continue;
+                }
+                let order = if width == 1 {
+                    '|'
+                } else if big {
+                    '>'
+                } else {
+                    '<'
+                };
+                let descr = format!("{order}{kind}{width}");
+                let data = encode(&values, width, big);
+                let shape = format!("({},)", values.len());
+                let file = write(d, "a.npy", &npy(&descr, &shape, false, &data));
+                let report = json_run(&[
+                    "--backend",
+                    backend,
+                    "-i",
+                    file.to_str().unwrap(),
+                    "--thresholds",
+                    &thresholds,
+                ]);
+                assert_eq!(report.results, expected, "{descr}");
+                if let Some(c) = &report.comparison {
+                    assert!(c.first_mismatch.is_none(), "{descr}: {c:?}");
+                    assert_eq!(c.gpu_results, c.cpu_results);
+                }
+                if !big {
+                    let raw_name = format!("{kind}{}", width * 8);
+                    let file = write(d, "a.bin", &data);
+                    let report = json_run(&[
+                        "--backend",
+                        "cpu",
+                        "-i",
+                        file.to_str().unwrap(),
+                        "--dtype",
+                        &raw_name,
+                        "--thresholds",
+                        &thresholds,
+                    ]);
+                    assert_eq!(report.results, expected, "raw {raw_name}");
+                }
+            }
+        }
+        // any shape, either order, is read as the flat array it stores
+        let n = values.len();
+        let data = encode(&values, 8, false);
+        let descr = if signed { "<i8" } else { "<u8" };
+        for (shape, fortran) in [(format!("({}, 1)", n), false), (format!("(1, {n})"), true)] {
+            let file = write(d, "b.npy", &npy(descr, &shape, fortran, &data));
+            let report = json_run(&[
+                "--backend",
+                "cpu",
+                "-i",
+                file.to_str().unwrap(),
+                "--thresholds",
+                &thresholds,
+            ]);
+            assert_eq!(report.results, expected, "{descr} {shape}");
+        }
+    }
+}
+
+#[test]
+fn text_input_and_thresholds_file() {
+    let dir = temp_dir();
+    let values: Vec<i128> = vec![-3, 0, 1, 2, 12, 12, 36, 97, 18446744073709551615];
+    let text: String = values.iter().map(|v| format!("{v}\n")).collect();
+    let unsigned: Vec<i128> = values.iter().copied().filter(|&v| v >= 0).collect();
+    let input = write(
+        dir.path(),
+        "values.csv",
+        text.replace("-3\n", "").as_bytes(),
+    );
+    let thresholds: [i128; 5] = [36, -1, 12, 18446744073709551615, 36];
+    let tfile = write(
+        dir.path(),
+        "t.txt",
+        format!("{}\n", joined(&thresholds).replace(',', "\n")).as_bytes(),
+    );
+    let report = json_run(&[
+        "--backend",
+        "cpu",
+        "-i",
+        input.to_str().unwrap(),
+        "--thresholds-file",
+        tfile.to_str().unwrap(),
+    ]);
+    assert_eq!(report.thresholds, thresholds);
+    assert_eq!(report.results, oracle(&unsigned, &thresholds));
+    // a negative and a value above 2^63 - 1 fit no single 64-bit type
+    let mixed = write(dir.path(), "mixed.txt", text.as_bytes());
+    assert_fails(
+        &divgpu(&["--backend", "cpu", "-i", mixed.to_str().unwrap()]),
+        1,
+        &["mixed.txt"],
+    );
+}
+
+#[test]
+fn both_backends_agree_and_report_it() {
+    if !gpu_tests_enabled() {
+        return;
+    }
+    for algorithm in ["fast", "naive"] {
+        let report = json_run(&[
+            "--backend",
+            "both",
+            "--algorithm",
+            algorithm,
+            "--size",
+            "3000",
+            "--max-value",
+            "100000",
+            "--thresholds",
+            "-5,0,1,50000,100000,50000",
+        ]);
+        assert_eq!(report.backend, "both");
+        assert!(report.adapter.is_some());
+        let c = report.comparison.expect("both compares");
+        assert!(c.first_mismatch.is_none());
+        assert_eq!(c.gpu_results, c.cpu_results);
+        assert_eq!(report.results, c.cpu_results);
+        assert_eq!(&report.results[..3], &[0, 0, 0]);
+    }
+    // the table names both columns
+    let out = divgpu(&["--backend", "both", "--size", "100"]);
+    assert_eq!(out.status.code(), Some(0));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(table.lines().next().unwrap().contains("gpu"), "{table}");
+    assert_eq!(table.lines().count(), 14);
+}
+
+#[test]
+fn gpu_refusal_of_large_values_is_one_line() {
+    if !gpu_tests_enabled() {
+        return;
+    }
+    let dir = temp_dir();
+    let input = write(dir.path(), "big.txt", b"3\n5000000000\n");
+    assert_fails(
+        &divgpu(&["--backend", "gpu", "-i", input.to_str().unwrap()]),
+        1,
+        &["5000000000", "--backend cpu"],
+    );
+    let forced = divgpu(&[
+        "--backend",
+        "gpu",
+        "--size",
+        "10",
+        "--chunk-elements",
+        "4000000000",
+    ]);
+    assert_fails(&forced, 1, &["--chunk-elements", "limit"]);
+}
+
+#[test]
+fn devices_lists_adapters_as_json() {
+    let out = divgpu(&["devices", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let devices: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    if gpu_tests_enabled() {
+        assert!(!devices.is_empty(), "no adapter listed");
+        for key in [
+            "name",
+            "backend",
+            "device_type",
+            "driver",
+            "max_storage_binding_bytes",
+            "max_buffer_bytes",
+            "shader_int64",
+            "timestamp_query",
+        ] {
+            assert!(devices[0].get(key).is_some(), "{key} missing");
+        }
+    }
+}
