@@ -40,14 +40,14 @@ fn at_most_one(key: vec2<u32>) -> bool {
     return high == 0u && key.x <= 1u;
 }
 
-// The post's kernel for x >= 2: trial division by every j with j * j <= x.
-// `j <= x / j` is `j * j <= x` without the u32 overflow at j = 65536.
+// The post's kernel for x >= 2: trial division by every j with j * j <= x. j stops at
+// 65535, the last j whose square fits in u32 (65536^2 would wrap to 0).
 fn seed_kernel(x: u32) -> u32 {
     var ret = 2u;
-    for (var j = 2u; j <= x / j; j++) {
+    for (var j = 2u; j < 65536u && j * j <= x; j++) {
         if x % j == 0u {
             ret += 1u;
-            if j != x / j {
+            if j * j < x {
                 ret += 1u;
             }
         }
@@ -56,12 +56,12 @@ fn seed_kernel(x: u32) -> u32 {
 }
 
 // d(x) for x >= 1 by factoring: twos by bit count, then odd trial divisors up to sqrt of
-// what is left. The same number as seed_kernel, usually with far fewer divisions.
+// what is left (a cofactor with no factor below 65536 is prime, as x < 2^32). The same number as seed_kernel, usually with far fewer divisions.
 fn divisor_count(x: u32) -> u32 {
     let twos = countTrailingZeros(x);
     var n = x >> twos;
     var d = twos + 1u;
-    for (var p = 3u; p <= n / p; p += 2u) {
+    for (var p = 3u; p < 65536u && p * p <= n; p += 2u) {
         if n % p == 0u {
             var e = 1u;
             n = n / p;

@@ -43,15 +43,15 @@ pub fn seed_kernel(x: i128) -> u32 {
 }
 
 /// [`seed_kernel`] for `x >= 2` that fits 32 bits: 32-bit division is several times cheaper.
-/// `j <= x / j` is `j * j <= x` without the overflow at `j = 65536`.
+/// `j * j` is taken in 64 bits, where it cannot overflow.
 #[inline]
 pub fn seed_kernel_u32(x: u32) -> u32 {
     let mut ret = 2;
-    let mut j = 2;
-    while j <= x / j {
+    let mut j: u32 = 2;
+    while u64::from(j) * u64::from(j) <= u64::from(x) {
         if x.is_multiple_of(j) {
             ret += 1;
-            if j != x / j {
+            if u64::from(j) * u64::from(j) < u64::from(x) {
                 ret += 1;
             }
         }
@@ -90,7 +90,7 @@ pub fn divisor_count_u32(n: u32) -> u32 {
     n >>= twos;
     let mut d = twos + 1;
     for &p in &small_primes()[1..] {
-        if p > n / p {
+        if u64::from(p) * u64::from(p) > u64::from(n) {
             break;
         }
         if n.is_multiple_of(p) {
