@@ -44,11 +44,9 @@ fn assert_known_answer(gpu: Option<&GpuContext>) {
 
 fn post_workload(c: &mut Criterion) {
     let n = size();
-    let array = Array::from_i64(workload::generate(
-        n,
-        workload::DEFAULT_MAX_VALUE,
-        workload::DEFAULT_SEED,
-    ));
+    let array = Array::from_i64(
+        workload::generate(n, workload::DEFAULT_MAX_VALUE, workload::DEFAULT_SEED).unwrap(),
+    );
     let plan = Plan::new(&workload::default_thresholds());
     let gpu = gpu();
     assert_known_answer(gpu.as_ref());

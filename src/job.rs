@@ -72,7 +72,7 @@ pub fn execute(job: &Job) -> Result<Outcome> {
             size,
             max_value,
             seed,
-        } => Array::from_i64(workload::generate(*size, *max_value, *seed)),
+        } => Array::from_i64(workload::generate(*size, *max_value, *seed)?),
         Source::File { path, raw_dtype } => Array::open(path, *raw_dtype)?,
     };
     let thresholds = match &job.thresholds {
@@ -92,10 +92,8 @@ pub fn execute(job: &Job) -> Result<Outcome> {
     let adapter = match job.backend {
         BackendChoice::Cpu => None,
         BackendChoice::Auto => {
-            // An explicitly named adapter is used whatever it is; otherwise only real GPUs,
-            // since a software rasteriser is slower than the rayon path.
-            let named = job.adapter.is_some();
-            let found = context::choose_adapter(&instance, job.adapter.as_deref(), !named)?;
+            // Only real GPUs (unless one is named): a software rasteriser is slower than rayon.
+            let found = context::choose_adapter(&instance, job.adapter.as_deref(), true)?;
             if found.is_none() {
                 notes.push("no hardware GPU adapter found; running on the CPU".to_string());
             }

@@ -27,17 +27,16 @@ fn main() -> ExitCode {
         Some(Command::Gen {
             output,
             workload: w,
-        }) => {
-            let values = workload::generate(w.size, w.max_value, w.seed);
-            workload::write_npy(&output, &values).map(|()| {
+        }) => workload::generate(w.size, w.max_value, w.seed)
+            .and_then(|values| workload::write_npy(&output, &values).map(|()| values))
+            .map(|values| {
                 eprintln!(
                     "divgpu: wrote {} int64 values to {}",
                     values.len(),
                     output.display()
                 );
                 ExitCode::SUCCESS
-            })
-        }
+            }),
         None => match (cli.run.json, cli.run.job()) {
             (json, Ok(job)) => run(&job, json),
             (_, Err(usage)) => {

@@ -48,11 +48,17 @@ impl SplitMix64 {
     }
 }
 
-/// `size` values uniform in `[0, max_value]`, as the post's `randint(0, 10*HT)`.
-pub fn generate(size: usize, max_value: u64, seed: u64) -> Vec<i64> {
-    assert!(max_value <= i64::MAX as u64, "values are written as int64");
+/// `size` values uniform in `[0, max_value]` (at most `i64::MAX`: they are int64), as the
+/// post's `randint(0, 10*HT)`.
+pub fn generate(size: usize, max_value: u64, seed: u64) -> Result<Vec<i64>> {
+    let max_value = max_value.min(i64::MAX as u64);
+    let mut values = Vec::new();
+    values
+        .try_reserve_exact(size)
+        .map_err(|_| Error::Data(format!("cannot hold {size} generated values in memory")))?;
     let mut rng = SplitMix64::new(seed);
-    (0..size).map(|_| rng.below(max_value + 1) as i64).collect()
+    values.extend((0..size).map(|_| rng.below(max_value + 1) as i64));
+    Ok(values)
 }
 
 /// Writes `values` as a one-dimensional little-endian int64 `.npy` file.
@@ -95,12 +101,15 @@ mod tests {
 
     #[test]
     fn generated_values_stay_in_range_and_cover_it() {
-        let values = generate(10_000, 9, 1);
+        let values = generate(10_000, 9, 1).unwrap();
         assert!(values.iter().all(|v| (0..=9).contains(v)));
         for k in 0..=9 {
             assert!(values.contains(&k), "{k} never drawn");
         }
-        assert_eq!(generate(100, 5, 7), generate(100, 5, 7));
-        assert_ne!(generate(100, 1000, 7), generate(100, 1000, 8));
+        assert_eq!(generate(100, 5, 7).unwrap(), generate(100, 5, 7).unwrap());
+        assert_ne!(
+            generate(100, 1000, 7).unwrap(),
+            generate(100, 1000, 8).unwrap()
+        );
     }
 }

@@ -60,9 +60,10 @@ pub fn adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
     pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
 }
 
-/// Picks an adapter: those whose name contains `name` (else `WGPU_ADAPTER_NAME`), only hardware
-/// ones when `hardware_only`, best first by `WGPU_POWER_PREF` (high performance by default).
-/// `Ok(None)` when nothing qualifies and no name was asked for.
+/// Picks an adapter: those whose name contains `name` (else `WGPU_ADAPTER_NAME`), best first by
+/// `WGPU_POWER_PREF` (high performance by default). `hardware_only` keeps real GPUs only, unless
+/// a name was asked for: a named adapter is used whatever it is. `Ok(None)` when nothing
+/// qualifies and no name was asked for.
 pub fn choose_adapter(
     instance: &wgpu::Instance,
     name: Option<&str>,
@@ -70,6 +71,7 @@ pub fn choose_adapter(
 ) -> Result<Option<wgpu::Adapter>> {
     let env_name = std::env::var("WGPU_ADAPTER_NAME").ok();
     let wanted = name.or(env_name.as_deref()).map(str::to_lowercase);
+    let hardware_only = hardware_only && wanted.is_none();
     let all = adapters(instance);
     let seen: Vec<String> = all.iter().map(|a| a.get_info().name).collect();
     let mut candidates: Vec<wgpu::Adapter> = all
