@@ -88,10 +88,10 @@ pub fn execute(job: &Job) -> Result<Outcome> {
         ..Timings::default()
     };
 
-    let instance = context::instance();
     let adapter = match job.backend {
         BackendChoice::Cpu => None,
         BackendChoice::Auto => {
+            let instance = context::instance();
             // Only real GPUs (unless one is named): a software rasteriser is slower than rayon.
             let found = context::choose_adapter(&instance, job.adapter.as_deref(), true)?;
             if found.is_none() {
@@ -100,7 +100,7 @@ pub fn execute(job: &Job) -> Result<Outcome> {
             found
         }
         BackendChoice::Gpu | BackendChoice::Both => Some(
-            context::choose_adapter(&instance, job.adapter.as_deref(), false)?
+            context::choose_adapter(&context::instance(), job.adapter.as_deref(), false)?
                 .ok_or_else(|| Error::NoAdapter(context::no_adapter_message()))?,
         ),
     };

@@ -75,7 +75,15 @@ fn run(job: &job::Job, json: bool) -> divgpu::Result<ExitCode> {
     match &report.adapter {
         Some(a) => eprintln!(
             "divgpu: {} backend, {} algorithm, adapter {} ({}, {})",
-            report.backend, report.algorithm, a.name, a.backend, a.device_type
+            if report.backend == "both" {
+                "gpu and cpu"
+            } else {
+                "gpu"
+            },
+            report.algorithm,
+            a.name,
+            a.backend,
+            a.device_type
         ),
         None => eprintln!(
             "divgpu: cpu backend, {} algorithm, {} threads",
