@@ -8,10 +8,10 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use divgpu::gpu::{context, GpuContext};
+use divgpu::gpu::{context, GpuContext, UploadOptions};
 use divgpu::input::Array;
 use divgpu::query::Plan;
-use divgpu::{cpu, workload, Algorithm};
+use divgpu::{cpu, workload, Algorithm, Quiet};
 
 fn size() -> usize {
     std::env::var("DIVGPU_BENCH_SIZE")
@@ -31,11 +31,14 @@ fn assert_known_answer(gpu: Option<&GpuContext>) {
     let array = Array::from_i64((0..=100_000).collect());
     let plan = Plan::new(&[100_000]);
     for algorithm in [Algorithm::Fast, Algorithm::Naive] {
-        assert_eq!(cpu::run(&array, &plan, algorithm, 0).unwrap(), [1_166_751]);
+        assert_eq!(
+            cpu::run(&array, &plan, algorithm, 0, &Quiet).unwrap(),
+            [1_166_751]
+        );
         if let Some(gpu) = gpu {
-            let uploaded = gpu.upload(&array, None).unwrap();
+            let uploaded = gpu.upload(&array, UploadOptions::default()).unwrap();
             assert_eq!(
-                gpu.query(&uploaded, &plan, algorithm).unwrap().0,
+                gpu.query(&uploaded, &plan, algorithm, &Quiet).unwrap().0,
                 [1_166_751]
             );
         }
@@ -50,7 +53,7 @@ fn post_workload(c: &mut Criterion) {
     let plan = Plan::new(&workload::default_thresholds());
     let gpu = gpu();
     assert_known_answer(gpu.as_ref());
-    let reference = cpu::run(&array, &plan, Algorithm::Fast, 0).unwrap();
+    let reference = cpu::run(&array, &plan, Algorithm::Fast, 0, &Quiet).unwrap();
 
     let mut group = c.benchmark_group(format!("post_workload_{n}"));
     group.throughput(Throughput::Elements(n as u64));
@@ -63,7 +66,7 @@ fn post_workload(c: &mut Criterion) {
                 threads.to_string()
             };
             assert_eq!(
-                cpu::run(&array, &plan, algorithm, threads).unwrap(),
+                cpu::run(&array, &plan, algorithm, threads, &Quiet).unwrap(),
                 reference
             );
             group.bench_function(
@@ -71,17 +74,20 @@ fn post_workload(c: &mut Criterion) {
                     format!("cpu_{}", algorithm.name()),
                     format!("{label}_threads"),
                 ),
-                |b| b.iter(|| cpu::run(&array, &plan, algorithm, threads).unwrap()),
+                |b| b.iter(|| cpu::run(&array, &plan, algorithm, threads, &Quiet).unwrap()),
             );
         }
         if let Some(gpu) = &gpu {
-            let uploaded = gpu.upload(&array, None).unwrap();
-            assert_eq!(gpu.query(&uploaded, &plan, algorithm).unwrap().0, reference);
+            let uploaded = gpu.upload(&array, UploadOptions::default()).unwrap();
+            assert_eq!(
+                gpu.query(&uploaded, &plan, algorithm, &Quiet).unwrap().0,
+                reference
+            );
             let adapter = gpu.summary();
             let name = format!("{} {}", adapter.name, adapter.backend);
             group.bench_function(
                 BenchmarkId::new(format!("gpu_{}", algorithm.name()), name),
-                |b| b.iter(|| gpu.query(&uploaded, &plan, algorithm).unwrap()),
+                |b| b.iter(|| gpu.query(&uploaded, &plan, algorithm, &Quiet).unwrap()),
             );
         }
     }

@@ -5,14 +5,18 @@
 override WG_SIZE: u32 = 64u;
 
 struct Params {
-    // elements in the bound chunk
-    count: u32,
+    // this dispatch covers elements [base, end) of the bound chunk
+    base: u32,
+    end: u32,
     // 1: keys are i64 values with the sign bit flipped; 0: keys are u64 values
     signed_keys: u32,
     // fast: distinct thresholds (buckets); naive: unused
     num_thresholds: u32,
     // naive: the threshold (and sum) this dispatch answers; fast: unused
     threshold: u32,
+    _pad0: u32,
+    _pad1: u32,
+    _pad2: u32,
 }
 
 // Elements as order-preserving 64-bit keys, (low word, high word). The host guarantees every
@@ -90,7 +94,8 @@ fn add_to_sum(slot: u32, value: u32) {
     }
 }
 
-// The element index of this invocation in a 2D grid of workgroups (65,535 per dimension).
+// The element index of this invocation in a 2D grid of workgroups (65,535 per dimension),
+// counted from the dispatch's base.
 fn element_index(wid: vec3<u32>, groups: vec3<u32>, lid: u32) -> u32 {
-    return (wid.y * groups.x + wid.x) * WG_SIZE + lid;
+    return params.base + (wid.y * groups.x + wid.x) * WG_SIZE + lid;
 }

@@ -32,7 +32,7 @@ fn main(
     let i = element_index(wid, groups, lid);
     var bucket = buckets;
     var c = 0u;
-    if i < params.count {
+    if i < params.end {
         let key = keys[i];
         bucket = bucket_of(key);
         if bucket < buckets {

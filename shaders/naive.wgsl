@@ -9,7 +9,7 @@ fn main(
     @builtin(local_invocation_index) lid: u32,
 ) {
     let i = element_index(wid, groups, lid);
-    if i < params.count {
+    if i < params.end {
         let key = keys[i];
         if key_le(key, thresholds[params.threshold]) {
             var c = 1u;

@@ -4,7 +4,7 @@ use crate::divisors::{self, DivisorTable};
 use crate::error::{Error, Result};
 use crate::input::Array;
 use crate::query::Plan;
-use crate::Algorithm;
+use crate::{Algorithm, Observer};
 
 /// Elements decoded and counted per rayon task. Small enough that the naive path, whose work per
 /// element grows like sqrt(x), balances across threads by work stealing.
@@ -12,7 +12,14 @@ const BLOCK: usize = 8192;
 
 /// Answers every threshold of `plan` over `array` on a local pool of `threads` threads (0: one
 /// per core), so divgpu never touches the global rayon pool of a program that embeds it.
-pub fn run(array: &Array, plan: &Plan, algorithm: Algorithm, threads: usize) -> Result<Vec<u64>> {
+/// `observer` hears of every block done and can stop the run between blocks.
+pub fn run(
+    array: &Array,
+    plan: &Plan,
+    algorithm: Algorithm,
+    threads: usize,
+    observer: &dyn Observer,
+) -> Result<Vec<u64>> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .thread_name(|i| format!("divgpu-cpu-{i}"))
@@ -21,14 +28,32 @@ pub fn run(array: &Array, plan: &Plan, algorithm: Algorithm, threads: usize) -> 
             threads,
             message: e.to_string(),
         })?;
-    Ok(pool.install(|| match algorithm {
-        Algorithm::Naive => naive(array, plan),
-        Algorithm::Fast => fast(array, plan),
-    }))
+    let passes = match algorithm {
+        Algorithm::Naive => plan.given().len(),
+        Algorithm::Fast => 1,
+    };
+    observer.start((array.len() * passes) as u64);
+    let results = pool.install(|| match algorithm {
+        Algorithm::Naive => naive(array, plan, observer),
+        Algorithm::Fast => fast(array, plan, observer),
+    });
+    if observer.cancelled() {
+        return Err(Error::Cancelled);
+    }
+    Ok(results)
+}
+
+/// Whether to do a block: false once the run is cancelled (the remaining blocks are skipped).
+fn proceed(observer: &dyn Observer, block: &[i128]) -> bool {
+    if observer.cancelled() {
+        return false;
+    }
+    observer.advance(block.len() as u64);
+    true
 }
 
 /// The post's algorithm: for every threshold, every element `x <= n` runs the seed kernel.
-fn naive(array: &Array, plan: &Plan) -> Vec<u64> {
+fn naive(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
     plan.given()
         .iter()
         .map(|&n| {
@@ -36,6 +61,9 @@ fn naive(array: &Array, plan: &Plan) -> Vec<u64> {
                 BLOCK,
                 || 0u64,
                 |sum, _, xs| {
+                    if !proceed(observer, xs) {
+                        return;
+                    }
                     *sum += xs
                         .iter()
                         .filter(|&&x| x <= n)
@@ -49,12 +77,15 @@ fn naive(array: &Array, plan: &Plan) -> Vec<u64> {
 }
 
 /// c(x) once per element, into the bucket of its threshold, then one prefix sum.
-fn fast(array: &Array, plan: &Plan) -> Vec<u64> {
+fn fast(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
     let table = lookup_table(array.len(), plan);
     let buckets = array.par_blocks(
         BLOCK,
         || vec![0u64; plan.distinct().len()],
         |sums, _, xs| {
+            if !proceed(observer, xs) {
+                return;
+            }
             for &x in xs {
                 if let Some(k) = plan.bucket(x) {
                     let c = match &table {

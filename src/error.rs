@@ -21,6 +21,9 @@ pub enum Error {
     /// wgpu reported an error (validation, out of memory, device lost, mapping).
     #[error("GPU error: {0}")]
     Gpu(String),
+    /// The [`crate::Observer`] asked to stop.
+    #[error("interrupted")]
+    Cancelled,
     #[error("could not start {threads} CPU threads: {message}")]
     Threads { threads: usize, message: String },
 }

@@ -6,11 +6,11 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use crate::error::{Error, Result};
-use crate::gpu::{context, GpuContext};
+use crate::gpu::{context, GpuContext, UploadOptions};
 use crate::input::{self, Array, DType};
 use crate::query::Plan;
 use crate::report::{Comparison, Report, Timings};
-use crate::{cpu, workload, Algorithm};
+use crate::{cpu, workload, Algorithm, Observer};
 
 pub enum Source {
     /// The post's workload: `size` values uniform in `[0, max_value]` from `seed`.
@@ -64,7 +64,7 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
-pub fn execute(job: &Job) -> Result<Outcome> {
+pub fn execute(job: &Job, observer: &dyn Observer) -> Result<Outcome> {
     let started = Instant::now();
     let mut notes = Vec::new();
     let array = match &job.source {
@@ -116,9 +116,13 @@ pub fn execute(job: &Job) -> Result<Outcome> {
                 gpu.adapter_info().name
             ));
         }
-        let uploaded = gpu.upload(&array, job.chunk_elements)?;
+        let options = UploadOptions {
+            chunk_elements: job.chunk_elements,
+            ..UploadOptions::default()
+        };
+        let uploaded = gpu.upload(&array, options)?;
         timings.upload = ms(start);
-        let (results, t) = gpu.query(&uploaded, &plan, job.algorithm)?;
+        let (results, t) = gpu.query(&uploaded, &plan, job.algorithm, observer)?;
         timings.compute += t.compute.as_secs_f64() * 1e3;
         timings.readback = t.readback.as_secs_f64() * 1e3;
         gpu_run = Some((gpu.summary(), results));
@@ -126,7 +130,13 @@ pub fn execute(job: &Job) -> Result<Outcome> {
     let mut cpu_results = None;
     if run_cpu {
         let start = Instant::now();
-        cpu_results = Some(cpu::run(&array, &plan, job.algorithm, job.threads)?);
+        cpu_results = Some(cpu::run(
+            &array,
+            &plan,
+            job.algorithm,
+            job.threads,
+            observer,
+        )?);
         timings.compute += ms(start);
     }
     let threads = run_cpu.then(|| {

@@ -33,3 +33,22 @@ impl Algorithm {
         }
     }
 }
+
+/// Watches a long run: progress as it goes, and whether to stop. Both backends report work in
+/// "element passes" (an element compared with one threshold batch) and ask [`Observer::cancelled`]
+/// at least every few hundred milliseconds.
+pub trait Observer: Sync {
+    /// The run will do `total` units of work.
+    fn start(&self, _total: u64) {}
+    /// `units` more are done.
+    fn advance(&self, _units: u64) {}
+    /// True once the user asked to stop (Ctrl-C): the run returns [`Error::Cancelled`].
+    fn cancelled(&self) -> bool {
+        false
+    }
+}
+
+/// Watches nothing: for library callers, tests and benches.
+pub struct Quiet;
+
+impl Observer for Quiet {}

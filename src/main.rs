@@ -1,12 +1,75 @@
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use clap::Parser;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 mod cli;
 
 use cli::{Cli, Command};
-use divgpu::{gpu, job, workload};
+use divgpu::{gpu, job, workload, Error, Observer};
+
+/// The exit code after Ctrl-C, as shells report a SIGINT death.
+const INTERRUPTED: u8 = 130;
+
+/// Progress on stderr for runs longer than about a second (never when stderr is not a
+/// terminal), and Ctrl-C as a request to stop.
+struct Console {
+    bar: ProgressBar,
+    started: Instant,
+    shown: AtomicBool,
+    interrupted: Arc<AtomicBool>,
+}
+
+impl Console {
+    fn new() -> Self {
+        let interrupted = Arc::new(AtomicBool::new(false));
+        let flag = interrupted.clone();
+        // The first Ctrl-C asks the run to stop at its next check (well under a second); a
+        // second one leaves at once.
+        let _ = ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                std::process::exit(i32::from(INTERRUPTED));
+            }
+        });
+        let bar = ProgressBar::hidden();
+        bar.set_style(
+            ProgressStyle::with_template("{elapsed_precise} [{bar:40}] {percent:>3}% eta {eta}")
+                .expect("a valid template")
+                .progress_chars("=> "),
+        );
+        Console {
+            bar,
+            started: Instant::now(),
+            shown: AtomicBool::new(false),
+            interrupted,
+        }
+    }
+}
+
+impl Observer for Console {
+    fn start(&self, total: u64) {
+        self.bar.set_length(total);
+        self.bar.set_position(0);
+    }
+
+    fn advance(&self, units: u64) {
+        self.bar.inc(units);
+        if self.started.elapsed() > Duration::from_secs(1)
+            && std::io::stderr().is_terminal()
+            && !self.shown.swap(true, Ordering::Relaxed)
+        {
+            self.bar.set_draw_target(ProgressDrawTarget::stderr());
+        }
+    }
+
+    fn cancelled(&self) -> bool {
+        self.interrupted.load(Ordering::SeqCst)
+    }
+}
 
 /// Exit codes: 0 success, 1 data or runtime error (and `--backend both` disagreeing), 2 usage.
 fn main() -> ExitCode {
@@ -47,6 +110,10 @@ fn main() -> ExitCode {
     };
     match outcome {
         Ok(code) => code,
+        Err(Error::Cancelled) => {
+            eprintln!("divgpu: interrupted");
+            ExitCode::from(INTERRUPTED)
+        }
         Err(e) => {
             eprintln!("divgpu: {e}");
             ExitCode::from(1)
@@ -67,7 +134,10 @@ fn clap_message(e: &clap::Error) -> String {
 }
 
 fn run(job: &job::Job, json: bool) -> divgpu::Result<ExitCode> {
-    let outcome = job::execute(job)?;
+    let console = Console::new();
+    let outcome = job::execute(job, &console);
+    console.bar.finish_and_clear();
+    let outcome = outcome?;
     let report = &outcome.report;
     for note in &outcome.notes {
         eprintln!("divgpu: {note}");

@@ -5,6 +5,7 @@
 mod common;
 
 use common::{assert_all_runners, gpu, oracle, runners, Runner, A006218};
+use divgpu::gpu::UploadOptions;
 use divgpu::input::Array;
 use divgpu::workload::SplitMix64;
 use divgpu::Algorithm;
@@ -93,12 +94,24 @@ fn write_text(values: &[i128]) -> std::path::PathBuf {
 fn gpu_refuses_values_above_32_bits_by_name() {
     let Some(gpu) = gpu() else { return };
     let err = gpu
-        .upload(&array(&[5, 1 << 32, 7]), None)
+        .upload(&array(&[5, 1 << 32, 7]), UploadOptions::default())
         .err()
         .expect("2^32 is refused");
     let message = err.to_string();
     assert!(message.contains("4294967296"), "{message}");
     assert!(message.contains("--backend cpu"), "{message}");
+    // streamed arrays are checked before any query
+    let values = array(&[5, 6, 7, 8, 1 << 33]);
+    let streamed = UploadOptions {
+        chunk_elements: Some(2),
+        resident_bytes: 0,
+    };
+    let message = gpu
+        .upload(&values, streamed)
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(message.contains("element 4 is 8589934592"), "{message}");
 }
 
 /// A seeded mix: mostly small values, some negatives, some near 2^32, duplicates.
@@ -134,7 +147,7 @@ fn random_arrays_around_the_workgroup_size_match_the_oracle() {
 }
 
 #[test]
-fn forced_small_chunks_match_the_oracle() {
+fn forced_small_chunks_resident_and_streamed_match_the_oracle() {
     if gpu().is_none() {
         return;
     }
@@ -147,6 +160,8 @@ fn forced_small_chunks_match_the_oracle() {
         let runners = [
             Runner::Gpu(Algorithm::Fast, Some(chunk)),
             Runner::Gpu(Algorithm::Naive, Some(chunk)),
+            Runner::GpuStreamed(Algorithm::Fast, chunk),
+            Runner::GpuStreamed(Algorithm::Naive, chunk),
         ];
         assert_all_runners(&runners, &values, &array(&values), &thresholds, &expected);
     }

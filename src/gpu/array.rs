@@ -1,4 +1,5 @@
-//! The uploaded array, the per-query buffers, the dispatches and the readback.
+//! The uploaded (or streamed) array, the per-query buffers, the bounded dispatches and the
+//! readback.
 
 use std::time::{Duration, Instant};
 
@@ -7,26 +8,43 @@ use bytemuck::{Pod, Zeroable};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::pipelines::{KEY_BYTES, PARAMS_BYTES};
+
+const _: () = assert!(std::mem::size_of::<Params>() as u64 == PARAMS_BYTES);
 use crate::input::Array;
 use crate::query::Plan;
-use crate::Algorithm;
+use crate::{Algorithm, Observer};
 
 const SIGN: u64 = 1 << 63;
 
-/// Elements converted per step of the upload (512 KiB of keys).
+/// Elements converted per step of an upload (512 KiB of keys).
 const UPLOAD_STEP: usize = 1 << 16;
 
-/// Dispatches recorded per submission; the params slots are reused between submissions.
-const DISPATCHES_PER_SUBMIT: usize = 1024;
+/// Keys queued for upload before the queue is flushed: wgpu stages every write in host memory
+/// until a submission completes, and this keeps that staging from growing to a copy of the array.
+const UPLOAD_FLUSH_BYTES: u64 = 64 << 20;
+
+/// What one submission aims to take. Each submission is measured and the next one sized from
+/// it, so none comes near a driver watchdog (Windows resets a GPU after 2 s), and Ctrl-C and the
+/// progress bar are served between submissions.
+pub const SUBMIT_TARGET: Duration = Duration::from_millis(100);
+
+/// Elements in the first submission of a query, before anything has been measured.
+const FIRST_SLICE: u64 = 1 << 14;
+
+/// Arrays whose keys take more than this many bytes are streamed through two chunk buffers
+/// instead of being kept on the GPU.
+pub const DEFAULT_RESIDENT_BYTES: u64 = 2 << 30;
 
 /// `Params` in `shaders/divisors.wgsl`.
 #[repr(C)]
-#[derive(Clone, Copy, Pod, Zeroable)]
+#[derive(Clone, Copy, Default, Pod, Zeroable)]
 struct Params {
-    count: u32,
+    base: u32,
+    end: u32,
     signed_keys: u32,
     num_thresholds: u32,
     threshold: u32,
+    pad: [u32; 3],
 }
 
 /// An element or threshold as the shaders compare it: an order-preserving 64-bit key, the
@@ -55,27 +73,53 @@ fn split(key: u64) -> [u32; 2] {
     [key as u32, (key >> 32) as u32]
 }
 
-/// One storage buffer's worth of the array.
-struct Chunk {
-    buffer: wgpu::Buffer,
-    len: u32,
+/// How an array goes to the GPU.
+#[derive(Clone, Copy, Debug)]
+pub struct UploadOptions {
+    /// Elements per chunk buffer; `None`: the most the adapter's limits allow.
+    pub chunk_elements: Option<usize>,
+    /// Keep the array on the GPU when its keys take at most this many bytes; stream it through
+    /// two chunk buffers otherwise.
+    pub resident_bytes: u64,
 }
 
-/// The array, uploaded once as keys in chunks that each fit one storage binding.
-pub struct GpuArray {
-    chunks: Vec<Chunk>,
+impl Default for UploadOptions {
+    fn default() -> Self {
+        UploadOptions {
+            chunk_elements: None,
+            resident_bytes: DEFAULT_RESIDENT_BYTES,
+        }
+    }
+}
+
+enum Storage<'a> {
+    /// Every chunk in its own buffer, uploaded once, reused by every query.
+    Resident(Vec<wgpu::Buffer>),
+    /// Chunks taken from the host array one at a time (straight from its memory map) into two
+    /// buffers in turn, for every query.
+    Streamed {
+        source: &'a Array,
+        ring: [wgpu::Buffer; 2],
+    },
+}
+
+/// The array, ready for queries: its keys resident on the GPU or streamed from the host.
+pub struct GpuArray<'a> {
+    storage: Storage<'a>,
+    chunk_len: usize,
     signed: bool,
     len: usize,
 }
 
-/// Wall-clock milliseconds of one GPU query.
+/// Wall-clock times of one GPU query.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct QueryTimings {
+    /// Dispatches, and the uploads of a streamed array.
     pub compute: Duration,
     pub readback: Duration,
 }
 
-impl GpuArray {
+impl GpuArray<'_> {
     pub fn len(&self) -> usize {
         self.len
     }
@@ -85,31 +129,36 @@ impl GpuArray {
     }
 
     pub fn chunk_count(&self) -> usize {
-        self.chunks.len()
+        self.len.div_ceil(self.chunk_len.max(1))
+    }
+
+    pub fn is_streamed(&self) -> bool {
+        matches!(self.storage, Storage::Streamed { .. })
+    }
+
+    fn chunk_range(&self, chunk: usize) -> std::ops::Range<usize> {
+        let start = chunk * self.chunk_len;
+        start..(start + self.chunk_len).min(self.len)
     }
 }
 
 impl GpuContext {
-    /// The most elements one chunk may hold: one storage binding, one buffer, and no more than
-    /// a 2D grid of workgroups can reach.
+    /// The most elements one chunk may hold: one storage binding, one buffer.
     pub fn max_chunk_elements(&self) -> usize {
         let bytes = self
             .limits
             .max_storage_buffer_binding_size
             .min(self.limits.max_buffer_size);
-        let grid = u64::from(self.limits.max_compute_workgroups_per_dimension).pow(2)
-            * u64::from(self.pipelines.workgroup_size);
-        (bytes / KEY_BYTES).min(grid).min(u64::from(u32::MAX)) as usize
+        (bytes / KEY_BYTES).min(u64::from(u32::MAX)) as usize
     }
 
-    /// Uploads `array` once. `chunk_elements` forces the chunk size (tests, tuning); by default
-    /// it is the largest the adapter's limits allow.
-    ///
-    /// Values above 2^32 - 1 are refused (the shaders count divisors in 32 bits), naming the
-    /// first such value.
-    pub fn upload(&self, array: &Array, chunk_elements: Option<usize>) -> Result<GpuArray> {
+    /// Readies `array` for queries: uploaded once when its keys fit `options.resident_bytes`,
+    /// streamed otherwise. Values above 2^32 - 1 are refused (the shaders count divisors in 32
+    /// bits), naming the first such value; a streamed array is checked here too, before any
+    /// query starts.
+    pub fn upload<'a>(&self, array: &'a Array, options: UploadOptions) -> Result<GpuArray<'a>> {
         let max = self.max_chunk_elements();
-        let chunk_len = match chunk_elements {
+        let chunk_len = match options.chunk_elements {
             Some(0) => return Err(Error::Data("--chunk-elements must be at least 1".into())),
             Some(n) if n > max => {
                 return Err(Error::Unsupported(format!(
@@ -122,105 +171,140 @@ impl GpuContext {
             None => max,
         };
         let signed = array.dtype().signed;
-        self.check("uploading the array", || {
-            let mut chunks = Vec::new();
-            let mut scratch = Vec::with_capacity(UPLOAD_STEP);
-            let mut keys: Vec<[u32; 2]> = Vec::with_capacity(UPLOAD_STEP);
-            for start in (0..array.len()).step_by(chunk_len) {
-                let end = (start + chunk_len).min(array.len());
-                let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-                    label: Some("divgpu keys"),
-                    size: (end - start) as u64 * KEY_BYTES,
-                    usage: wgpu::BufferUsages::STORAGE,
-                    mapped_at_creation: true,
-                });
-                {
-                    let mut view = buffer
-                        .get_mapped_range_mut(..)
-                        .map_err(|e| Error::Gpu(format!("mapping a keys buffer: {e}")))?;
-                    for step in (start..end).step_by(UPLOAD_STEP) {
-                        let step_end = (step + UPLOAD_STEP).min(end);
-                        scratch.clear();
-                        array.decode_into(step..step_end, &mut scratch);
-                        keys.clear();
-                        for (i, &x) in scratch.iter().enumerate() {
-                            if x > u32::MAX as i128 {
-                                return Err(Error::Unsupported(format!(
-                                    "element {} is {x}: the GPU backend counts divisors of values \
-                                     below 2^32 only; use --backend cpu",
-                                    step + i
-                                )));
-                            }
-                            keys.push(split(key(x, signed)));
-                        }
-                        let at = (step - start) * KEY_BYTES as usize;
-                        view.slice(at..at + keys.len() * KEY_BYTES as usize)
-                            .copy_from_slice(bytemuck::cast_slice(&keys));
-                    }
-                }
-                buffer.unmap();
-                chunks.push(Chunk {
-                    buffer,
-                    len: (end - start) as u32,
-                });
+        let total_bytes = array.len() as u64 * KEY_BYTES;
+        let storage = self.check("uploading the array", || {
+            if total_bytes <= options.resident_bytes {
+                let chunks = (0..array.len())
+                    .step_by(chunk_len)
+                    .map(|start| {
+                        let range = start..(start + chunk_len).min(array.len());
+                        let buffer = self.keys_buffer(range.len());
+                        self.write_keys(&buffer, array, range)?;
+                        Ok(buffer)
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                Ok(Storage::Resident(chunks))
+            } else {
+                check_gpu_range(array)?;
+                let ring = [self.keys_buffer(chunk_len), self.keys_buffer(chunk_len)];
+                Ok(Storage::Streamed {
+                    source: array,
+                    ring,
+                })
             }
-            Ok(chunks)
-        })
-        .map(|chunks| GpuArray {
-            chunks,
+        })?;
+        Ok(GpuArray {
+            storage,
+            chunk_len,
             signed,
             len: array.len(),
         })
     }
 
-    /// Answers every threshold of `plan` over the uploaded array.
-    pub fn query(
+    fn keys_buffer(&self, elements: usize) -> wgpu::Buffer {
+        self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("divgpu keys"),
+            size: elements as u64 * KEY_BYTES,
+            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        })
+    }
+
+    /// Converts `range` of `array` to keys a step at a time (never the whole array in host
+    /// memory) and queues them into `buffer` from its start.
+    fn write_keys(
         &self,
-        array: &GpuArray,
-        plan: &Plan,
-        algorithm: Algorithm,
-    ) -> Result<(Vec<u64>, QueryTimings)> {
-        match algorithm {
-            Algorithm::Naive => {
-                let keys: Vec<Option<u64>> = plan
-                    .given()
-                    .iter()
-                    .map(|&t| threshold_key(t, array.signed))
-                    .collect();
-                let (sums, timings) = self.run_dispatches(array, &keys, Algorithm::Naive)?;
-                Ok((sums, timings))
+        buffer: &wgpu::Buffer,
+        array: &Array,
+        range: std::ops::Range<usize>,
+    ) -> Result<()> {
+        let signed = array.dtype().signed;
+        let mut scratch = Vec::with_capacity(UPLOAD_STEP);
+        let mut keys: Vec<[u32; 2]> = Vec::with_capacity(UPLOAD_STEP);
+        let mut pending = 0;
+        for step in range.clone().step_by(UPLOAD_STEP) {
+            let step_end = (step + UPLOAD_STEP).min(range.end);
+            scratch.clear();
+            array.decode_into(step..step_end, &mut scratch);
+            keys.clear();
+            for (i, &x) in scratch.iter().enumerate() {
+                if x > i128::from(u32::MAX) {
+                    return Err(too_large(step + i, x));
+                }
+                keys.push(split(key(x, signed)));
             }
-            Algorithm::Fast => {
-                let keys: Vec<Option<u64>> = plan
-                    .distinct()
-                    .iter()
-                    .map(|&t| threshold_key(t, array.signed))
-                    .collect();
-                let (buckets, timings) = self.run_dispatches(array, &keys, Algorithm::Fast)?;
-                Ok((plan.answer(&buckets), timings))
+            let offset = (step - range.start) as u64 * KEY_BYTES;
+            self.queue
+                .write_buffer(buffer, offset, bytemuck::cast_slice(&keys));
+            pending += keys.len() as u64 * KEY_BYTES;
+            if pending >= UPLOAD_FLUSH_BYTES {
+                self.queue.submit([]);
+                self.wait()?;
+                pending = 0;
             }
         }
+        Ok(())
+    }
+
+    /// Answers every threshold of `plan` over the array.
+    pub fn query(
+        &self,
+        array: &GpuArray<'_>,
+        plan: &Plan,
+        algorithm: Algorithm,
+        observer: &dyn Observer,
+    ) -> Result<(Vec<u64>, QueryTimings)> {
+        let thresholds = match algorithm {
+            Algorithm::Naive => plan.given(),
+            Algorithm::Fast => plan.distinct(),
+        };
+        let keys: Vec<Option<u64>> = thresholds
+            .iter()
+            .map(|&t| threshold_key(t, array.signed))
+            .collect();
+        let (sums, timings) = self.run_query(array, &keys, algorithm, observer)?;
+        let results = match algorithm {
+            Algorithm::Naive => sums,
+            Algorithm::Fast => plan.answer(&sums),
+        };
+        Ok((results, timings))
     }
 
     /// One u64 sum per threshold key: naive, the sum for that threshold; fast, the bucket sum
     /// for that distinct threshold. `None` keys (no element can qualify) are never dispatched and
     /// sum to 0; for fast they are always a prefix of the ascending distinct thresholds.
-    fn run_dispatches(
+    fn run_query(
         &self,
-        array: &GpuArray,
+        array: &GpuArray<'_>,
         keys: &[Option<u64>],
         algorithm: Algorithm,
+        observer: &dyn Observer,
     ) -> Result<(Vec<u64>, QueryTimings)> {
         let mut timings = QueryTimings::default();
         let skipped = keys.iter().take_while(|k| k.is_none()).count();
         let live = &keys[skipped..];
-        if array.is_empty() || live.is_empty() {
+        // Per chunk: the thresholds answered by one pass over it each (naive: every live
+        // threshold on its own; fast: all buckets at once, marked by `None`).
+        let passes: Vec<Option<u32>> = match algorithm {
+            Algorithm::Naive => (0..live.len() as u32)
+                .filter(|&t| live[t as usize].is_some())
+                .map(Some)
+                .collect(),
+            Algorithm::Fast if live.is_empty() => Vec::new(),
+            Algorithm::Fast => vec![None],
+        };
+        observer.start((array.len() * passes.len()) as u64);
+        if array.is_empty() || passes.is_empty() {
             return Ok((vec![0; keys.len()], timings));
         }
         self.check("running the query", || {
             let threshold_words: Vec<[u32; 2]> =
                 live.iter().map(|k| split(k.unwrap_or(0))).collect();
-            let thresholds = self.storage_buffer("divgpu thresholds", &threshold_words);
+            let thresholds = self.init_buffer(
+                "divgpu thresholds",
+                wgpu::BufferUsages::STORAGE,
+                &threshold_words,
+            );
             let sums_size = live.len() as u64 * 8;
             let sums = self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("divgpu sums"),
@@ -230,101 +314,99 @@ impl GpuContext {
                     | wgpu::BufferUsages::COPY_DST,
                 mapped_at_creation: false,
             });
-            let wg = u64::from(self.pipelines.workgroup_size);
-            let signed_keys = u32::from(array.signed);
-            let dispatches: Vec<(usize, Params)> = match algorithm {
-                Algorithm::Naive => (0..live.len())
-                    .filter(|&t| live[t].is_some())
-                    .flat_map(|t| {
-                        array.chunks.iter().enumerate().map(move |(c, chunk)| {
-                            let params = Params {
-                                count: chunk.len,
-                                signed_keys,
-                                num_thresholds: 1,
-                                threshold: t as u32,
-                            };
-                            (c, params)
-                        })
-                    })
-                    .collect(),
-                Algorithm::Fast => (0..array.chunks.len())
-                    .map(|c| {
-                        let params = Params {
-                            count: array.chunks[c].len,
-                            signed_keys,
-                            num_thresholds: live.len() as u32,
-                            threshold: 0,
-                        };
-                        (c, params)
-                    })
-                    .collect(),
-            };
-            let pipeline = match algorithm {
-                Algorithm::Naive => &self.pipelines.naive,
-                Algorithm::Fast => &self.pipelines.fast,
-            };
-            let stride =
-                u64::from(self.limits.min_uniform_buffer_offset_alignment).max(PARAMS_BYTES);
-            let slots = dispatches.len().min(DISPATCHES_PER_SUBMIT);
-            let params_buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("divgpu params"),
-                size: slots as u64 * stride,
-                usage: wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            let bind_groups: Vec<wgpu::BindGroup> = array
-                .chunks
-                .iter()
-                .map(|chunk| {
-                    self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                        label: Some("divgpu chunk bindings"),
-                        layout: &self.pipelines.layout,
-                        entries: &[
-                            entry(0, chunk.buffer.as_entire_binding()),
-                            entry(1, thresholds.as_entire_binding()),
-                            entry(2, sums.as_entire_binding()),
-                            entry(
-                                3,
-                                wgpu::BindingResource::Buffer(wgpu::BufferBinding {
-                                    buffer: &params_buffer,
-                                    offset: 0,
-                                    size: wgpu::BufferSize::new(PARAMS_BYTES),
-                                }),
-                            ),
-                        ],
-                    })
+            let params = self.init_buffer(
+                "divgpu params",
+                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                &[Params::default()],
+            );
+            let bind = |keys: &wgpu::Buffer| {
+                self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("divgpu bindings"),
+                    layout: &self.pipelines.layout,
+                    entries: &[
+                        entry(0, keys.as_entire_binding()),
+                        entry(1, thresholds.as_entire_binding()),
+                        entry(2, sums.as_entire_binding()),
+                        entry(3, params.as_entire_binding()),
+                    ],
                 })
-                .collect();
+            };
+            let (pipeline, num_thresholds) = match algorithm {
+                Algorithm::Naive => (&self.pipelines.naive, 1),
+                Algorithm::Fast => (&self.pipelines.fast, live.len() as u32),
+            };
+            let wg = u64::from(self.pipelines.workgroup_size);
+            let max_slice = u64::from(self.limits.max_compute_workgroups_per_dimension).pow(2) * wg;
+            let mut slice = FIRST_SLICE.min(max_slice);
 
             let start = Instant::now();
             let mut encoder = self.device.create_command_encoder(&Default::default());
             encoder.clear_buffer(&sums, 0, None);
             self.queue.submit([encoder.finish()]);
-            for batch in dispatches.chunks(DISPATCHES_PER_SUBMIT) {
-                let mut slots = vec![0u8; batch.len() * stride as usize];
-                for (i, (_, params)) in batch.iter().enumerate() {
-                    let at = i * stride as usize;
-                    slots[at..at + PARAMS_BYTES as usize]
-                        .copy_from_slice(bytemuck::bytes_of(params));
+            let bound: Vec<wgpu::BindGroup> = match &array.storage {
+                Storage::Resident(chunks) => chunks.iter().map(&bind).collect(),
+                Storage::Streamed { source, ring } => {
+                    self.write_keys(&ring[0], source, array.chunk_range(0))?;
+                    ring.iter().map(&bind).collect()
                 }
-                self.queue.write_buffer(&params_buffer, 0, &slots);
-                let mut encoder = self.device.create_command_encoder(&Default::default());
-                {
-                    let mut pass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                        label: Some("divgpu query"),
-                        timestamp_writes: None,
-                    });
-                    pass.set_pipeline(pipeline);
-                    for (i, (chunk, params)) in batch.iter().enumerate() {
-                        let offset = (i as u64 * stride) as u32;
-                        pass.set_bind_group(0, &bind_groups[*chunk], &[offset]);
-                        let (x, y) = self.grid(u64::from(params.count).div_ceil(wg));
-                        pass.dispatch_workgroups(x, y, 1);
+            };
+            for chunk in 0..array.chunk_count() {
+                let range = array.chunk_range(chunk);
+                let bind_group = &bound[match array.storage {
+                    Storage::Resident(_) => chunk,
+                    Storage::Streamed { .. } => chunk % 2,
+                }];
+                for (p, &pass) in passes.iter().enumerate() {
+                    let mut base = 0u64;
+                    while base < range.len() as u64 {
+                        if observer.cancelled() {
+                            return Err(Error::Cancelled);
+                        }
+                        let n = slice.min(range.len() as u64 - base);
+                        let dispatch = Params {
+                            base: base as u32,
+                            end: (base + n) as u32,
+                            signed_keys: u32::from(array.signed),
+                            num_thresholds,
+                            threshold: pass.unwrap_or(0),
+                            pad: [0; 3],
+                        };
+                        self.queue
+                            .write_buffer(&params, 0, bytemuck::bytes_of(&dispatch));
+                        let mut encoder = self.device.create_command_encoder(&Default::default());
+                        {
+                            let mut cpass =
+                                encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                                    label: Some("divgpu query"),
+                                    timestamp_writes: None,
+                                });
+                            cpass.set_pipeline(pipeline);
+                            cpass.set_bind_group(0, bind_group, &[]);
+                            let (x, y) = self.grid(n.div_ceil(wg));
+                            cpass.dispatch_workgroups(x, y, 1);
+                        }
+                        let submitted = Instant::now();
+                        self.queue.submit([encoder.finish()]);
+                        let last_of_chunk = p + 1 == passes.len() && base + n == range.len() as u64;
+                        if let (true, Storage::Streamed { source, ring }) =
+                            (last_of_chunk, &array.storage)
+                        {
+                            // Convert and queue the next chunk while the GPU works on this one;
+                            // the queue orders the write after the work that reads the buffer.
+                            if chunk + 1 < array.chunk_count() {
+                                self.write_keys(
+                                    &ring[(chunk + 1) % 2],
+                                    source,
+                                    array.chunk_range(chunk + 1),
+                                )?;
+                            }
+                        }
+                        self.wait()?;
+                        slice = next_slice(slice, n, submitted.elapsed(), wg, max_slice);
+                        observer.advance(n);
+                        base += n;
                     }
                 }
-                self.queue.submit([encoder.finish()]);
-                // The next batch rewrites the params slots: this one must be done with them.
-                self.wait()?;
             }
             timings.compute = start.elapsed();
 
@@ -348,12 +430,17 @@ impl GpuContext {
         (x as u32, groups.div_ceil(x) as u32)
     }
 
-    fn storage_buffer<T: Pod>(&self, label: &str, data: &[T]) -> wgpu::Buffer {
+    fn init_buffer<T: Pod>(
+        &self,
+        label: &str,
+        usage: wgpu::BufferUsages,
+        data: &[T],
+    ) -> wgpu::Buffer {
         let bytes: &[u8] = bytemuck::cast_slice(data);
         let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some(label),
             size: bytes.len() as u64,
-            usage: wgpu::BufferUsages::STORAGE,
+            usage,
             mapped_at_creation: true,
         });
         buffer
@@ -395,6 +482,48 @@ impl GpuContext {
     }
 }
 
+/// The next submission's element count: what `SUBMIT_TARGET` allows at the rate just measured,
+/// at most 4 times the last (work per element varies), at least one workgroup, within the grid.
+fn next_slice(slice: u64, done: u64, took: Duration, wg: u64, max_slice: u64) -> u64 {
+    if done < slice {
+        return slice; // a chunk's tail says little about the rate
+    }
+    let rate = done as f64 / took.as_secs_f64().max(1e-6);
+    let wanted = (rate * SUBMIT_TARGET.as_secs_f64()) as u64;
+    wanted.min(slice * 4).clamp(wg, max_slice) / wg * wg
+}
+
+fn too_large(index: usize, value: i128) -> Error {
+    Error::Unsupported(format!(
+        "element {index} is {value}: the GPU backend counts divisors of values below 2^32 only; \
+         use --backend cpu"
+    ))
+}
+
+/// The refusal of [`GpuContext::upload`] for a streamed array, found by one pass over it.
+fn check_gpu_range(array: &Array) -> Result<()> {
+    let first = array.par_blocks(
+        1 << 16,
+        || None,
+        |found: &mut Option<(usize, i128)>, start, xs| {
+            if found.is_none() {
+                *found = xs
+                    .iter()
+                    .position(|&x| x > i128::from(u32::MAX))
+                    .map(|i| (start + i, xs[i]));
+            }
+        },
+        |a, b| match (a, b) {
+            (Some(a), Some(b)) => Some(if a.0 < b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        },
+    );
+    match first {
+        Some((index, value)) => Err(too_large(index, value)),
+        None => Ok(()),
+    }
+}
+
 fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry { binding, resource }
 }
@@ -426,5 +555,22 @@ mod tests {
             threshold_key(i128::from(u64::MAX) + 1, false),
             Some(u64::MAX)
         );
+    }
+
+    #[test]
+    fn slices_follow_the_measured_rate_within_bounds() {
+        let ms = Duration::from_millis;
+        // 1 Mi elements in 10 ms: 100 ms would allow 10 Mi, but growth is capped at 4x
+        assert_eq!(next_slice(1 << 20, 1 << 20, ms(10), 256, 1 << 40), 4 << 20);
+        // 1 Mi elements in 1 s: a tenth of that
+        assert_eq!(
+            next_slice(1 << 20, 1 << 20, ms(1000), 256, 1 << 40),
+            104_704
+        );
+        // never below one workgroup, never above the grid
+        assert_eq!(next_slice(256, 256, ms(100_000), 256, 1 << 40), 256);
+        assert_eq!(next_slice(1 << 20, 1 << 20, ms(1), 256, 1 << 21), 1 << 21);
+        // a short tail keeps the slice
+        assert_eq!(next_slice(1 << 20, 5, ms(1), 256, 1 << 40), 1 << 20);
     }
 }

@@ -5,7 +5,7 @@ pub mod array;
 pub mod context;
 pub mod pipelines;
 
-pub use array::{GpuArray, QueryTimings};
+pub use array::{GpuArray, QueryTimings, UploadOptions};
 pub use context::{AdapterSummary, GpuContext};
 
 use serde::Serialize;

@@ -23,7 +23,7 @@ pub fn shader_sources() -> [(&'static str, String); 2] {
 /// Bytes per element in a keys buffer: one `vec2<u32>`.
 pub const KEY_BYTES: u64 = 8;
 /// Bytes per `Params` in `shaders/divisors.wgsl`.
-pub const PARAMS_BYTES: u64 = 16;
+pub const PARAMS_BYTES: u64 = 32;
 
 pub struct Pipelines {
     pub layout: wgpu::BindGroupLayout,
@@ -62,10 +62,9 @@ impl Pipelines {
                 wgpu::BindGroupLayoutEntry {
                     binding: 3,
                     visibility: wgpu::ShaderStages::COMPUTE,
-                    // One Params slot per dispatch, chosen by dynamic offset.
                     ty: wgpu::BindingType::Buffer {
                         ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: true,
+                        has_dynamic_offset: false,
                         min_binding_size: wgpu::BufferSize::new(PARAMS_BYTES),
                     },
                     count: None,

@@ -89,29 +89,58 @@ pub fn gpu() -> Option<&'static GpuContext> {
         .as_ref()
 }
 
+use divgpu::gpu::UploadOptions;
 use divgpu::input::Array;
 use divgpu::query::Plan;
-use divgpu::Algorithm;
+use divgpu::{Algorithm, Quiet};
 
 /// One way of answering a query: a backend and an algorithm (and for the GPU, a chunk size).
 #[derive(Clone, Copy, Debug)]
 pub enum Runner {
     Cpu(Algorithm, usize),
+    /// Resident on the GPU, in chunks of this many elements (default: the adapter's limit).
     Gpu(Algorithm, Option<usize>),
+    /// Streamed through two chunk buffers of this many elements.
+    GpuStreamed(Algorithm, usize),
 }
 
 impl Runner {
     pub fn run(&self, array: &Array, thresholds: &[i128]) -> divgpu::Result<Vec<u64>> {
         let plan = Plan::new(thresholds);
         match *self {
-            Runner::Cpu(algorithm, threads) => divgpu::cpu::run(array, &plan, algorithm, threads),
-            Runner::Gpu(algorithm, chunk) => {
-                let gpu = gpu().expect("GPU runners exist only with a GPU");
-                let uploaded = gpu.upload(array, chunk)?;
-                gpu.query(&uploaded, &plan, algorithm).map(|(r, _)| r)
+            Runner::Cpu(algorithm, threads) => {
+                divgpu::cpu::run(array, &plan, algorithm, threads, &Quiet)
+            }
+            Runner::Gpu(algorithm, chunk_elements) => {
+                let options = UploadOptions {
+                    chunk_elements,
+                    ..UploadOptions::default()
+                };
+                gpu_query(array, &plan, algorithm, options, false)
+            }
+            Runner::GpuStreamed(algorithm, chunk) => {
+                let options = UploadOptions {
+                    chunk_elements: Some(chunk),
+                    resident_bytes: 0,
+                };
+                gpu_query(array, &plan, algorithm, options, true)
             }
         }
     }
+}
+
+fn gpu_query(
+    array: &Array,
+    plan: &Plan,
+    algorithm: Algorithm,
+    options: UploadOptions,
+    streamed: bool,
+) -> divgpu::Result<Vec<u64>> {
+    let gpu = gpu().expect("GPU runners exist only with a GPU");
+    let uploaded = gpu.upload(array, options)?;
+    assert_eq!(uploaded.is_streamed(), streamed && !array.is_empty());
+    gpu.query(&uploaded, plan, algorithm, &Quiet)
+        .map(|(r, _)| r)
 }
 
 /// Every backend and algorithm: CPU on 1 and 2 threads, and the GPU unless opted out.
