@@ -10,6 +10,11 @@ use crate::{Algorithm, Observer};
 /// element grows like sqrt(x), balances across threads by work stealing.
 const BLOCK: usize = 8192;
 
+/// Naive's work per element grows like sqrt(x): many small tasks keep both threads busy.
+const NAIVE_TASKS_PER_THREAD: usize = 64;
+/// Fast's accumulator is one u64 per distinct threshold (8 MB for a million): few tasks.
+const FAST_TASKS_PER_THREAD: usize = 4;
+
 /// Answers every threshold of `plan` over `array` on a local pool of `threads` threads (0: one
 /// per core), so divgpu never touches the global rayon pool of a program that embeds it.
 /// `observer` hears of every block done and can stop the run between blocks.
@@ -59,6 +64,7 @@ fn naive(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
         .map(|&n| {
             array.par_blocks(
                 BLOCK,
+                NAIVE_TASKS_PER_THREAD,
                 || 0u64,
                 |sum, _, xs| {
                     if !proceed(observer, xs) {
@@ -81,6 +87,7 @@ fn fast(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
     let table = lookup_table(array.len(), plan);
     let buckets = array.par_blocks(
         BLOCK,
+        FAST_TASKS_PER_THREAD,
         || vec![0u64; plan.distinct().len()],
         |sums, _, xs| {
             if !proceed(observer, xs) {

@@ -244,10 +244,13 @@ impl Array {
     }
 
     /// Calls `f` on consecutive blocks of at most `block` decoded elements, with each block's
-    /// start index; in parallel on the current rayon pool.
+    /// start index; in parallel on the current rayon pool, in at most about `tasks_per_thread`
+    /// pieces per thread, each with its own accumulator from `identity`: few for large
+    /// accumulators, many for uneven work.
     pub fn par_blocks<T, F, R>(
         &self,
         block: usize,
+        tasks_per_thread: usize,
         identity: impl Fn() -> T + Sync + Send,
         f: F,
         reduce: R,
@@ -259,8 +262,10 @@ impl Array {
     {
         use rayon::prelude::*;
         let blocks = self.len.div_ceil(block);
+        let tasks = tasks_per_thread.max(1) * rayon::current_num_threads();
         (0..blocks)
             .into_par_iter()
+            .with_min_len(blocks.div_ceil(tasks).max(1))
             .fold(
                 || (identity(), Vec::with_capacity(block)),
                 |(mut acc, mut scratch), b| {
@@ -320,6 +325,10 @@ fn npy_dtype(dtype: &NpyDType) -> std::result::Result<DType, String> {
 /// Parses one integer in `[-2^63, 2^64)`, the range of every input element and threshold.
 pub fn parse_integer(text: &str) -> std::result::Result<i128, String> {
     let text = text.trim();
+    // The common case first: 128-bit parsing is several times slower.
+    if let Ok(v) = text.parse::<i64>() {
+        return Ok(v.into());
+    }
     let value: i128 = text
         .parse()
         .map_err(|_| format!("{text:?} is not an integer"))?;

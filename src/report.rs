@@ -13,6 +13,7 @@ pub struct Report {
     /// the CPU's.
     pub results: Vec<u64>,
     /// The thresholds as given.
+    #[serde(serialize_with = "serialize_thresholds")]
     pub thresholds: Vec<i128>,
     /// `"gpu"`, `"cpu"` or `"both"`: the backend that ran (`auto` resolved).
     pub backend: &'static str,
@@ -55,9 +56,55 @@ pub struct Comparison {
 #[derive(Debug, Serialize)]
 pub struct Mismatch {
     pub index: usize,
+    #[serde(serialize_with = "serialize_threshold")]
     pub threshold: i128,
     pub gpu: u64,
     pub cpu: u64,
+}
+
+/// A threshold as a 64-bit integer, signed or not: every threshold is one, and 128-bit
+/// formatting is several times slower (a million thresholds are printed in a run).
+#[derive(Clone, Copy)]
+enum Int64 {
+    Signed(i64),
+    Unsigned(u64),
+}
+
+impl From<i128> for Int64 {
+    fn from(v: i128) -> Self {
+        match i64::try_from(v) {
+            Ok(v) => Int64::Signed(v),
+            Err(_) => Int64::Unsigned(v as u64),
+        }
+    }
+}
+
+impl std::fmt::Display for Int64 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Int64::Signed(v) => v.fmt(f),
+            Int64::Unsigned(v) => v.fmt(f),
+        }
+    }
+}
+
+fn serialize_threshold<S: serde::Serializer>(t: &i128, s: S) -> Result<S::Ok, S::Error> {
+    match Int64::from(*t) {
+        Int64::Signed(v) => s.serialize_i64(v),
+        Int64::Unsigned(v) => s.serialize_u64(v),
+    }
+}
+
+fn serialize_thresholds<S: serde::Serializer>(ts: &[i128], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(ts.len()))?;
+    for t in ts {
+        match Int64::from(*t) {
+            Int64::Signed(v) => seq.serialize_element(&v)?,
+            Int64::Unsigned(v) => seq.serialize_element(&v)?,
+        }
+    }
+    seq.end()
 }
 
 impl Comparison {
@@ -87,8 +134,8 @@ impl Report {
         match &self.comparison {
             None => {
                 let _ = writeln!(out, "{:>22}  {:>22}", "threshold", "result");
-                for (t, r) in self.thresholds.iter().zip(&self.results) {
-                    let _ = writeln!(out, "{t:>22}  {r:>22}");
+                for (&t, r) in self.thresholds.iter().zip(&self.results) {
+                    let _ = writeln!(out, "{:>22}  {r:>22}", Int64::from(t));
                 }
             }
             Some(c) => {

@@ -504,6 +504,7 @@ fn too_large(index: usize, value: i128) -> Error {
 fn check_gpu_range(array: &Array) -> Result<()> {
     let first = array.par_blocks(
         1 << 16,
+        4,
         || None,
         |found: &mut Option<(usize, i128)>, start, xs| {
             if found.is_none() {
