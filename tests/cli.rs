@@ -588,3 +588,79 @@ fn devices_lists_adapters_as_json() {
         }
     }
 }
+
+/// Ctrl-C (SIGINT) stops a run that would take minutes: exit 130, nothing on stdout.
+fn assert_interrupts(args: &[&str]) {
+    use std::time::{Duration, Instant};
+    let mut child = Command::new(env!("CARGO_BIN_EXE_divgpu"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "{args:?} ended before the signal"
+    );
+    let sent = Instant::now();
+    let kill = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(kill.success());
+    let out = loop {
+        if child.try_wait().unwrap().is_some() {
+            break child.wait_with_output().unwrap();
+        }
+        if sent.elapsed() > Duration::from_secs(10) {
+            let _ = child.kill();
+            panic!("{args:?} still running 10 s after SIGINT");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
+    assert!(out.stdout.is_empty());
+    assert!(
+        stderr(&out).contains("divgpu: interrupted"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn ctrl_c_stops_a_long_cpu_run() {
+    assert_interrupts(&[
+        "--backend",
+        "cpu",
+        "--algorithm",
+        "naive",
+        "--size",
+        "3000000",
+        "--max-value",
+        "4000000000",
+        "--thresholds",
+        "4000000000",
+        "--json",
+    ]);
+}
+
+#[test]
+fn ctrl_c_stops_a_long_gpu_run() {
+    if !gpu_tests_enabled() {
+        return;
+    }
+    assert_interrupts(&[
+        "--backend",
+        "gpu",
+        "--algorithm",
+        "naive",
+        "--size",
+        "3000000",
+        "--max-value",
+        "4000000000",
+        "--thresholds",
+        "4000000000",
+        "--json",
+    ]);
+}
