@@ -85,7 +85,31 @@ fn naive(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
 /// c(x) once per element, into the bucket of its threshold, then one prefix sum.
 fn fast(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
     let table = lookup_table(array.len(), plan);
-    let buckets = array.par_blocks(
+    let buckets = match &table {
+        Some(t) if t.limit() <= HISTOGRAM_LIMIT && array.len() < u32::MAX as usize => {
+            histogram(array, plan, t, observer)
+        }
+        _ => per_element(array, plan, table.as_ref(), observer),
+    };
+    plan.answer(&buckets)
+}
+
+/// Tables up to this size are also histograms: 16 MiB of u32 counts per task at most.
+const HISTOGRAM_LIMIT: u64 = 1 << 22;
+
+fn add_into(mut a: Vec<u64>, b: Vec<u64>) -> Vec<u64> {
+    a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+    a
+}
+
+/// Every element's bucket found by binary search, its count from the table or by factoring.
+fn per_element(
+    array: &Array,
+    plan: &Plan,
+    table: Option<&DivisorTable>,
+    observer: &dyn Observer,
+) -> Vec<u64> {
+    array.par_blocks(
         BLOCK,
         FAST_TASKS_PER_THREAD,
         || vec![0u64; plan.distinct().len()],
@@ -95,7 +119,7 @@ fn fast(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
             }
             for &x in xs {
                 if let Some(k) = plan.bucket(x) {
-                    let c = match &table {
+                    let c = match table {
                         Some(t) => t.count(x),
                         None => divisors::count(x),
                     };
@@ -103,12 +127,64 @@ fn fast(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
                 }
             }
         },
-        |mut a, b| {
-            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
-            a
+        add_into,
+    )
+}
+
+/// When the table covers every threshold: elements in `[0, limit]` are only counted per value
+/// (one increment each, no search, no lookup), and one walk over the table turns the counts
+/// into bucket sums. Elements outside that range (negative, or above every threshold but one
+/// beyond the table) take the per-element way.
+fn histogram(
+    array: &Array,
+    plan: &Plan,
+    table: &DivisorTable,
+    observer: &dyn Observer,
+) -> Vec<u64> {
+    let limit = table.limit();
+    let (counts, mut sums) = array.par_blocks(
+        BLOCK,
+        1,
+        || {
+            (
+                vec![0u32; limit as usize + 1],
+                vec![0u64; plan.distinct().len()],
+            )
+        },
+        |(counts, sums), _, xs| {
+            if !proceed(observer, xs) {
+                return;
+            }
+            for &x in xs {
+                match u64::try_from(x) {
+                    // fewer than u32::MAX elements in all: no count can wrap
+                    Ok(v) if v <= limit => counts[v as usize] += 1,
+                    _ => {
+                        if let Some(k) = plan.bucket(x) {
+                            sums[k] += u64::from(table.count(x));
+                        }
+                    }
+                }
+            }
+        },
+        |(mut ca, sa), (cb, sb)| {
+            ca.iter_mut().zip(cb).for_each(|(x, y)| *x += y);
+            (ca, add_into(sa, sb))
         },
     );
-    plan.answer(&buckets)
+    let mut k = 0;
+    for (v, &n) in counts.iter().enumerate() {
+        if n == 0 {
+            continue;
+        }
+        let v = v as i128;
+        // distinct thresholds ascend and the last one is >= limit: k stays in range
+        while plan.distinct()[k] < v {
+            k += 1;
+        }
+        sums[k] += u64::from(n) * u64::from(table.count(v));
+    }
+    sums
 }
 
 /// A divisor table up to the largest threshold, when it is small enough to be worth building

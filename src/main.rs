@@ -90,16 +90,17 @@ fn main() -> ExitCode {
         Some(Command::Gen {
             output,
             workload: w,
-        }) => workload::generate(w.size, w.max_value, w.seed)
-            .and_then(|values| workload::write_npy(&output, &values).map(|()| values))
-            .map(|values| {
+        }) => {
+            let values = workload::values_iter(w.size, w.max_value, w.seed);
+            workload::write_npy(&output, w.size, values).map(|()| {
                 eprintln!(
                     "divgpu: wrote {} int64 values to {}",
-                    values.len(),
+                    w.size,
                     output.display()
                 );
                 ExitCode::SUCCESS
-            }),
+            })
+        }
         None => match (cli.run.json, cli.run.job()) {
             (json, Ok(job)) => run(&job, json),
             (_, Err(usage)) => {

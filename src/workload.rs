@@ -51,18 +51,23 @@ impl SplitMix64 {
 /// `size` values uniform in `[0, max_value]` (at most `i64::MAX`: they are int64), as the
 /// post's `randint(0, 10*HT)`.
 pub fn generate(size: usize, max_value: u64, seed: u64) -> Result<Vec<i64>> {
-    let max_value = max_value.min(i64::MAX as u64);
     let mut values = Vec::new();
     values
         .try_reserve_exact(size)
         .map_err(|_| Error::Data(format!("cannot hold {size} generated values in memory")))?;
-    let mut rng = SplitMix64::new(seed);
-    values.extend((0..size).map(|_| rng.below(max_value + 1) as i64));
+    values.extend(values_iter(size, max_value, seed));
     Ok(values)
 }
 
-/// Writes `values` as a one-dimensional little-endian int64 `.npy` file.
-pub fn write_npy(path: &Path, values: &[i64]) -> Result<()> {
+/// The values of [`generate`], one at a time (for files larger than memory).
+pub fn values_iter(size: usize, max_value: u64, seed: u64) -> impl Iterator<Item = i64> {
+    let bound = max_value.min(i64::MAX as u64) + 1;
+    let mut rng = SplitMix64::new(seed);
+    (0..size).map(move |_| rng.below(bound) as i64)
+}
+
+/// Writes `len` values as a one-dimensional little-endian int64 `.npy` file, streaming.
+pub fn write_npy(path: &Path, len: usize, values: impl IntoIterator<Item = i64>) -> Result<()> {
     use npyz::WriterBuilder;
     let io = |e| Error::io(path, e);
     let file = File::create(path).map_err(io)?;
@@ -70,11 +75,11 @@ pub fn write_npy(path: &Path, values: &[i64]) -> Result<()> {
         .dtype(npyz::DType::new_scalar(
             "<i8".parse().expect("a valid type string"),
         ))
-        .shape(&[values.len() as u64])
+        .shape(&[len as u64])
         .writer(BufWriter::new(file))
         .begin_nd()
         .map_err(io)?;
-    writer.extend(values.iter().copied()).map_err(io)?;
+    writer.extend(values).map_err(io)?;
     writer.finish().map_err(io)
 }
 
