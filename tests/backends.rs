@@ -203,3 +203,34 @@ fn sums_above_u32_max_are_exact() {
         &[total, 0, total],
     );
 }
+
+#[test]
+fn arrays_past_the_adapters_binding_limit_match_the_cpu() {
+    // lavapipe and llvmpipe bind 128 MiB (16 Mi elements) at once: one more chunk is needed.
+    // On adapters with larger bindings this would take gigabytes, so it runs only where the
+    // limit is small; CI's software adapters have it.
+    let Some(gpu) = gpu() else { return };
+    let limit = gpu.max_chunk_elements();
+    if limit > 1 << 25 {
+        eprintln!("binding limit of {limit} elements is too large to cross in a test");
+        return;
+    }
+    let n = limit + 1000;
+    let values = divgpu::workload::generate(n, 1000, 3).unwrap();
+    let array = Array::from_i64(values);
+    let thresholds = [-1, 0, 1, 500, 999, 1000];
+    let expected = Runner::Cpu(Algorithm::Fast, 2)
+        .run(&array, &thresholds)
+        .unwrap();
+    let uploaded = gpu.upload(&array, UploadOptions::default()).unwrap();
+    assert_eq!(uploaded.chunk_count(), 2);
+    let (got, _) = gpu
+        .query(
+            &uploaded,
+            &divgpu::query::Plan::new(&thresholds),
+            Algorithm::Fast,
+            &divgpu::Quiet,
+        )
+        .unwrap();
+    assert_eq!(got, expected);
+}
