@@ -1,7 +1,5 @@
 //! What a run prints: the `--json` object (a documented, stable struct) and the readable table.
 
-use std::fmt::Write as _;
-
 use serde::Serialize;
 
 use crate::gpu::AdapterSummary;
@@ -130,27 +128,51 @@ impl Comparison {
 impl Report {
     /// The readable form: one row per threshold.
     pub fn table(&self) -> String {
-        let mut out = String::new();
+        let columns = if self.comparison.is_some() { 3 } else { 2 };
+        let mut out = String::with_capacity((self.results.len() + 1) * columns * (WIDTH + 2));
+        let mut row = |cells: &[&str], mark: &str| {
+            for (i, cell) in cells.iter().enumerate() {
+                if i > 0 {
+                    out.push_str("  ");
+                }
+                out.extend(std::iter::repeat_n(' ', WIDTH.saturating_sub(cell.len())));
+                out.push_str(cell);
+            }
+            out.push_str(mark);
+            out.push('\n');
+        };
+        let (mut a, mut b, mut c) = (
+            itoa::Buffer::new(),
+            itoa::Buffer::new(),
+            itoa::Buffer::new(),
+        );
+        let mut threshold = |t: i128| match Int64::from(t) {
+            Int64::Signed(v) => a.format(v).to_string(),
+            Int64::Unsigned(v) => a.format(v).to_string(),
+        };
         match &self.comparison {
             None => {
-                let _ = writeln!(out, "{:>22}  {:>22}", "threshold", "result");
-                for (&t, r) in self.thresholds.iter().zip(&self.results) {
-                    let _ = writeln!(out, "{:>22}  {r:>22}", Int64::from(t));
+                row(&["threshold", "result"], "");
+                for (&t, &r) in self.thresholds.iter().zip(&self.results) {
+                    row(&[&threshold(t), b.format(r)], "");
                 }
             }
-            Some(c) => {
-                let _ = writeln!(out, "{:>22}  {:>22}  {:>22}", "threshold", "gpu", "cpu");
-                for ((t, g), r) in self
+            Some(cmp) => {
+                row(&["threshold", "gpu", "cpu"], "");
+                for ((&t, &g), &r) in self
                     .thresholds
                     .iter()
-                    .zip(&c.gpu_results)
-                    .zip(&c.cpu_results)
+                    .zip(&cmp.gpu_results)
+                    .zip(&cmp.cpu_results)
                 {
                     let mark = if g == r { "" } else { "  MISMATCH" };
-                    let _ = writeln!(out, "{t:>22}  {g:>22}  {r:>22}{mark}");
+                    row(&[&threshold(t), b.format(g), c.format(r)], mark);
                 }
             }
         }
         out
     }
 }
+
+/// Width of a table column: the longest value, -9223372036854775808, is 20 characters.
+const WIDTH: usize = 22;
