@@ -1,4 +1,6 @@
-// --algorithm naive: the post's loop. One dispatch answers one threshold over one chunk.
+// --algorithm naive: the post's loop. One dispatch answers one threshold over a range of one
+// chunk. For x < 2^32 the loop runs at most 65,534 times: just under llvmpipe's cap of 65,535
+// loop iterations per invocation (see the README), which longer loops would silently hit.
 
 var<workgroup> group_sum: atomic<u32>;
 
