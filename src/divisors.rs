@@ -93,20 +93,26 @@ pub fn divisor_count_u32(n: u32) -> u32 {
         if u64::from(p) * u64::from(p) > u64::from(n) {
             break;
         }
-        if n.is_multiple_of(p) {
-            let mut e = 1;
-            n /= p;
-            while n.is_multiple_of(p) {
-                n /= p;
-                e += 1;
-            }
-            d *= e + 1;
-        }
+        d *= strip_power(&mut n, p) + 1;
     }
     if n > 1 {
         d *= 2;
     }
     d
+}
+
+/// Divides every factor `p` out of `n` and returns how many there were.
+#[inline]
+fn strip_power<T>(n: &mut T, p: T) -> u32
+where
+    T: Copy + PartialEq + std::ops::Rem<Output = T> + std::ops::DivAssign + From<u8>,
+{
+    let mut e = 0;
+    while *n % p == T::from(0) {
+        *n /= p;
+        e += 1;
+    }
+    e
 }
 
 /// Primes below this are divided out before Miller-Rabin and Pollard's rho take over.
@@ -122,15 +128,7 @@ fn divisor_count_u64(n: u64) -> u32 {
         if p >= TRIAL_BOUND || p * p > n {
             break;
         }
-        if n.is_multiple_of(p) {
-            let mut e = 1;
-            n /= p;
-            while n.is_multiple_of(p) {
-                n /= p;
-                e += 1;
-            }
-            d *= e + 1;
-        }
+        d *= strip_power(&mut n, p) + 1;
     }
     if n == 1 {
         return d;

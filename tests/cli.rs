@@ -205,95 +205,57 @@ fn usage_errors_exit_2_and_name_the_flag() {
 fn data_errors_exit_1_with_one_line() {
     let dir = temp_dir();
     let d = dir.path();
-    let missing = d.join("missing.npy");
-    assert_fails(
-        &divgpu(&["-i", missing.to_str().unwrap(), "--backend", "cpu"]),
-        1,
-        &["missing.npy"],
-    );
-
-    let not_npy = write(d, "garbage.npy", b"hello, this is not numpy");
-    assert_fails(
-        &divgpu(&["-i", not_npy.to_str().unwrap(), "--backend", "cpu"]),
-        1,
-        &["not a .npy file"],
-    );
-
-    for descr in ["<f8", "|b1", "<c16", "|O"] {
-        let file = write(d, "float.npy", &npy(descr, "(2,)", false, &[0; 32]));
-        assert_fails(
-            &divgpu(&["-i", file.to_str().unwrap(), "--backend", "cpu"]),
-            1,
-            &["not an integer type"],
-        );
-    }
-
-    let truncated = write(d, "short.npy", &npy("<i8", "(4,)", false, &[0; 20]));
-    assert_fails(
-        &divgpu(&["-i", truncated.to_str().unwrap(), "--backend", "cpu"]),
-        1,
-        &["truncated"],
-    );
-
-    let raw = write(d, "odd.bin", &[0; 7]);
-    assert_fails(
-        &divgpu(&[
-            "-i",
-            raw.to_str().unwrap(),
-            "--dtype",
-            "i16",
-            "--backend",
-            "cpu",
-        ]),
-        1,
-        &["truncated"],
-    );
-
-    let unknown = write(d, "data.dat", &[0; 8]);
-    assert_fails(
-        &divgpu(&["-i", unknown.to_str().unwrap(), "--backend", "cpu"]),
-        1,
-        &["--dtype"],
-    );
-
-    let text = write(d, "bad.txt", b"1\n2\nthree\n");
-    assert_fails(
-        &divgpu(&["-i", text.to_str().unwrap(), "--backend", "cpu"]),
-        1,
-        &["bad.txt:3", "three"],
-    );
-
-    let empty = write(d, "empty.txt", b"\n\n");
-    assert_fails(
-        &divgpu(&[
-            "--thresholds-file",
-            empty.to_str().unwrap(),
-            "--backend",
-            "cpu",
-        ]),
-        1,
-        &["no thresholds"],
-    );
-
-    let bad_t = write(d, "t.txt", b"10\n1e5\n");
-    assert_fails(
-        &divgpu(&[
-            "--thresholds-file",
-            bad_t.to_str().unwrap(),
-            "--backend",
-            "cpu",
-        ]),
-        1,
-        &["t.txt:2"],
-    );
-
+    // (file, extra flags, what the message must name)
     let unreadable = d.join("a-directory.txt");
     std::fs::create_dir(&unreadable).unwrap();
-    assert_fails(
-        &divgpu(&["-i", unreadable.to_str().unwrap(), "--backend", "cpu"]),
-        1,
-        &["a-directory.txt"],
-    );
+    let mut cases: Vec<(PathBuf, Vec<&str>, Vec<&str>)> = vec![
+        (d.join("missing.npy"), vec![], vec!["missing.npy"]),
+        (
+            write(d, "garbage.npy", b"hello, this is not numpy"),
+            vec![],
+            vec!["not a .npy file"],
+        ),
+        (
+            write(d, "short.npy", &npy("<i8", "(4,)", false, &[0; 20])),
+            vec![],
+            vec!["truncated"],
+        ),
+        (
+            write(d, "odd.bin", &[0; 7]),
+            vec!["--dtype", "i16"],
+            vec!["truncated"],
+        ),
+        (write(d, "data.dat", &[0; 8]), vec![], vec!["--dtype"]),
+        (
+            write(d, "bad.txt", b"1\n2\nthree\n"),
+            vec![],
+            vec!["bad.txt:3", "three"],
+        ),
+        (unreadable, vec![], vec!["a-directory.txt"]),
+    ];
+    for descr in ["<f8", "|b1", "<c16", "|O"] {
+        let name = format!("{}.npy", descr.trim_start_matches(['<', '|']));
+        let file = write(d, &name, &npy(descr, "(2,)", false, &[0; 32]));
+        cases.push((file, vec![], vec!["not an integer type"]));
+    }
+    for (file, extra, needles) in &cases {
+        let mut args = vec!["-i", file.to_str().unwrap(), "--backend", "cpu"];
+        args.extend(extra);
+        assert_fails(&divgpu(&args), 1, needles);
+    }
+
+    // thresholds files: none at all, and a line that is not an integer
+    let empty = write(d, "empty.txt", b"\n\n");
+    let bad = write(d, "t.txt", b"10\n1e5\n");
+    for (file, needle) in [(&empty, "no thresholds"), (&bad, "t.txt:2")] {
+        let args = [
+            "--thresholds-file",
+            file.to_str().unwrap(),
+            "--backend",
+            "cpu",
+        ];
+        assert_fails(&divgpu(&args), 1, &[needle]);
+    }
 }
 
 #[test]

@@ -1,7 +1,7 @@
 //! Every shader parses and validates with naga, the compiler wgpu itself uses: a broken shader
 //! fails here, with no GPU needed.
 
-use divgpu::gpu::pipelines::shader_sources;
+use divgpu::gpu::pipelines::{shader_sources, PARAMS_BYTES};
 use wgpu::naga;
 
 #[test]
@@ -26,6 +26,19 @@ fn every_shader_parses_and_validates() {
             resolved.entry_points[0].workgroup_size,
             [256, 1, 1],
             "{label}"
+        );
+        // the Rust mirror of `Params` (src/gpu/array.rs) has the WGSL struct's size
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).unwrap();
+        let (params, _) = module
+            .types
+            .iter()
+            .find(|(_, t)| t.name.as_deref() == Some("Params"))
+            .expect("a Params struct");
+        assert_eq!(
+            u64::from(layouter[params].size),
+            PARAMS_BYTES,
+            "{label}: Params size"
         );
     }
 }
