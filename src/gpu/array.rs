@@ -186,7 +186,8 @@ impl GpuContext {
                 Ok(Storage::Resident(chunks))
             } else {
                 check_gpu_range(array)?;
-                let ring = [self.keys_buffer(chunk_len), self.keys_buffer(chunk_len)];
+                let ring_len = chunk_len.min(array.len());
+                let ring = [self.keys_buffer(ring_len), self.keys_buffer(ring_len)];
                 Ok(Storage::Streamed {
                     source: array,
                     ring,
