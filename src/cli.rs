@@ -27,6 +27,26 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Reproduce the post's experiment: every backend and algorithm on the same queries, timed.
+    Bench {
+        #[command(flatten)]
+        data: DataArgs,
+        /// Timed runs per row, after one warm-up; the median is reported.
+        #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u32).range(1..))]
+        runs: u32,
+        /// Print one JSON object instead of a table.
+        #[arg(long)]
+        json: bool,
+        /// Also draw the speed-ups as a bar chart in this SVG file.
+        #[arg(long)]
+        chart: Option<PathBuf>,
+        /// Use the adapter whose name contains this; without it, any adapter (software ones too).
+        #[arg(long)]
+        adapter: Option<String>,
+        /// Leave the GPU rows out.
+        #[arg(long)]
+        no_gpu: bool,
+    },
     /// Write the default run's generated array as an int64 .npy file.
     Gen {
         /// Where to write the .npy file.
@@ -59,6 +79,25 @@ pub struct RunArgs {
     /// fast: c(x) once per element, all thresholds in one pass. naive: the post's algorithm.
     #[arg(long, value_enum, default_value_t = AlgorithmArg::Fast)]
     pub algorithm: AlgorithmArg,
+    #[command(flatten)]
+    pub data: DataArgs,
+    /// Print one JSON object instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// CPU threads [default: one per core].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    pub threads: Option<u32>,
+    /// Use the adapter whose name contains this (case-insensitive); see `divgpu devices`.
+    #[arg(long)]
+    pub adapter: Option<String>,
+    /// Elements per GPU buffer [default: the most the adapter's limits allow].
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    pub chunk_elements: Option<u64>,
+}
+
+/// The array and the thresholds, for a run and for `bench`.
+#[derive(Args, Debug)]
+pub struct DataArgs {
     /// The array: .npy (any integer dtype), .txt/.csv (one integer per line), or raw with --dtype.
     /// Without it, the post's workload is generated (--size, --max-value, --seed).
     #[arg(long, short)]
@@ -73,18 +112,6 @@ pub struct RunArgs {
     /// A file of thresholds, one integer per line.
     #[arg(long)]
     pub thresholds_file: Option<PathBuf>,
-    /// Print one JSON object instead of a table.
-    #[arg(long)]
-    pub json: bool,
-    /// CPU threads [default: one per core].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
-    pub threads: Option<u32>,
-    /// Use the adapter whose name contains this (case-insensitive); see `divgpu devices`.
-    #[arg(long)]
-    pub adapter: Option<String>,
-    /// Elements per GPU buffer [default: the most the adapter's limits allow].
-    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
-    pub chunk_elements: Option<u64>,
     #[command(flatten)]
     pub workload: WorkloadArgs,
 }
@@ -112,9 +139,9 @@ fn parse_threshold(text: &str) -> Result<i128, String> {
     input::parse_integer(text)
 }
 
-impl RunArgs {
-    /// The validated job. Errors here are usage errors (exit 2).
-    pub fn job(self) -> Result<Job, String> {
+impl DataArgs {
+    /// Where the array and the thresholds come from. Errors are usage errors (exit 2).
+    pub fn sources(self) -> Result<(Source, Thresholds), String> {
         let source = match self.input {
             Some(path) => {
                 let is_npy = path
@@ -142,6 +169,14 @@ impl RunArgs {
             (None, Some(path)) => Thresholds::File(path),
             (None, None) => Thresholds::List(workload::default_thresholds()),
         };
+        Ok((source, thresholds))
+    }
+}
+
+impl RunArgs {
+    /// The validated job. Errors here are usage errors (exit 2).
+    pub fn job(self) -> Result<Job, String> {
+        let (source, thresholds) = self.data.sources()?;
         Ok(Job {
             source,
             thresholds,

@@ -86,7 +86,11 @@ fn naive(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
 fn fast(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
     let table = lookup_table(array.len(), plan);
     let buckets = match &table {
-        Some(t) if t.limit() <= HISTOGRAM_LIMIT && array.len() < u32::MAX as usize => {
+        Some(t)
+            if t.limit() <= HISTOGRAM_LIMIT
+                && array.len() as u64 >= HISTOGRAM_ELEMENTS_PER_ENTRY * (t.limit() + 1)
+                && array.len() < u32::MAX as usize =>
+        {
             histogram(array, plan, t, observer)
         }
         _ => per_element(array, plan, table.as_ref(), observer),
@@ -96,6 +100,11 @@ fn fast(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
 
 /// Tables up to this size are also histograms: 16 MiB of u32 counts per task at most.
 const HISTOGRAM_LIMIT: u64 = 1 << 22;
+/// A histogram (allocated, zeroed, merged and walked per task) pays off only over many more
+/// elements than entries: measured on the post's values, 1M elements over 500K entries ran
+/// faster per element (14 ms against 20 ms on 2 cores) and 25M faster as a histogram (0.20 s
+/// against 0.24 s).
+const HISTOGRAM_ELEMENTS_PER_ENTRY: u64 = 16;
 
 fn add_into(mut a: Vec<u64>, b: Vec<u64>) -> Vec<u64> {
     a.iter_mut().zip(b).for_each(|(x, y)| *x += y);

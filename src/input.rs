@@ -265,7 +265,7 @@ impl Array {
         let tasks = tasks_per_thread.max(1) * rayon::current_num_threads();
         (0..blocks)
             .into_par_iter()
-            .with_min_len(blocks.div_ceil(tasks).max(1))
+            .with_min_len((blocks / tasks).max(1))
             .fold(
                 || (identity(), Vec::with_capacity(block)),
                 |(mut acc, mut scratch), b| {

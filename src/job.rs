@@ -64,10 +64,9 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
-pub fn execute(job: &Job, observer: &dyn Observer) -> Result<Outcome> {
-    let started = Instant::now();
-    let mut notes = Vec::new();
-    let array = match &job.source {
+/// Reads, maps or generates the array, and reads the thresholds.
+pub fn load(source: &Source, thresholds: &Thresholds) -> Result<(Array, Vec<i128>)> {
+    let array = match source {
         Source::Generated {
             size,
             max_value,
@@ -75,13 +74,20 @@ pub fn execute(job: &Job, observer: &dyn Observer) -> Result<Outcome> {
         } => Array::from_i64(workload::generate(*size, *max_value, *seed)?),
         Source::File { path, raw_dtype } => Array::open(path, *raw_dtype)?,
     };
-    let thresholds = match &job.thresholds {
+    let thresholds = match thresholds {
         Thresholds::List(list) => list.clone(),
         Thresholds::File(path) => input::read_integer_lines(path)?,
     };
     if thresholds.is_empty() {
         return Err(Error::Data("no thresholds given".to_string()));
     }
+    Ok((array, thresholds))
+}
+
+pub fn execute(job: &Job, observer: &dyn Observer) -> Result<Outcome> {
+    let started = Instant::now();
+    let mut notes = Vec::new();
+    let (array, thresholds) = load(&job.source, &job.thresholds)?;
     let plan = Plan::new(&thresholds);
     let mut timings = Timings {
         load: ms(started),

@@ -4,6 +4,7 @@
 //! The array is uploaded once to GPU storage buffers and answered by WGSL compute shaders
 //! ([`gpu`]), or by rayon on the CPU ([`cpu`]); both give the same exact u64 results.
 
+pub mod bench;
 pub mod cpu;
 pub mod divisors;
 pub mod error;

@@ -87,6 +87,28 @@ fn main() -> ExitCode {
     };
     let outcome = match cli.command {
         Some(Command::Devices { json }) => devices(json),
+        Some(Command::Bench {
+            data,
+            runs,
+            json,
+            chart,
+            adapter,
+            no_gpu,
+        }) => match data.sources() {
+            Ok((source, thresholds)) => {
+                let options = BenchOptions {
+                    runs: runs as usize,
+                    json,
+                    chart,
+                    adapter: (!no_gpu).then_some(adapter),
+                };
+                bench(&source, &thresholds, &options)
+            }
+            Err(usage) => {
+                eprintln!("divgpu: {usage}");
+                return ExitCode::from(2);
+            }
+        },
         Some(Command::Gen {
             output,
             workload: w,
@@ -182,6 +204,62 @@ fn run(job: &job::Job, json: bool) -> divgpu::Result<ExitCode> {
         }
         None => ExitCode::SUCCESS,
     })
+}
+
+struct BenchOptions {
+    runs: usize,
+    json: bool,
+    chart: Option<std::path::PathBuf>,
+    /// `None`: no GPU rows; `Some(name)`: the adapter named, or any.
+    adapter: Option<Option<String>>,
+}
+
+fn bench(
+    source: &job::Source,
+    thresholds: &job::Thresholds,
+    options: &BenchOptions,
+) -> divgpu::Result<ExitCode> {
+    let (array, thresholds) = job::load(source, thresholds)?;
+    let gpu = match &options.adapter {
+        None => None,
+        Some(name) => {
+            let instance = gpu::context::instance();
+            match gpu::context::choose_adapter(&instance, name.as_deref(), false)? {
+                Some(adapter) => Some(gpu::GpuContext::new(&adapter)?),
+                None => {
+                    eprintln!("divgpu: no GPU adapter found; the bench has CPU rows only");
+                    None
+                }
+            }
+        }
+    };
+    if let Some(g) = &gpu {
+        let info = g.adapter_info();
+        if !gpu::context::is_hardware(info) {
+            eprintln!(
+                "divgpu: {} is a software adapter: its timings say nothing about a real GPU",
+                info.name
+            );
+        }
+    }
+    let report = divgpu::bench::run(
+        &array,
+        &thresholds,
+        options.runs,
+        gpu.as_ref(),
+        &mut |row| eprintln!("divgpu: bench: {row} ..."),
+    )?;
+    if let Some(path) = &options.chart {
+        report.chart(path)?;
+        eprintln!("divgpu: wrote {}", path.display());
+    }
+    let text = if options.json {
+        serde_json::to_string(&report).expect("a report always serializes") + "\n"
+    } else {
+        report.table()
+    };
+    write_stdout(&text);
+    Ok(ExitCode::SUCCESS)
 }
 
 fn devices(json: bool) -> divgpu::Result<ExitCode> {

@@ -234,3 +234,17 @@ fn arrays_past_the_adapters_binding_limit_match_the_cpu() {
         .unwrap();
     assert_eq!(got, expected);
 }
+
+#[test]
+fn many_elements_over_a_small_table_match_the_oracle() {
+    // 200,000 elements, thresholds up to 10,000: the CPU counts them per value (a histogram
+    // over the divisor table) instead of per element; negatives and values above every
+    // threshold take the other way.
+    let mut rng = SplitMix64::new(13);
+    let values: Vec<i128> = (0..200_000)
+        .map(|_| rng.below(10_100) as i128 - 60)
+        .collect();
+    let thresholds = [-61, -1, 0, 1, 97, 5000, 9999, 10_000, 10_000];
+    let expected = oracle(&values, &thresholds);
+    assert_all_runners(&runners(), &values, &array(&values), &thresholds, &expected);
+}

@@ -626,3 +626,77 @@ fn ctrl_c_stops_a_long_gpu_run() {
         "--json",
     ]);
 }
+
+/// `divgpu bench --json`, read strictly.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BenchReport {
+    adapter: Option<Adapter>,
+    workload: BenchWorkload,
+    rows: Vec<BenchRow>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BenchWorkload {
+    elements: usize,
+    thresholds: usize,
+    runs: usize,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct BenchRow {
+    backend: String,
+    algorithm: String,
+    threads: Option<usize>,
+    median_s: f64,
+    speedup: f64,
+    results_match: bool,
+}
+
+#[test]
+fn bench_reports_every_row_and_draws_a_chart() {
+    let dir = temp_dir();
+    let chart = dir.path().join("speedups.svg");
+    let mut args = vec![
+        "bench",
+        "--size",
+        "3000",
+        "--runs",
+        "2",
+        "--json",
+        "--chart",
+        chart.to_str().unwrap(),
+    ];
+    if !gpu_tests_enabled() {
+        args.push("--no-gpu");
+    }
+    let out = divgpu(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let report: BenchReport = serde_json::from_slice(&out.stdout).expect("one JSON report");
+    assert_eq!(report.workload.elements, 3000);
+    assert_eq!(report.workload.thresholds, 13);
+    assert_eq!(report.workload.runs, 2);
+    let kinds: Vec<(&str, &str)> = report
+        .rows
+        .iter()
+        .map(|r| (r.backend.as_str(), r.algorithm.as_str()))
+        .collect();
+    assert_eq!(kinds[0], ("cpu", "naive"));
+    assert!(kinds.contains(&("cpu", "fast")));
+    if gpu_tests_enabled() {
+        assert!(report.adapter.is_some());
+        assert!(kinds.contains(&("gpu", "naive")) && kinds.contains(&("gpu", "fast")));
+    }
+    assert_eq!(report.rows[0].threads, Some(1));
+    assert_eq!(report.rows[0].speedup, 1.0);
+    for row in &report.rows {
+        assert!(row.results_match, "{row:?}");
+        assert!(row.median_s > 0.0 && row.speedup > 0.0, "{row:?}");
+        assert_eq!(row.threads.is_none(), row.backend == "gpu");
+    }
+    let svg = std::fs::read_to_string(&chart).unwrap();
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert!(svg.contains("cpu fast"), "the chart labels its bars");
+}
