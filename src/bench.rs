@@ -166,6 +166,7 @@ impl BenchReport {
     /// The speed-ups as a bar chart (log scale), written as SVG.
     pub fn chart(&self, path: &Path) -> Result<()> {
         use plotters::prelude::*;
+        use plotters::style::text_anchor::{HPos, Pos, VPos};
         let fail = |e: &dyn std::fmt::Display| Error::Data(format!("{}: {e}", path.display()));
         let top = self.rows.iter().map(|r| r.speedup).fold(1.0, f64::max) * 3.0;
         let floor = self.rows.iter().map(|r| r.speedup).fold(1.0, f64::min) / 3.0;
@@ -184,7 +185,10 @@ impl BenchReport {
             .margin(20)
             .x_label_area_size(50)
             .y_label_area_size(70)
-            .build_cartesian_2d((0..n).into_segmented(), (floor..top).log_scale())
+            .build_cartesian_2d(
+                (0..n.saturating_sub(1)).into_segmented(),
+                (floor..top).log_scale(),
+            )
             .map_err(|e| fail(&e))?;
         let labels: Vec<String> = self.rows.iter().map(Row::label).collect();
         chart
@@ -214,10 +218,13 @@ impl BenchReport {
             .map_err(|e| fail(&e))?;
         chart
             .draw_series(self.rows.iter().enumerate().map(|(i, r)| {
+                let style = ("sans-serif", 14)
+                    .into_text_style(&root)
+                    .pos(Pos::new(HPos::Center, VPos::Bottom));
                 Text::new(
                     format!("{:.1}x", r.speedup),
-                    (SegmentValue::CenterOf(i), r.speedup * 1.15),
-                    ("sans-serif", 14),
+                    (SegmentValue::CenterOf(i), r.speedup * 1.05),
+                    style,
                 )
             }))
             .map_err(|e| fail(&e))?;
