@@ -48,10 +48,28 @@ impl Plan {
 
     /// The bucket of `x`: the index of the smallest distinct threshold `>= x`, or `None` when `x`
     /// is above every threshold.
+    ///
+    /// Branch-free: with random elements every comparison of a branching search is a coin
+    /// toss for the predictor, which cost more than the comparisons themselves.
     #[inline]
     pub fn bucket(&self, x: i128) -> Option<usize> {
-        let k = self.distinct.partition_point(|&t| t < x);
-        (k < self.distinct.len()).then_some(k)
+        let d = &self.distinct;
+        if d.last().is_none_or(|&top| x > top) {
+            return None;
+        }
+        let mut base = 0;
+        let mut size = d.len();
+        while size > 1 {
+            let half = size / 2;
+            // a select, not a branch
+            base = if d[base + half - 1] < x {
+                base + half
+            } else {
+                base
+            };
+            size -= half;
+        }
+        Some(base)
     }
 
     /// Results in the given order from per-bucket sums (one per distinct threshold).
