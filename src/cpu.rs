@@ -88,7 +88,8 @@ fn fast(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
     let buckets = match &table {
         Some(t)
             if t.limit() <= HISTOGRAM_LIMIT
-                && array.len() as u64 >= HISTOGRAM_ELEMENTS_PER_ENTRY * (t.limit() + 1)
+                && (array.len() as u64 >= HISTOGRAM_ELEMENTS_PER_ENTRY * (t.limit() + 1)
+                    || plan.distinct().len() > HISTOGRAM_THRESHOLDS)
                 && array.len() < u32::MAX as usize =>
         {
             histogram(array, plan, t, observer)
@@ -105,6 +106,9 @@ const HISTOGRAM_LIMIT: u64 = 1 << 22;
 /// faster per element (14 ms against 20 ms on 2 cores) and 25M faster as a histogram (0.20 s
 /// against 0.24 s).
 const HISTOGRAM_ELEMENTS_PER_ENTRY: u64 = 16;
+/// With this many distinct thresholds a per-element search costs cache misses of its own, and
+/// the histogram wins whatever the array's length (10^6 thresholds: 0.38 s against 0.6 s).
+const HISTOGRAM_THRESHOLDS: usize = 4096;
 
 fn add_into(mut a: Vec<u64>, b: Vec<u64>) -> Vec<u64> {
     a.iter_mut().zip(b).for_each(|(x, y)| *x += y);

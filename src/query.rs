@@ -4,6 +4,9 @@
 //! threshold `>= x`, then a prefix sum over the buckets answers every threshold at once: the cost
 //! is one binary search per element instead of one comparison per element per threshold.
 
+/// Distinct thresholds up to which the bucket search is branch-free (64 KiB of them).
+const BRANCH_FREE_MAX: usize = 4096;
+
 /// The thresholds as given, the same values sorted and deduplicated, and where each given one
 /// sits among the distinct ones.
 #[derive(Clone, Debug)]
@@ -56,6 +59,10 @@ impl Plan {
         let d = &self.distinct;
         if d.last().is_none_or(|&top| x > top) {
             return None;
+        }
+        if d.len() > BRANCH_FREE_MAX {
+            // Past the caches a predicted branch lets the next load start early; that wins.
+            return Some(d.partition_point(|&t| t < x));
         }
         let mut base = 0;
         let mut size = d.len();

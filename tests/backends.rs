@@ -247,4 +247,14 @@ fn many_elements_over_a_small_table_match_the_oracle() {
     let thresholds = [-61, -1, 0, 1, 97, 5000, 9999, 10_000, 10_000];
     let expected = oracle(&values, &thresholds);
     assert_all_runners(&runners(), &values, &array(&values), &thresholds, &expected);
+
+    // Over 4096 distinct thresholds the histogram is used whatever the array's length.
+    let values: Vec<i128> = (0..2000).map(|_| rng.below(3100) as i128 - 60).collect();
+    let thresholds: Vec<i128> = (-2000..=3000).rev().collect();
+    let expected = oracle(&values, &thresholds);
+    let fast = [
+        Runner::Cpu(Algorithm::Fast, 1),
+        Runner::Cpu(Algorithm::Fast, 2),
+    ];
+    assert_all_runners(&fast, &values, &array(&values), &thresholds, &expected);
 }
