@@ -116,12 +116,7 @@ pub fn execute(job: &Job, observer: &dyn Observer) -> Result<Outcome> {
     if let Some(adapter) = &adapter {
         let start = Instant::now();
         let gpu = GpuContext::new(adapter)?;
-        if !context::is_hardware(gpu.adapter_info()) {
-            notes.push(format!(
-                "{} is a software adapter: its timings say nothing about a real GPU",
-                gpu.adapter_info().name
-            ));
-        }
+        notes.extend(context::software_warning(gpu.adapter_info()));
         let options = UploadOptions {
             chunk_elements: job.chunk_elements,
             ..UploadOptions::default()

@@ -233,14 +233,11 @@ fn bench(
             }
         }
     };
-    if let Some(g) = &gpu {
-        let info = g.adapter_info();
-        if !gpu::context::is_hardware(info) {
-            eprintln!(
-                "divgpu: {} is a software adapter: its timings say nothing about a real GPU",
-                info.name
-            );
-        }
+    if let Some(warning) = gpu
+        .as_ref()
+        .and_then(|g| gpu::context::software_warning(g.adapter_info()))
+    {
+        eprintln!("divgpu: {warning}");
     }
     let report = divgpu::bench::run(
         &array,

@@ -77,32 +77,21 @@ impl From<i128> for Int64 {
     }
 }
 
-impl std::fmt::Display for Int64 {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Int64::Signed(v) => v.fmt(f),
-            Int64::Unsigned(v) => v.fmt(f),
+impl Serialize for Int64 {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match *self {
+            Int64::Signed(v) => s.serialize_i64(v),
+            Int64::Unsigned(v) => s.serialize_u64(v),
         }
     }
 }
 
 fn serialize_threshold<S: serde::Serializer>(t: &i128, s: S) -> Result<S::Ok, S::Error> {
-    match Int64::from(*t) {
-        Int64::Signed(v) => s.serialize_i64(v),
-        Int64::Unsigned(v) => s.serialize_u64(v),
-    }
+    Int64::from(*t).serialize(s)
 }
 
 fn serialize_thresholds<S: serde::Serializer>(ts: &[i128], s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeSeq;
-    let mut seq = s.serialize_seq(Some(ts.len()))?;
-    for t in ts {
-        match Int64::from(*t) {
-            Int64::Signed(v) => seq.serialize_element(&v)?,
-            Int64::Unsigned(v) => seq.serialize_element(&v)?,
-        }
-    }
-    seq.end()
+    s.collect_seq(ts.iter().map(|&t| Int64::from(t)))
 }
 
 impl Comparison {

@@ -50,6 +50,16 @@ pub fn is_hardware(info: &wgpu::AdapterInfo) -> bool {
     )
 }
 
+/// The warning every GPU result on a software adapter carries.
+pub fn software_warning(info: &wgpu::AdapterInfo) -> Option<String> {
+    (!is_hardware(info)).then(|| {
+        format!(
+            "{} is a software adapter: its timings say nothing about a real GPU",
+            info.name
+        )
+    })
+}
+
 /// A wgpu instance over the backends in `WGPU_BACKEND` (all of them when it is unset).
 pub fn instance() -> wgpu::Instance {
     wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
