@@ -1,6 +1,7 @@
 //! The post's workload (1M values in [0, 1e6], its 13 thresholds) on every backend and algorithm.
 //!
-//! `DIVGPU_BENCH_SIZE` sets the element count (default 1,000,000; CI can use less). State (the
+//! Two sizes: a tenth of the post's and the post's (`DIVGPU_BENCH_SIZE` replaces the larger; the
+//! smaller stays a tenth of it), so per-element costs and fixed costs can be told apart. State (the
 //! array, the device, the uploaded buffers) is built outside the timed closures, and every result
 //! is checked before anything is timed, against OEIS A006218 and across backends, so a benchmark
 //! never times a wrong answer. Each GPU row names its adapter: a software adapter (llvmpipe,
@@ -13,11 +14,12 @@ use divgpu::input::Array;
 use divgpu::query::Plan;
 use divgpu::{cpu, workload, Algorithm, Quiet};
 
-fn size() -> usize {
-    std::env::var("DIVGPU_BENCH_SIZE")
+fn sizes() -> [usize; 2] {
+    let large = std::env::var("DIVGPU_BENCH_SIZE")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(workload::DEFAULT_SIZE)
+        .unwrap_or(workload::DEFAULT_SIZE);
+    [(large / 10).max(1), large]
 }
 
 fn gpu() -> Option<GpuContext> {
@@ -46,13 +48,18 @@ fn assert_known_answer(gpu: Option<&GpuContext>) {
 }
 
 fn post_workload(c: &mut Criterion) {
-    let n = size();
+    let gpu = gpu();
+    assert_known_answer(gpu.as_ref());
+    for n in sizes() {
+        one_size(c, n, gpu.as_ref());
+    }
+}
+
+fn one_size(c: &mut Criterion, n: usize, gpu: Option<&GpuContext>) {
     let array = Array::from_i64(
         workload::generate(n, workload::DEFAULT_MAX_VALUE, workload::DEFAULT_SEED).unwrap(),
     );
     let plan = Plan::new(&workload::default_thresholds());
-    let gpu = gpu();
-    assert_known_answer(gpu.as_ref());
     let reference = cpu::run(&array, &plan, Algorithm::Fast, 0, &Quiet).unwrap();
 
     let mut group = c.benchmark_group(format!("post_workload_{n}"));
@@ -77,7 +84,7 @@ fn post_workload(c: &mut Criterion) {
                 |b| b.iter(|| cpu::run(&array, &plan, algorithm, threads, &Quiet).unwrap()),
             );
         }
-        if let Some(gpu) = &gpu {
+        if let Some(gpu) = gpu {
             let uploaded = gpu.upload(&array, UploadOptions::default()).unwrap();
             assert_eq!(
                 gpu.query(&uploaded, &plan, algorithm, &Quiet).unwrap().0,
