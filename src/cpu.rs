@@ -185,17 +185,11 @@ fn histogram(
             (ca, add_into(sa, sb))
         },
     );
-    let mut k = 0;
-    for (v, &n) in counts.iter().enumerate() {
-        if n == 0 {
-            continue;
-        }
-        let v = v as i128;
-        // distinct thresholds ascend and the last one is >= limit: k stays in range
-        while plan.distinct()[k] < v {
-            k += 1;
-        }
-        sums[k] += u64::from(n) * u64::from(table.count(v));
+    let values = (0..=limit as i128).filter(|&v| counts[v as usize] > 0);
+    for (v, k) in values.clone().zip(plan.buckets_ascending(values)) {
+        // the table ends at the largest threshold: every value has a bucket
+        let k = k.expect("a value within the table is within the thresholds");
+        sums[k] += u64::from(counts[v as usize]) * u64::from(table.count(v));
     }
     sums
 }

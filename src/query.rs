@@ -79,6 +79,21 @@ impl Plan {
         Some(base)
     }
 
+    /// [`Plan::bucket`] of each of `values`, which must ascend: one walk along the thresholds
+    /// instead of a search per value.
+    pub fn buckets_ascending<'a>(
+        &'a self,
+        values: impl Iterator<Item = i128> + 'a,
+    ) -> impl Iterator<Item = Option<usize>> + 'a {
+        let mut k = 0;
+        values.map(move |x| {
+            while k < self.distinct.len() && self.distinct[k] < x {
+                k += 1;
+            }
+            (k < self.distinct.len()).then_some(k)
+        })
+    }
+
     /// Results in the given order from per-bucket sums (one per distinct threshold).
     pub fn answer(&self, bucket_sums: &[u64]) -> Vec<u64> {
         assert_eq!(bucket_sums.len(), self.distinct.len());
@@ -123,6 +138,10 @@ mod tests {
         assert_eq!(plan.bucket(4), Some(1));
         assert_eq!(plan.bucket(10), Some(2));
         assert_eq!(plan.bucket(11), None);
+        let xs = [-100, -3, -2, 4, 5, 10, 11];
+        let walked: Vec<_> = plan.buckets_ascending(xs.into_iter()).collect();
+        let searched: Vec<_> = xs.iter().map(|&x| plan.bucket(x)).collect();
+        assert_eq!(walked, searched);
         // buckets -3:5, 4:7, 10:11 -> prefix 5, 12, 23, in the given order
         assert_eq!(plan.answer(&[5, 7, 11]), vec![23, 5, 23, 12]);
         // beyond i64, the 128-bit path gives the same shape
