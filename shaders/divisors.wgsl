@@ -14,13 +14,16 @@ struct Params {
     num_thresholds: u32,
     // naive: the threshold (and sum) this dispatch answers; fast: unused
     threshold: u32,
-    _pad0: u32,
-    _pad1: u32,
-    _pad2: u32,
+    // wide: 1 when the algorithm is naive (sums per threshold, not per bucket)
+    naive: u32,
+    // wide: 1 on the first dispatch over a range (states start from the keys)
+    init: u32,
+    // wide: the most steps each element takes in this dispatch
+    steps: u32,
 }
 
-// Elements as order-preserving 64-bit keys, (low word, high word). The host guarantees every
-// element that is not <= 1 is below 2^32, so its value is the low word.
+// Elements as order-preserving 64-bit keys, (low word, high word). naive.wgsl and fast.wgsl
+// count the elements below 2^32 (whose value is the low word); wide.wgsl the rest.
 @group(0) @binding(0) var<storage, read> keys: array<vec2<u32>>;
 // Threshold keys: naive, one per threshold; fast, the distinct thresholds ascending.
 @group(0) @binding(1) var<storage, read> thresholds: array<vec2<u32>>;
@@ -42,6 +45,34 @@ fn at_most_one(key: vec2<u32>) -> bool {
         high = high ^ 0x80000000u;
     }
     return high == 0u && key.x <= 1u;
+}
+
+// The key's value as a u64, for a key that is not negative.
+fn key_value(key: vec2<u32>) -> vec2<u32> {
+    if params.signed_keys != 0u {
+        return vec2<u32>(key.x, key.y ^ 0x80000000u);
+    }
+    return key;
+}
+
+// x >= 2^32: counted by wide.wgsl, skipped by naive.wgsl and fast.wgsl.
+fn is_wide(key: vec2<u32>) -> bool {
+    return !at_most_one(key) && key_value(key).y != 0u;
+}
+
+// The first distinct threshold >= key, or num_thresholds when there is none (fast).
+fn bucket_of(key: vec2<u32>) -> u32 {
+    var lo = 0u;
+    var hi = params.num_thresholds;
+    while lo < hi {
+        let mid = (lo + hi) / 2u;
+        if key_le(key, thresholds[mid]) {
+            hi = mid;
+        } else {
+            lo = mid + 1u;
+        }
+    }
+    return lo;
 }
 
 // The post's kernel for x >= 2: trial division by every j with j * j <= x. j stops at

@@ -7,21 +7,6 @@ const LOCAL_BUCKETS: u32 = 1024u;
 
 var<workgroup> local_sums: array<atomic<u32>, LOCAL_BUCKETS>;
 
-// The first distinct threshold >= key, or num_thresholds when there is none.
-fn bucket_of(key: vec2<u32>) -> u32 {
-    var lo = 0u;
-    var hi = params.num_thresholds;
-    while lo < hi {
-        let mid = (lo + hi) / 2u;
-        if key_le(key, thresholds[mid]) {
-            hi = mid;
-        } else {
-            lo = mid + 1u;
-        }
-    }
-    return lo;
-}
-
 @compute @workgroup_size(WG_SIZE)
 fn main(
     @builtin(workgroup_id) wid: vec3<u32>,
@@ -37,7 +22,9 @@ fn main(
         bucket = bucket_of(key);
         if bucket < buckets {
             c = 1u;
-            if !at_most_one(key) {
+            if is_wide(key) {
+                c = 0u; // wide.wgsl counts it
+            } else if !at_most_one(key) {
                 c = divisor_count(key.x);
             }
         }

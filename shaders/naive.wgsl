@@ -13,7 +13,8 @@ fn main(
     let i = element_index(wid, groups, lid);
     if i < params.end {
         let key = keys[i];
-        if key_le(key, thresholds[params.threshold]) {
+        // wide.wgsl counts the elements of 2^32 and above
+        if key_le(key, thresholds[params.threshold]) && !is_wide(key) {
             var c = 1u;
             if !at_most_one(key) {
                 c = seed_kernel(key.x);

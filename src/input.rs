@@ -102,6 +102,11 @@ impl Array {
         Array::owned(values.into_iter().map(|v| v as u64).collect(), DType::I64)
     }
 
+    /// Values held in memory as `u64`.
+    pub fn from_u64(values: Vec<u64>) -> Array {
+        Array::owned(values, DType::U64)
+    }
+
     fn owned(words: Vec<u64>, dtype: DType) -> Array {
         Array {
             len: words.len(),
@@ -188,9 +193,8 @@ impl Array {
                     path.display()
                 )));
             }
-            Ok(Array::owned(
+            Ok(Array::from_u64(
                 values.into_iter().map(|v| v as u64).collect(),
-                DType::U64,
             ))
         } else {
             Ok(Array::from_i64(

@@ -56,62 +56,116 @@ fn c_of_edge_values_on_every_backend() {
     }
 }
 
+/// 64-bit values whose divisor counts come from outside: 2^64-1 = 3*5*17*257*641*65537*6700417,
+/// 2^63-1 = 7^2*73*127*337*92737*649657, A002182's highly composite numbers, and products of
+/// primes just below powers of two (2^k - c, from the tables of such primes), whose count
+/// follows from the exponents. Between them they take every path of the factoring: trial
+/// division only, Miller-Rabin on a large prime, rho on two 32-bit primes (its longest walk),
+/// on prime powers, and on six primes just above the trial bound.
+const WIDE_VALUES: [(u64, u64); 18] = [
+    (u64::MAX, 128),
+    (i64::MAX as u64, 96),
+    ((1 << 61) - 1, 2),
+    (18_446_744_073_709_551_557, 2), // 2^64 - 59, the largest prime below 2^64
+    (4_294_967_291 * 4_294_967_291, 3),
+    (963_761_198_400, 6720),
+    (897_612_484_786_617_600, 103_680),
+    (1 << 40, 41),
+    (1 << 32, 33),
+    (4_294_967_291 * 4_294_967_279, 4),     // (2^32-5)(2^32-17)
+    (2_097_143 * 2_097_143 * 2_097_143, 4), // (2^21-9)^3
+    (1_048_573 * 2_097_143 * 4_194_301, 8), // (2^20-3)(2^21-9)(2^22-3)
+    (65_521 * 65_521 * 4_294_967_291, 6),   // (2^16-15)^2 (2^32-5)
+    (1031 * 1033 * 1039 * 1049 * 1051 * 1061, 64),
+    (1031 * 1031 * 1031 * 1031 * 1031 * 1031, 7),
+    (281_474_976_710_597 * 65_521, 4), // (2^48-59)(2^16-15)
+    (1_099_511_627_689 << 20, 42),     // (2^40-87) 2^20
+    ((1 << 32) + 1, 4),                // 641 * 6700417
+];
+
+fn u64_array(values: &[u64]) -> Array {
+    Array::from_u64(values.to_vec())
+}
+
 #[test]
-fn c_of_64_bit_values_on_the_cpu() {
-    // 2^64-1 = 3*5*17*257*641*65537*6700417; 2^63-1 = 7^2*73*127*337*92737*649657;
-    // 2^61-1 and 18446744073709551557 (largest prime below 2^64) are prime; 963761198400 is
-    // highly composite (A002182).
-    let cases: [(i128, u64); 7] = [
-        (u64::MAX as i128, 128),
-        (i64::MAX as i128, 96),
-        ((1 << 61) - 1, 2),
-        (18_446_744_073_709_551_557, 2),
-        (4_294_967_291 * 4_294_967_291, 3),
-        (963_761_198_400, 6720),
-        (1 << 40, 41),
-    ];
-    for (x, d) in cases {
-        let values = if x > i64::MAX as i128 {
-            Array::open_text(&write_text(&[x])).unwrap()
+fn c_of_64_bit_values_on_every_backend() {
+    let runners = runners();
+    for &(x, d) in &WIDE_VALUES {
+        let values = [x as i128];
+        assert_all_runners(&runners, &values, &u64_array(&[x]), &[x as i128], &[d]);
+        assert_all_runners(&runners, &values, &u64_array(&[x]), &[x as i128 - 1], &[0]);
+    }
+}
+
+/// Every wide value with the 32-bit edge values, in one array (so wide and 32-bit elements share
+/// the GPU's vectors): the non-negative ones as u64, those that fit as i64, with a threshold at
+/// each value.
+#[test]
+fn wide_and_32_bit_values_mixed_match_known_counts() {
+    let known: Vec<(i128, u64)> = WIDE_VALUES
+        .iter()
+        .map(|&(x, d)| (x as i128, d))
+        .chain(EDGE_VALUES)
+        .collect();
+    let thresholds: Vec<i128> = known
+        .iter()
+        .map(|&(x, _)| x)
+        .chain([u64::MAX as i128, i64::MAX as i128, (1 << 32) - 1])
+        .collect();
+    let runners = runners();
+    let unsigned = |&(x, _): &(i128, u64)| x >= 0;
+    let signed = |&(x, _): &(i128, u64)| x <= i64::MAX as i128;
+    for (keep, as_u64) in [(&unsigned as &dyn Fn(&_) -> bool, true), (&signed, false)] {
+        let kept: Vec<(i128, u64)> = known.iter().copied().filter(|k| keep(k)).collect();
+        let values: Vec<i128> = kept.iter().map(|&(x, _)| x).collect();
+        let expected: Vec<u64> = thresholds
+            .iter()
+            .map(|&t| kept.iter().filter(|&&(x, _)| x <= t).map(|&(_, d)| d).sum())
+            .collect();
+        let array = if as_u64 {
+            u64_array(&values.iter().map(|&x| x as u64).collect::<Vec<_>>())
         } else {
-            array(&[x])
+            array(&values)
         };
-        let got = Runner::Cpu(Algorithm::Fast, 1).run(&values, &[x]).unwrap();
-        assert_eq!(got, [d], "c({x})");
+        assert_all_runners(&runners, &values, &array, &thresholds, &expected);
     }
 }
 
-fn write_text(values: &[i128]) -> std::path::PathBuf {
-    use std::io::Write;
-    let mut file = tempfile::Builder::new().suffix(".txt").tempfile().unwrap();
-    for v in values {
-        writeln!(file, "{v}").unwrap();
-    }
-    file.into_temp_path().keep().unwrap()
-}
-
+/// Seeded arrays over several wide blocks with a few 64-bit values among 32-bit ones: the GPU
+/// (resident, forced chunks, streamed) gives what the CPU gives.
 #[test]
-fn gpu_refuses_values_above_32_bits_by_name() {
-    let Some(gpu) = gpu() else { return };
-    let err = gpu
-        .upload(&array(&[5, 1 << 32, 7]), UploadOptions::default())
-        .err()
-        .expect("2^32 is refused");
-    let message = err.to_string();
-    assert!(message.contains("4294967296"), "{message}");
-    assert!(message.contains("--backend cpu"), "{message}");
-    // streamed arrays are checked before any query
-    let values = array(&[5, 6, 7, 8, 1 << 33]);
-    let streamed = UploadOptions {
-        chunk_elements: Some(2),
-        resident_bytes: 0,
-    };
-    let message = gpu
-        .upload(&values, streamed)
-        .err()
-        .expect("refused")
-        .to_string();
-    assert!(message.contains("element 4 is 8589934592"), "{message}");
+fn random_64_bit_values_on_the_gpu_match_the_cpu() {
+    if gpu().is_none() {
+        return;
+    }
+    let mut rng = SplitMix64::new(64);
+    let len = 40_000;
+    let values: Vec<u64> = (0..len)
+        .map(|_| match rng.below(200) {
+            0 => rng.next_u64() | 1 << 62,
+            1 => rng.below(1 << 40) + (1 << 32),
+            _ => rng.below(1 << 32),
+        })
+        .collect();
+    let wide = values.iter().filter(|&&x| x > u32::MAX.into()).count();
+    assert!(wide > 300, "{wide} wide values");
+    let as_i128: Vec<i128> = values.iter().map(|&x| x as i128).collect();
+    let mut thresholds = vec![u64::MAX as i128, 1 << 32, (1 << 62) + (1 << 61)];
+    thresholds.extend(as_i128.iter().step_by(997).copied());
+    let array = u64_array(&values);
+    // naive redoes every wide element per threshold: three thresholds for it
+    for (algorithm, thresholds) in [
+        (Algorithm::Fast, &thresholds[..]),
+        (Algorithm::Naive, &thresholds[..3]),
+    ] {
+        let expected = Runner::Cpu(algorithm, 2).run(&array, thresholds).unwrap();
+        let gpu_runners = [
+            Runner::Gpu(algorithm, None),
+            Runner::Gpu(algorithm, Some(12_345)),
+            Runner::GpuStreamed(algorithm, 17_000),
+        ];
+        assert_all_runners(&gpu_runners, &as_i128, &array, thresholds, &expected);
+    }
 }
 
 /// A seeded mix: mostly small values, some negatives, some near 2^32, duplicates.

@@ -1,7 +1,7 @@
 //! Every shader parses and validates with naga, the compiler wgpu itself uses: a broken shader
 //! fails here, with no GPU needed.
 
-use divgpu::gpu::pipelines::{shader_sources, PARAMS_BYTES};
+use divgpu::gpu::pipelines::{shader_sources, PARAMS_BYTES, WIDE_STATE_BYTES};
 use wgpu::naga;
 
 #[test]
@@ -40,5 +40,19 @@ fn every_shader_parses_and_validates() {
             PARAMS_BYTES,
             "{label}: Params size"
         );
+        // and the host sizes the wide states buffer by the WGSL struct's size
+        let wide = module
+            .types
+            .iter()
+            .find(|(_, t)| t.name.as_deref() == Some("Wide"))
+            .map(|(handle, _)| handle);
+        assert_eq!(wide.is_some(), label == "wide", "{label}: the Wide struct");
+        if let Some(wide) = wide {
+            assert_eq!(
+                u64::from(layouter[wide].size),
+                WIDE_STATE_BYTES,
+                "Wide size"
+            );
+        }
     }
 }

@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::pipelines::{KEY_BYTES, PARAMS_BYTES};
+use crate::gpu::pipelines::{KEY_BYTES, PARAMS_BYTES, WIDE_STATE_BYTES};
 
 const _: () = assert!(std::mem::size_of::<Params>() as u64 == PARAMS_BYTES);
 use crate::input::Array;
@@ -31,6 +31,18 @@ pub const SUBMIT_TARGET: Duration = Duration::from_millis(100);
 /// Elements in the first submission of a query, before anything has been measured.
 const FIRST_SLICE: u64 = 1 << 14;
 
+/// Elements of 2^32 and above are counted by the wide pipeline over blocks of this many elements
+/// (one state each, 4.5 MiB in all), only over blocks that hold one.
+const WIDE_BLOCK: usize = 1 << 14;
+
+/// Steps per element of the first wide dispatch of a block, and the bounds of later ones (each
+/// sized, like the slices, from the rate just measured). Every step is loop-free, so one
+/// dispatch loops at most `WIDE_MAX_STEPS` times plus a few hundred: well under llvmpipe's cap
+/// of 65,535 loop iterations per invocation.
+const WIDE_FIRST_STEPS: u32 = 1 << 10;
+const WIDE_MIN_STEPS: u32 = 1 << 6;
+const WIDE_MAX_STEPS: u32 = 1 << 15;
+
 /// Arrays whose keys take more than this many bytes are streamed through two chunk buffers
 /// instead of being kept on the GPU.
 pub const DEFAULT_RESIDENT_BYTES: u64 = 2 << 30;
@@ -44,7 +56,9 @@ struct Params {
     signed_keys: u32,
     num_thresholds: u32,
     threshold: u32,
-    pad: [u32; 3],
+    naive: u32,
+    init: u32,
+    steps: u32,
 }
 
 /// An element or threshold as the shaders compare it: an order-preserving 64-bit key, the
@@ -93,8 +107,9 @@ impl Default for UploadOptions {
 }
 
 enum Storage<'a> {
-    /// Every chunk in its own buffer, uploaded once, reused by every query.
-    Resident(Vec<wgpu::Buffer>),
+    /// Every chunk in its own buffer, uploaded once, reused by every query, with the blocks of
+    /// it that hold wide elements.
+    Resident(Vec<(wgpu::Buffer, Vec<u32>)>),
     /// Chunks taken from the host array one at a time (straight from its memory map) into two
     /// buffers in turn, for every query.
     Streamed {
@@ -153,9 +168,7 @@ impl GpuContext {
     }
 
     /// Readies `array` for queries: uploaded once when its keys fit `options.resident_bytes`,
-    /// streamed otherwise. Values above 2^32 - 1 are refused (the shaders count divisors in 32
-    /// bits), naming the first such value; a streamed array is checked here too, before any
-    /// query starts.
+    /// streamed otherwise.
     pub fn upload<'a>(&self, array: &'a Array, options: UploadOptions) -> Result<GpuArray<'a>> {
         let max = self.max_chunk_elements();
         let chunk_len = match options.chunk_elements {
@@ -179,13 +192,12 @@ impl GpuContext {
                     .map(|start| {
                         let range = start..(start + chunk_len).min(array.len());
                         let buffer = self.keys_buffer(range.len());
-                        self.write_keys(&buffer, array, range)?;
-                        Ok(buffer)
+                        let wide = self.write_keys(&buffer, array, range)?;
+                        Ok((buffer, wide))
                     })
                     .collect::<Result<Vec<_>>>()?;
                 Ok(Storage::Resident(chunks))
             } else {
-                check_gpu_range(array)?;
                 let ring_len = chunk_len.min(array.len());
                 let ring = [self.keys_buffer(ring_len), self.keys_buffer(ring_len)];
                 Ok(Storage::Streamed {
@@ -212,17 +224,19 @@ impl GpuContext {
     }
 
     /// Converts `range` of `array` to keys a step at a time (never the whole array in host
-    /// memory) and queues them into `buffer` from its start.
+    /// memory) and queues them into `buffer` from its start. Returns the blocks of `WIDE_BLOCK`
+    /// elements (counted from `range.start`) that hold a value of 2^32 or above.
     fn write_keys(
         &self,
         buffer: &wgpu::Buffer,
         array: &Array,
         range: std::ops::Range<usize>,
-    ) -> Result<()> {
+    ) -> Result<Vec<u32>> {
         let signed = array.dtype().signed;
         let mut scratch = Vec::with_capacity(UPLOAD_STEP);
         let mut keys: Vec<[u32; 2]> = Vec::with_capacity(UPLOAD_STEP);
         let mut pending = 0;
+        let mut wide_blocks: Vec<u32> = Vec::new();
         for step in range.clone().step_by(UPLOAD_STEP) {
             let step_end = (step + UPLOAD_STEP).min(range.end);
             scratch.clear();
@@ -230,7 +244,10 @@ impl GpuContext {
             keys.clear();
             for (i, &x) in scratch.iter().enumerate() {
                 if x > i128::from(u32::MAX) {
-                    return Err(too_large(step + i, x));
+                    let block = ((step + i - range.start) / WIDE_BLOCK) as u32;
+                    if wide_blocks.last() != Some(&block) {
+                        wide_blocks.push(block);
+                    }
                 }
                 keys.push(split(key(x, signed)));
             }
@@ -244,7 +261,7 @@ impl GpuContext {
                 pending = 0;
             }
         }
-        Ok(())
+        Ok(wide_blocks)
     }
 
     /// Answers every threshold of `plan` over the array.
@@ -344,19 +361,24 @@ impl GpuContext {
             let mut encoder = self.device.create_command_encoder(&Default::default());
             encoder.clear_buffer(&sums, 0, None);
             self.queue.submit([encoder.finish()]);
+            // the wide blocks of the streamed chunk being counted
+            let mut streamed_wide = Vec::new();
             let bound: Vec<wgpu::BindGroup> = match &array.storage {
-                Storage::Resident(chunks) => chunks.iter().map(&bind).collect(),
+                Storage::Resident(chunks) => chunks.iter().map(|(keys, _)| bind(keys)).collect(),
                 Storage::Streamed { source, ring } => {
-                    self.write_keys(&ring[0], source, array.chunk_range(0))?;
+                    streamed_wide = self.write_keys(&ring[0], source, array.chunk_range(0))?;
                     ring.iter().map(&bind).collect()
                 }
             };
+            let mut wide: Option<WideState> = None;
+            let mut steps = WIDE_FIRST_STEPS;
             for chunk in 0..array.chunk_count() {
                 let range = array.chunk_range(chunk);
                 let bind_group = &bound[match array.storage {
                     Storage::Resident(_) => chunk,
                     Storage::Streamed { .. } => chunk % 2,
                 }];
+                let mut next_wide = Vec::new();
                 for (p, &pass) in passes.iter().enumerate() {
                     let mut base = 0u64;
                     while base < range.len() as u64 {
@@ -370,7 +392,9 @@ impl GpuContext {
                             signed_keys: u32::from(array.signed),
                             num_thresholds,
                             threshold: pass.unwrap_or(0),
-                            pad: [0; 3],
+                            naive: 0,
+                            init: 0,
+                            steps: 0,
                         };
                         self.queue
                             .write_buffer(&params, 0, bytemuck::bytes_of(&dispatch));
@@ -395,7 +419,7 @@ impl GpuContext {
                             // Convert and queue the next chunk while the GPU works on this one;
                             // the queue orders the write after the work that reads the buffer.
                             if chunk + 1 < array.chunk_count() {
-                                self.write_keys(
+                                next_wide = self.write_keys(
                                     &ring[(chunk + 1) % 2],
                                     source,
                                     array.chunk_range(chunk + 1),
@@ -407,6 +431,29 @@ impl GpuContext {
                         observer.advance(n);
                         base += n;
                     }
+                    let blocks = match &array.storage {
+                        Storage::Resident(chunks) => &chunks[chunk].1,
+                        Storage::Streamed { .. } => &streamed_wide,
+                    };
+                    for &block in blocks {
+                        let state = wide.get_or_insert_with(|| self.wide_state());
+                        let start = block as usize * WIDE_BLOCK;
+                        let elements = start..(start + WIDE_BLOCK).min(range.len());
+                        let template = Params {
+                            base: elements.start as u32,
+                            end: elements.end as u32,
+                            signed_keys: u32::from(array.signed),
+                            num_thresholds,
+                            threshold: pass.unwrap_or(0),
+                            naive: u32::from(pass.is_some()),
+                            init: 0,
+                            steps: 0,
+                        };
+                        self.run_wide(state, bind_group, &params, template, &mut steps, observer)?;
+                    }
+                }
+                if array.is_streamed() {
+                    streamed_wide = next_wide;
                 }
             }
             timings.compute = start.elapsed();
@@ -422,6 +469,101 @@ impl GpuContext {
             );
             Ok((result, timings))
         })
+    }
+
+    /// The wide pipeline's buffers, made when a query first meets a wide element.
+    fn wide_state(&self) -> WideState {
+        let buffer = |label, size, usage| {
+            self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage,
+                mapped_at_creation: false,
+            })
+        };
+        let states = buffer(
+            "divgpu wide states",
+            WIDE_BLOCK as u64 * WIDE_STATE_BYTES,
+            wgpu::BufferUsages::STORAGE,
+        );
+        let pending = buffer(
+            "divgpu wide pending",
+            4,
+            wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+        );
+        let staging = buffer(
+            "divgpu wide pending readback",
+            4,
+            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+        );
+        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("divgpu wide bindings"),
+            layout: &self.pipelines.wide_layout,
+            entries: &[
+                entry(0, states.as_entire_binding()),
+                entry(1, pending.as_entire_binding()),
+            ],
+        });
+        WideState {
+            bind_group,
+            pending,
+            staging,
+            _states: states,
+        }
+    }
+
+    /// Counts the wide elements of `template.base..template.end` (one block) into the sums:
+    /// dispatches of at most `steps` steps per element, the first starting every state from its
+    /// key, until none is left unfinished. `steps` follows the measured rate like the slices.
+    fn run_wide(
+        &self,
+        state: &WideState,
+        keys: &wgpu::BindGroup,
+        params: &wgpu::Buffer,
+        template: Params,
+        steps: &mut u32,
+        observer: &dyn Observer,
+    ) -> Result<()> {
+        let pipeline = self.pipelines.wide(&self.device);
+        let groups = u64::from(template.end - template.base)
+            .div_ceil(u64::from(self.pipelines.workgroup_size));
+        let mut init = 1;
+        loop {
+            if observer.cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let dispatch = Params {
+                init,
+                steps: *steps,
+                ..template
+            };
+            self.queue
+                .write_buffer(params, 0, bytemuck::bytes_of(&dispatch));
+            let mut encoder = self.device.create_command_encoder(&Default::default());
+            encoder.clear_buffer(&state.pending, 0, None);
+            {
+                let mut cpass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                    label: Some("divgpu wide"),
+                    timestamp_writes: None,
+                });
+                cpass.set_pipeline(pipeline);
+                cpass.set_bind_group(0, keys, &[]);
+                cpass.set_bind_group(1, &state.bind_group, &[]);
+                let (x, y) = self.grid(groups);
+                cpass.dispatch_workgroups(x, y, 1);
+            }
+            encoder.copy_buffer_to_buffer(&state.pending, 0, &state.staging, 0, 4);
+            let submitted = Instant::now();
+            self.queue.submit([encoder.finish()]);
+            let unfinished: Vec<u32> = self.map_read(&state.staging)?;
+            *steps = next_steps(*steps, submitted.elapsed());
+            init = 0;
+            if unfinished[0] == 0 {
+                return Ok(());
+            }
+        }
     }
 
     /// A 2D grid of at least `groups` workgroups within the per-dimension limit.
@@ -465,6 +607,11 @@ impl GpuContext {
         let mut encoder = self.device.create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(source, 0, &staging, 0, size);
         self.queue.submit([encoder.finish()]);
+        self.map_read(&staging)
+    }
+
+    /// Waits for the queue, then reads a mappable buffer on the host.
+    fn map_read<T: Pod>(&self, staging: &wgpu::Buffer) -> Result<Vec<T>> {
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
@@ -483,6 +630,23 @@ impl GpuContext {
     }
 }
 
+/// The next wide dispatch's steps per element: what `SUBMIT_TARGET` allows at the rate just
+/// measured, at most 4 times the last, within `WIDE_MIN_STEPS..=WIDE_MAX_STEPS`.
+fn next_steps(steps: u32, took: Duration) -> u32 {
+    let wanted = f64::from(steps) * SUBMIT_TARGET.as_secs_f64() / took.as_secs_f64().max(1e-6);
+    (wanted as u64)
+        .min(u64::from(steps) * 4)
+        .clamp(u64::from(WIDE_MIN_STEPS), u64::from(WIDE_MAX_STEPS)) as u32
+}
+
+/// The wide pipeline's group 1 and what reads its count of unfinished elements back.
+struct WideState {
+    bind_group: wgpu::BindGroup,
+    pending: wgpu::Buffer,
+    staging: wgpu::Buffer,
+    _states: wgpu::Buffer,
+}
+
 /// The next submission's element count: what `SUBMIT_TARGET` allows at the rate just measured,
 /// at most 4 times the last (work per element varies), at least one workgroup, within the grid.
 fn next_slice(slice: u64, done: u64, took: Duration, wg: u64, max_slice: u64) -> u64 {
@@ -492,38 +656,6 @@ fn next_slice(slice: u64, done: u64, took: Duration, wg: u64, max_slice: u64) ->
     let rate = done as f64 / took.as_secs_f64().max(1e-6);
     let wanted = (rate * SUBMIT_TARGET.as_secs_f64()) as u64;
     wanted.min(slice * 4).clamp(wg, max_slice) / wg * wg
-}
-
-fn too_large(index: usize, value: i128) -> Error {
-    Error::Unsupported(format!(
-        "element {index} is {value}: the GPU backend counts divisors of values below 2^32 only; \
-         use --backend cpu"
-    ))
-}
-
-/// The refusal of [`GpuContext::upload`] for a streamed array, found by one pass over it.
-fn check_gpu_range(array: &Array) -> Result<()> {
-    let first = array.par_blocks(
-        1 << 16,
-        4,
-        || None,
-        |found: &mut Option<(usize, i128)>, start, xs| {
-            if found.is_none() {
-                *found = xs
-                    .iter()
-                    .position(|&x| x > i128::from(u32::MAX))
-                    .map(|i| (start + i, xs[i]));
-            }
-        },
-        |a, b| match (a, b) {
-            (Some(a), Some(b)) => Some(if a.0 < b.0 { a } else { b }),
-            (a, b) => a.or(b),
-        },
-    );
-    match first {
-        Some((index, value)) => Err(too_large(index, value)),
-        None => Ok(()),
-    }
 }
 
 fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
@@ -574,5 +706,15 @@ mod tests {
         assert_eq!(next_slice(1 << 20, 1 << 20, ms(1), 256, 1 << 21), 1 << 21);
         // a short tail keeps the slice
         assert_eq!(next_slice(1 << 20, 5, ms(1), 256, 1 << 40), 1 << 20);
+    }
+
+    #[test]
+    fn wide_steps_follow_the_measured_rate_within_bounds() {
+        let ms = Duration::from_millis;
+        assert_eq!(next_steps(1000, ms(50)), 2000);
+        assert_eq!(next_steps(1000, ms(1)), 4000); // growth capped at 4x
+        assert_eq!(next_steps(1000, ms(1000)), 100);
+        assert_eq!(next_steps(1000, ms(100_000)), WIDE_MIN_STEPS);
+        assert_eq!(next_steps(WIDE_MAX_STEPS, ms(1)), WIDE_MAX_STEPS);
     }
 }

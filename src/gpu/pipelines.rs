@@ -1,5 +1,10 @@
-//! The WGSL shaders and their compute pipelines, which share one bind group layout.
+//! The WGSL shaders and their compute pipelines, which share one bind group layout (and the
+//! wide pipeline a second one, for its states).
 
+use std::fmt::Write;
+use std::sync::OnceLock;
+
+use crate::divisors;
 use crate::error::{Error, Result};
 
 /// Helpers and bindings every pipeline shares; WGSL has no `#include`, so each pipeline's module
@@ -7,7 +12,7 @@ use crate::error::{Error, Result};
 const COMMON: &str = include_str!("../../shaders/divisors.wgsl");
 
 /// Each pipeline's WGSL, complete (common part first): `(label, source)`.
-pub fn shader_sources() -> [(&'static str, String); 2] {
+pub fn shader_sources() -> [(&'static str, String); 3] {
     [
         (
             "naive",
@@ -17,18 +22,47 @@ pub fn shader_sources() -> [(&'static str, String); 2] {
             "fast",
             format!("{COMMON}\n{}", include_str!("../../shaders/fast.wgsl")),
         ),
+        ("wide", wide_source()),
     ]
+}
+
+/// `shaders/wide.wgsl` after the common part and the trial primes it divides by, the CPU's own
+/// ([`divisors::trial_primes`]).
+fn wide_source() -> String {
+    let primes = divisors::trial_primes();
+    let mut source = format!(
+        "{COMMON}\nconst TRIAL_BOUND: u32 = {}u;\nconst TRIAL_PRIME_COUNT: u32 = {}u;\n\
+         var<private> TRIAL_PRIMES: array<u32, {}> = array<u32, {}>(",
+        divisors::TRIAL_BOUND,
+        primes.len(),
+        primes.len(),
+        primes.len()
+    );
+    for (i, p) in primes.iter().enumerate() {
+        let sep = if i == 0 { "" } else { ", " };
+        write!(source, "{sep}{p}u").expect("writing to a String");
+    }
+    source.push_str(");\n");
+    source.push_str(include_str!("../../shaders/wide.wgsl"));
+    source
 }
 
 /// Bytes per element in a keys buffer: one `vec2<u32>`.
 pub const KEY_BYTES: u64 = 8;
 /// Bytes per `Params` in `shaders/divisors.wgsl`.
 pub const PARAMS_BYTES: u64 = 32;
+/// Bytes per `Wide` (one element's factoring state) in `shaders/wide.wgsl`.
+pub const WIDE_STATE_BYTES: u64 = 288;
 
 pub struct Pipelines {
     pub layout: wgpu::BindGroupLayout,
     pub naive: wgpu::ComputePipeline,
     pub fast: wgpu::ComputePipeline,
+    /// Group 1 of the wide pipeline: its states and its count of unfinished elements.
+    pub wide_layout: wgpu::BindGroupLayout,
+    wide_pipeline_layout: wgpu::PipelineLayout,
+    /// Built on first use: only arrays with values of 2^32 and above need it.
+    wide: OnceLock<wgpu::ComputePipeline>,
     /// Invocations per workgroup (`WG_SIZE` in the shaders, set here).
     pub workgroup_size: u32,
 }
@@ -71,33 +105,66 @@ impl Pipelines {
                 },
             ],
         });
+        let wide_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("divgpu wide bindings"),
+            entries: &[storage(0, false), storage(1, false)],
+        });
         let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
             label: Some("divgpu pipeline layout"),
             bind_group_layouts: &[Some(&layout)],
             immediate_size: 0,
         });
-        let [naive, fast] = shader_sources().map(|(label, source)| {
-            let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
-                label: Some(label),
-                source: wgpu::ShaderSource::Wgsl(source.into()),
-            });
-            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-                label: Some(label),
-                layout: Some(&pipeline_layout),
-                module: &module,
-                entry_point: Some("main"),
-                compilation_options: wgpu::PipelineCompilationOptions {
-                    constants: &[("WG_SIZE", f64::from(workgroup_size))],
-                    ..Default::default()
-                },
-                cache: None,
-            })
+        let wide_pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("divgpu wide pipeline layout"),
+            bind_group_layouts: &[Some(&layout), Some(&wide_layout)],
+            immediate_size: 0,
         });
+        let [naive, fast, _] = shader_sources();
+        let naive = compute_pipeline(device, &pipeline_layout, naive, workgroup_size);
+        let fast = compute_pipeline(device, &pipeline_layout, fast, workgroup_size);
         Ok(Pipelines {
             layout,
             naive,
             fast,
+            wide_layout,
+            wide_pipeline_layout,
+            wide: OnceLock::new(),
             workgroup_size,
         })
     }
+
+    /// The wide pipeline, built the first time an array needs it.
+    pub fn wide(&self, device: &wgpu::Device) -> &wgpu::ComputePipeline {
+        self.wide.get_or_init(|| {
+            compute_pipeline(
+                device,
+                &self.wide_pipeline_layout,
+                ("wide", wide_source()),
+                self.workgroup_size,
+            )
+        })
+    }
+}
+
+fn compute_pipeline(
+    device: &wgpu::Device,
+    layout: &wgpu::PipelineLayout,
+    (label, source): (&str, String),
+    workgroup_size: u32,
+) -> wgpu::ComputePipeline {
+    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+        label: Some(label),
+        source: wgpu::ShaderSource::Wgsl(source.into()),
+    });
+    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+        label: Some(label),
+        layout: Some(layout),
+        module: &module,
+        entry_point: Some("main"),
+        compilation_options: wgpu::PipelineCompilationOptions {
+            constants: &[("WG_SIZE", f64::from(workgroup_size))],
+            ..Default::default()
+        },
+        cache: None,
+    })
 }
