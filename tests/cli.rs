@@ -507,17 +507,29 @@ fn both_backends_agree_and_report_it() {
 }
 
 #[test]
-fn gpu_refusal_of_large_values_is_one_line() {
+fn gpu_counts_64_bit_values_and_refuses_oversized_chunks() {
     if !gpu_tests_enabled() {
         return;
     }
     let dir = temp_dir();
-    let input = write(dir.path(), "big.txt", b"3\n5000000000\n");
-    assert_fails(
-        &divgpu(&["--backend", "gpu", "-i", input.to_str().unwrap()]),
-        1,
-        &["5000000000", "--backend cpu"],
+    // c(3) = 2; 5000000000 = 2^9 * 5^10: 110; 2^64-1 = 3*5*17*257*641*65537*6700417: 128
+    let input = write(
+        dir.path(),
+        "big.txt",
+        b"3\n5000000000\n18446744073709551615\n",
     );
+    for algorithm in ["fast", "naive"] {
+        let report = json_run(&[
+            "--backend",
+            "gpu",
+            "--algorithm",
+            algorithm,
+            "-i",
+            input.to_str().unwrap(),
+            "--thresholds=4,5000000000,18446744073709551615",
+        ]);
+        assert_eq!(report.results, [2, 112, 240], "{algorithm}");
+    }
     let forced = divgpu(&[
         "--backend",
         "gpu",

@@ -152,10 +152,23 @@ fn compute_pipeline(
     (label, source): (&str, String),
     workgroup_size: u32,
 ) -> wgpu::ComputePipeline {
-    let module = device.create_shader_module(wgpu::ShaderModuleDescriptor {
+    let descriptor = wgpu::ShaderModuleDescriptor {
         label: Some(label),
         source: wgpu::ShaderSource::Wgsl(source.into()),
-    });
+    };
+    // SAFETY: of the checks wgpu would add, two are dropped, and these shaders need neither:
+    // - integer division guards: every `/` and `%` is unsigned, by a constant (2) or by a trial
+    //   divisor that is at least 2 (`j` from 2, `p` from 3, TRIAL_PRIMES from 3);
+    // - loop bounding: every loop ends. Counting loops stop at fixed bounds (j, p < 65536,
+    //   steps < params.steps, k < nprimes <= 6, b < buckets <= LOCAL_BUCKETS), `bucket_of`
+    //   narrows lo..hi every iteration, and `while n % p == 0` divides n >= 1 by p >= 3.
+    // Bounds checks stay on.
+    let checks = wgpu::ShaderRuntimeChecks {
+        int_div_checks: false,
+        force_loop_bounding: false,
+        ..wgpu::ShaderRuntimeChecks::checked()
+    };
+    let module = unsafe { device.create_shader_module_trusted(descriptor, checks) };
     device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(label),
         layout: Some(layout),
