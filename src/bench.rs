@@ -39,8 +39,13 @@ pub struct Row {
     pub algorithm: &'static str,
     /// CPU threads; `null` for the GPU.
     pub threads: Option<usize>,
-    /// Median seconds of one query.
+    /// Median seconds of one query: the GPU's own time for its passes where the adapter has
+    /// timestamp queries (`timing` says which), wall clock otherwise.
     pub median_s: f64,
+    /// `"timestamps"` or `"wall"`: what `median_s` is.
+    pub timing: &'static str,
+    /// Median wall-clock seconds of one query, submissions and waits included.
+    pub wall_median_s: f64,
     /// The first row's median (CPU naive, one thread) over this one's.
     pub speedup: f64,
     /// Whether every result equals the exact reference (CPU fast).
@@ -54,16 +59,20 @@ enum Runner<'a> {
 }
 
 impl Runner<'_> {
-    fn run(&self, array: &Array, plan: &Plan) -> Result<Vec<u64>> {
+    /// The results, and the GPU's time for its passes where it has timestamp queries.
+    fn run(&self, array: &Array, plan: &Plan) -> Result<(Vec<u64>, Option<Duration>)> {
         match self {
-            Runner::Cpu(algorithm, threads) => cpu::run(array, plan, *algorithm, *threads, &Quiet),
+            Runner::Cpu(algorithm, threads) => {
+                cpu::run(array, plan, *algorithm, *threads, &Quiet).map(|r| (r, None))
+            }
             Runner::Gpu(algorithm, gpu, uploaded) => gpu
                 .query(uploaded, plan, *algorithm, &Quiet)
-                .map(|(r, _)| r),
+                .map(|(r, t)| (r, t.gpu)),
         }
     }
 
-    fn row(&self, median: Duration, results_match: bool) -> Row {
+    /// A row from the medians of wall-clock and (where every run had them) timestamp times.
+    fn row(&self, wall: Duration, timestamps: Option<Duration>, results_match: bool) -> Row {
         let (backend, algorithm, threads) = match self {
             Runner::Cpu(a, t) => ("cpu", a.name(), Some(*t)),
             Runner::Gpu(a, _, _) => ("gpu", a.name(), None),
@@ -72,7 +81,13 @@ impl Runner<'_> {
             backend,
             algorithm,
             threads,
-            median_s: median.as_secs_f64(),
+            median_s: timestamps.unwrap_or(wall).as_secs_f64(),
+            timing: if timestamps.is_some() {
+                "timestamps"
+            } else {
+                "wall"
+            },
+            wall_median_s: wall.as_secs_f64(),
             speedup: 0.0,
             results_match,
         }
@@ -107,17 +122,19 @@ pub fn run(
     }
     let mut rows: Vec<Row> = Vec::new();
     for runner in &runners {
-        progress(&runner.row(Duration::ZERO, true).label());
-        let mut results_match = runner.run(array, &plan)? == reference; // warm-up
-        let mut times = Vec::with_capacity(runs);
+        progress(&runner.row(Duration::ZERO, None, true).label());
+        let mut results_match = runner.run(array, &plan)?.0 == reference; // warm-up
+        let mut walls = Vec::with_capacity(runs);
+        let mut timestamps = Vec::with_capacity(runs);
         for _ in 0..runs.max(1) {
             let start = Instant::now();
-            let results = runner.run(array, &plan)?;
-            times.push(start.elapsed());
+            let (results, gpu_time) = runner.run(array, &plan)?;
+            walls.push(start.elapsed());
+            timestamps.extend(gpu_time);
             results_match &= results == reference;
         }
-        times.sort();
-        rows.push(runner.row(times[times.len() / 2], results_match));
+        let timestamps = (timestamps.len() == walls.len()).then(|| median(&mut timestamps));
+        rows.push(runner.row(median(&mut walls), timestamps, results_match));
     }
     let baseline = rows.first().map_or(1.0, |r| r.median_s);
     for row in &mut rows {
@@ -134,6 +151,11 @@ pub fn run(
     })
 }
 
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
 impl Row {
     pub fn label(&self) -> String {
         match self.threads {
@@ -148,16 +170,22 @@ impl BenchReport {
     /// The readable table.
     pub fn table(&self) -> String {
         let mut out = format!(
-            "{:<26} {:>12} {:>10}  {}\n",
-            "", "median", "speed-up", "results"
+            "{:<26} {:>12} {:>10}  {:<8} {:>12}\n",
+            "", "median", "speed-up", "results", "wall median"
         );
         for row in &self.rows {
             out += &format!(
-                "{:<26} {:>10.4} s {:>9.1}x  {}\n",
+                "{:<26} {:>10.4} s {:>9.1}x  {:<8} {:>10.4} s{}\n",
                 row.label(),
                 row.median_s,
                 row.speedup,
-                if row.results_match { "match" } else { "DIFFER" }
+                if row.results_match { "match" } else { "DIFFER" },
+                row.wall_median_s,
+                if row.timing == "timestamps" {
+                    "  (median: GPU timestamps)"
+                } else {
+                    ""
+                }
             );
         }
         out

@@ -126,6 +126,7 @@ pub fn execute(job: &Job, observer: &dyn Observer) -> Result<Outcome> {
         let (results, t) = gpu.query(&uploaded, &plan, job.algorithm, observer)?;
         timings.compute += t.compute.as_secs_f64() * 1e3;
         timings.readback = t.readback.as_secs_f64() * 1e3;
+        timings.gpu_passes = t.gpu.map(|d| d.as_secs_f64() * 1e3);
         gpu_run = Some((gpu.summary(), results));
     }
     let mut cpu_results = None;

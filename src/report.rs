@@ -39,6 +39,9 @@ pub struct Timings {
     pub compute: f64,
     /// Copying the sums back from the GPU (0 on the CPU).
     pub readback: f64,
+    /// The GPU's own time for the compute passes, by timestamp queries (part of `compute`);
+    /// `null` when only the CPU ran or the adapter has no timestamp queries.
+    pub gpu_passes: Option<f64>,
     /// The whole run, start to finish.
     pub total: f64,
 }

@@ -5,7 +5,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use common::{oracle, SKIP_GPU_VAR};
+use common::{oracle, EXPECT_BACKEND_VAR, SKIP_GPU_VAR};
 use serde::Deserialize;
 
 fn divgpu(args: &[&str]) -> Output {
@@ -663,6 +663,8 @@ struct BenchRow {
     algorithm: String,
     threads: Option<usize>,
     median_s: f64,
+    timing: String,
+    wall_median_s: f64,
     speedup: f64,
     results_match: bool,
 }
@@ -707,6 +709,19 @@ fn bench_reports_every_row_and_draws_a_chart() {
         assert!(row.results_match, "{row:?}");
         assert!(row.median_s > 0.0 && row.speedup > 0.0, "{row:?}");
         assert_eq!(row.threads.is_none(), row.backend == "gpu");
+        // the CPU is timed by the wall clock; the GPU by timestamps where it has them (CI's
+        // software adapters do), which time passes inside the wall-clock time
+        if row.backend == "cpu" {
+            assert_eq!(
+                (row.timing.as_str(), row.median_s),
+                ("wall", row.wall_median_s)
+            );
+        } else if row.timing == "timestamps" {
+            assert!(row.median_s <= row.wall_median_s * 1.01, "{row:?}");
+        } else {
+            assert_eq!(row.timing, "wall", "{row:?}");
+            assert!(std::env::var_os(EXPECT_BACKEND_VAR).is_none(), "{row:?}");
+        }
     }
     let svg = std::fs::read_to_string(&chart).unwrap();
     assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));

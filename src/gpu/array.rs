@@ -8,6 +8,7 @@ use bytemuck::{Pod, Zeroable};
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::pipelines::{KEY_BYTES, PARAMS_BYTES, WIDE_STATE_BYTES};
+use crate::gpu::timer::PassTimer;
 
 const _: () = assert!(std::mem::size_of::<Params>() as u64 == PARAMS_BYTES);
 use crate::input::Array;
@@ -132,6 +133,9 @@ pub struct QueryTimings {
     /// Dispatches, and the uploads of a streamed array.
     pub compute: Duration,
     pub readback: Duration,
+    /// The compute passes alone, by timestamp queries on the GPU; `None` where the device has
+    /// none.
+    pub gpu: Option<Duration>,
 }
 
 impl GpuArray<'_> {
@@ -371,7 +375,7 @@ impl GpuContext {
                 }
             };
             let mut wide: Option<WideState> = None;
-            let mut steps = WIDE_FIRST_STEPS;
+            let mut timer = PassTimer::new(self);
             for chunk in 0..array.chunk_count() {
                 let range = array.chunk_range(chunk);
                 let bind_group = &bound[match array.storage {
@@ -403,7 +407,7 @@ impl GpuContext {
                             let mut cpass =
                                 encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                                     label: Some("divgpu query"),
-                                    timestamp_writes: None,
+                                    timestamp_writes: timer.as_mut().map(PassTimer::next_pass),
                                 });
                             cpass.set_pipeline(pipeline);
                             cpass.set_bind_group(0, bind_group, &[]);
@@ -427,6 +431,9 @@ impl GpuContext {
                             }
                         }
                         self.wait()?;
+                        if let Some(timer) = &mut timer {
+                            timer.collect_if_full(self)?;
+                        }
                         slice = next_slice(slice, n, submitted.elapsed(), wg, max_slice);
                         observer.advance(n);
                         base += n;
@@ -449,12 +456,16 @@ impl GpuContext {
                             init: 0,
                             steps: 0,
                         };
-                        self.run_wide(state, bind_group, &params, template, &mut steps, observer)?;
+                        self.run_wide(state, bind_group, &params, template, &mut timer, observer)?;
                     }
                 }
                 if array.is_streamed() {
                     streamed_wide = next_wide;
                 }
+            }
+            if let Some(timer) = &mut timer {
+                timer.collect(self)?;
+                timings.gpu = Some(timer.total());
             }
             timings.compute = start.elapsed();
 
@@ -507,6 +518,7 @@ impl GpuContext {
             ],
         });
         WideState {
+            steps: WIDE_FIRST_STEPS,
             bind_group,
             pending,
             staging,
@@ -515,15 +527,16 @@ impl GpuContext {
     }
 
     /// Counts the wide elements of `template.base..template.end` (one block) into the sums:
-    /// dispatches of at most `steps` steps per element, the first starting every state from its
-    /// key, until none is left unfinished. `steps` follows the measured rate like the slices.
+    /// dispatches of at most `state.steps` steps per element, the first starting every state
+    /// from its key, until none is left unfinished. The steps follow the measured rate like the
+    /// slices.
     fn run_wide(
         &self,
-        state: &WideState,
+        state: &mut WideState,
         keys: &wgpu::BindGroup,
         params: &wgpu::Buffer,
         template: Params,
-        steps: &mut u32,
+        timer: &mut Option<PassTimer>,
         observer: &dyn Observer,
     ) -> Result<()> {
         let pipeline = self.pipelines.wide(&self.device);
@@ -536,7 +549,7 @@ impl GpuContext {
             }
             let dispatch = Params {
                 init,
-                steps: *steps,
+                steps: state.steps,
                 ..template
             };
             self.queue
@@ -546,7 +559,7 @@ impl GpuContext {
             {
                 let mut cpass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
                     label: Some("divgpu wide"),
-                    timestamp_writes: None,
+                    timestamp_writes: timer.as_mut().map(PassTimer::next_pass),
                 });
                 cpass.set_pipeline(pipeline);
                 cpass.set_bind_group(0, keys, &[]);
@@ -558,7 +571,10 @@ impl GpuContext {
             let submitted = Instant::now();
             self.queue.submit([encoder.finish()]);
             let unfinished: Vec<u32> = self.map_read(&state.staging)?;
-            *steps = next_steps(*steps, submitted.elapsed());
+            if let Some(timer) = timer {
+                timer.collect_if_full(self)?;
+            }
+            state.steps = next_steps(state.steps, submitted.elapsed());
             init = 0;
             if unfinished[0] == 0 {
                 return Ok(());
@@ -611,7 +627,7 @@ impl GpuContext {
     }
 
     /// Waits for the queue, then reads a mappable buffer on the host.
-    fn map_read<T: Pod>(&self, staging: &wgpu::Buffer) -> Result<Vec<T>> {
+    pub(crate) fn map_read<T: Pod>(&self, staging: &wgpu::Buffer) -> Result<Vec<T>> {
         let (tx, rx) = std::sync::mpsc::channel();
         staging.map_async(wgpu::MapMode::Read, .., move |r| {
             let _ = tx.send(r);
@@ -639,8 +655,10 @@ fn next_steps(steps: u32, took: Duration) -> u32 {
         .clamp(u64::from(WIDE_MIN_STEPS), u64::from(WIDE_MAX_STEPS)) as u32
 }
 
-/// The wide pipeline's group 1 and what reads its count of unfinished elements back.
+/// The wide pipeline's group 1, what reads its count of unfinished elements back, and the steps
+/// per element of the next dispatch.
 struct WideState {
+    steps: u32,
     bind_group: wgpu::BindGroup,
     pending: wgpu::Buffer,
     staging: wgpu::Buffer,

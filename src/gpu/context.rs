@@ -145,7 +145,8 @@ impl GpuContext {
     pub fn new(adapter: &wgpu::Adapter) -> Result<Self> {
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("divgpu"),
-            required_features: wgpu::Features::empty(),
+            // timestamps, where the adapter has them, time the passes (bench, JSON report)
+            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
             required_limits: adapter.limits(),
             ..Default::default()
         }))

@@ -1,9 +1,11 @@
 //! The wgpu backend: [`context`] chooses the adapter and owns the device, [`pipelines`] builds the
-//! WGSL pipelines, [`array`] uploads the array once and runs queries against it.
+//! WGSL pipelines, [`array`] uploads the array once and runs queries against it, `timer` times
+//! the passes by timestamp queries.
 
 pub mod array;
 pub mod context;
 pub mod pipelines;
+mod timer;
 
 pub use array::{GpuArray, QueryTimings, UploadOptions};
 pub use context::{AdapterSummary, GpuContext};
