@@ -31,7 +31,7 @@ fn gpu() -> Option<GpuContext> {
 /// A006218(10^5) = 1,166,750, so the array 0..=10^5 at threshold 10^5 gives 1,166,751.
 fn assert_known_answer(gpu: Option<&GpuContext>) {
     let array = Array::from_i64((0..=100_000).collect());
-    let plan = Plan::new(&[100_000]);
+    let plan = Plan::new([100_000]);
     for algorithm in [Algorithm::Fast, Algorithm::Naive] {
         assert_eq!(
             cpu::run(&array, &plan, algorithm, 0, &Quiet).unwrap(),
@@ -59,7 +59,7 @@ fn one_size(c: &mut Criterion, n: usize, gpu: Option<&GpuContext>) {
     let array = Array::from_i64(
         workload::generate(n, workload::DEFAULT_MAX_VALUE, workload::DEFAULT_SEED).unwrap(),
     );
-    let plan = Plan::new(&workload::default_thresholds());
+    let plan = Plan::new(workload::default_thresholds());
     let reference = cpu::run(&array, &plan, Algorithm::Fast, 0, &Quiet).unwrap();
 
     let mut group = c.benchmark_group(format!("post_workload_{n}"));

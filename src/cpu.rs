@@ -158,12 +158,8 @@ fn histogram(
     let (counts, mut sums) = array.par_blocks(
         BLOCK,
         1,
-        || {
-            (
-                vec![0u32; limit as usize + 1],
-                vec![0u64; plan.distinct().len()],
-            )
-        },
+        // bucket sums only for elements outside the table, allocated at the first one
+        || (vec![0u32; limit as usize + 1], Vec::new()),
         |(counts, sums), _, xs| {
             if !proceed(observer, xs) {
                 return;
@@ -174,6 +170,7 @@ fn histogram(
                     Ok(v) if v <= limit => counts[v as usize] += 1,
                     _ => {
                         if let Some(k) = plan.bucket(x) {
+                            sums.resize(plan.distinct().len(), 0);
                             sums[k] += u64::from(table.count(x));
                         }
                     }
@@ -182,9 +179,15 @@ fn histogram(
         },
         |(mut ca, sa), (cb, sb)| {
             ca.iter_mut().zip(cb).for_each(|(x, y)| *x += y);
-            (ca, add_into(sa, sb))
+            let sums = match (sa.is_empty(), sb.is_empty()) {
+                (_, true) => sa,
+                (true, false) => sb,
+                (false, false) => add_into(sa, sb),
+            };
+            (ca, sums)
         },
     );
+    sums.resize(plan.distinct().len(), 0);
     let values = (0..=limit as i128).filter(|&v| counts[v as usize] > 0);
     for (v, k) in values.clone().zip(plan.buckets_ascending(values)) {
         // the table ends at the largest threshold: every value has a bucket

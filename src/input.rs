@@ -330,7 +330,7 @@ fn npy_dtype(dtype: &NpyDType) -> std::result::Result<DType, String> {
 pub fn parse_integer(text: &str) -> std::result::Result<i128, String> {
     let text = text.trim();
     // The common case first: 128-bit parsing is several times slower.
-    if let Ok(v) = text.parse::<i64>() {
+    if let Some(v) = parse_short(text.as_bytes()) {
         return Ok(v.into());
     }
     let value: i128 = text
@@ -343,17 +343,46 @@ pub fn parse_integer(text: &str) -> std::result::Result<i128, String> {
     }
 }
 
+/// An optional `-` and 1 to 18 decimal digits, which no `i64` overflows; `None` for anything
+/// else (a `+`, more digits, other characters), which [`parse_integer`] parses the slow way.
+#[inline]
+fn parse_short(bytes: &[u8]) -> Option<i64> {
+    let (negative, digits) = match bytes {
+        [b'-', rest @ ..] => (true, rest),
+        _ => (false, bytes),
+    };
+    if digits.is_empty() || digits.len() > 18 {
+        return None;
+    }
+    let mut value: i64 = 0;
+    for &c in digits {
+        let digit = c.wrapping_sub(b'0');
+        if digit > 9 {
+            return None;
+        }
+        value = value * 10 + i64::from(digit);
+    }
+    Some(if negative { -value } else { value })
+}
+
 /// Reads a text file of one integer per line; blank lines are skipped.
 pub fn read_integer_lines(path: &Path) -> Result<Vec<i128>> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-    text.lines()
-        .enumerate()
-        .filter(|(_, line)| !line.trim().is_empty())
-        .map(|(i, line)| {
-            parse_integer(line)
-                .map_err(|e| Error::Data(format!("{}:{}: {e}", path.display(), i + 1)))
-        })
-        .collect()
+    let bytes = text.as_bytes();
+    let mut values = Vec::with_capacity(bytes.iter().filter(|&&b| b == b'\n').count() + 1);
+    for (i, line) in text.split('\n').enumerate() {
+        let line = line.trim_ascii();
+        if line.is_empty() {
+            continue;
+        }
+        let value = match parse_short(line.as_bytes()) {
+            Some(v) => i128::from(v),
+            None => parse_integer(line)
+                .map_err(|e| Error::Data(format!("{}:{}: {e}", path.display(), i + 1)))?,
+        };
+        values.push(value);
+    }
+    Ok(values)
 }
 
 #[cfg(test)]
@@ -378,5 +407,17 @@ mod tests {
         assert!(parse_integer("-9223372036854775809").is_err());
         assert!(parse_integer("1.5").is_err());
         assert!(parse_integer("").is_err());
+        // the short path and the long one agree at their border
+        assert_eq!(
+            parse_integer("-999999999999999999"),
+            Ok(-999_999_999_999_999_999)
+        );
+        assert_eq!(parse_integer("+17"), Ok(17));
+        assert_eq!(
+            parse_integer("1234567890123456789"),
+            Ok(1_234_567_890_123_456_789)
+        );
+        assert!(parse_integer("12a").is_err());
+        assert!(parse_integer("-").is_err());
     }
 }

@@ -88,7 +88,7 @@ pub fn execute(job: &Job, observer: &dyn Observer) -> Result<Outcome> {
     let started = Instant::now();
     let mut notes = Vec::new();
     let (array, thresholds) = load(&job.source, &job.thresholds)?;
-    let plan = Plan::new(&thresholds);
+    let plan = Plan::new(thresholds);
     let mut timings = Timings {
         load: ms(started),
         ..Timings::default()
@@ -151,7 +151,7 @@ pub fn execute(job: &Job, observer: &dyn Observer) -> Result<Outcome> {
 
     let (backend, adapter, results, comparison) = match (gpu_run, cpu_results) {
         (Some((adapter, gpu)), Some(cpu)) => {
-            let comparison = Comparison::new(&thresholds, gpu, cpu.clone());
+            let comparison = Comparison::new(plan.given(), gpu, cpu.clone());
             ("both", Some(adapter), cpu, Some(comparison))
         }
         (Some((adapter, gpu)), None) => ("gpu", Some(adapter), gpu, None),
@@ -162,7 +162,7 @@ pub fn execute(job: &Job, observer: &dyn Observer) -> Result<Outcome> {
     Ok(Outcome {
         report: Report {
             results,
-            thresholds,
+            thresholds: plan.into_given(),
             backend,
             algorithm: job.algorithm.name(),
             adapter,

@@ -184,12 +184,15 @@ fn run(job: &job::Job, json: bool) -> divgpu::Result<ExitCode> {
             report.threads.unwrap_or(1)
         ),
     }
-    let text = if json {
-        serde_json::to_string(report).expect("a report always serializes") + "\n"
-    } else {
-        report.table()
-    };
-    write_stdout(&text);
+    // Everything is computed by now: stream it out (a million rows need no second copy).
+    write_stdout(|out| {
+        if json {
+            serde_json::to_writer(&mut *out, report)?;
+            out.write_all(b"\n")
+        } else {
+            report.write_table(out)
+        }
+    });
     let mismatch = report
         .comparison
         .as_ref()
@@ -250,19 +253,24 @@ fn bench(
         report.chart(path)?;
         eprintln!("divgpu: wrote {}", path.display());
     }
-    let text = if options.json {
-        serde_json::to_string(&report).expect("a report always serializes") + "\n"
-    } else {
-        report.table()
-    };
-    write_stdout(&text);
+    write_stdout(|out| {
+        if options.json {
+            serde_json::to_writer(&mut *out, &report)?;
+            out.write_all(b"\n")
+        } else {
+            out.write_all(report.table().as_bytes())
+        }
+    });
     Ok(ExitCode::SUCCESS)
 }
 
 fn devices(json: bool) -> divgpu::Result<ExitCode> {
     let devices = gpu::devices();
     if json {
-        write_stdout(&(serde_json::to_string(&devices).expect("serializes") + "\n"));
+        write_stdout(|out| {
+            serde_json::to_writer(&mut *out, &devices)?;
+            out.write_all(b"\n")
+        });
     } else if devices.is_empty() {
         eprintln!("divgpu: {}", gpu::context::no_adapter_message());
     } else {
@@ -280,7 +288,7 @@ fn devices(json: bool) -> divgpu::Result<ExitCode> {
                 yes_no(d.timestamp_query),
             );
         }
-        write_stdout(&out);
+        write_stdout(|stdout| stdout.write_all(out.as_bytes()));
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -294,7 +302,8 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 /// Writes all of stdout at once; a closed pipe (`divgpu | head`) is not an error worth a panic.
-fn write_stdout(text: &str) {
-    let mut out = std::io::stdout().lock();
-    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+/// Writes to stdout through a buffer. A closed pipe (`divgpu ... | head`) is not an error.
+fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+    let _ = write(&mut out).and_then(|()| out.flush());
 }

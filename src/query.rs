@@ -17,26 +17,36 @@ pub struct Plan {
 }
 
 impl Plan {
-    /// One sort of (threshold, index) pairs, `O(Q log Q)`; every answer after that is `O(Q)`.
-    pub fn new(thresholds: &[i128]) -> Plan {
-        // 64-bit pairs sort several times faster than 128-bit ones; every threshold that fits
-        // i64 (the usual case) takes that path.
-        let (distinct, rank) = match thresholds
-            .iter()
-            .map(|&t| i64::try_from(t))
-            .collect::<Result<Vec<i64>, _>>()
-        {
-            Ok(narrow) => {
-                let (distinct, rank) = rank_sorted(&narrow);
-                (distinct.into_iter().map(i128::from).collect(), rank)
+    /// One sort of (threshold, index) pairs, `O(Q log Q)`, or for thresholds packed into a
+    /// span of at most a few values each, one count over the span, `O(Q)`; every answer after
+    /// that is `O(Q)`.
+    pub fn new(thresholds: impl Into<Vec<i128>>) -> Plan {
+        let given = thresholds.into();
+        let (distinct, rank) = rank_dense(&given).unwrap_or_else(|| {
+            // 64-bit pairs sort several times faster than 128-bit ones; every threshold that
+            // fits i64 (the usual case) takes that path.
+            match given
+                .iter()
+                .map(|&t| i64::try_from(t))
+                .collect::<Result<Vec<i64>, _>>()
+            {
+                Ok(narrow) => {
+                    let (distinct, rank) = rank_sorted(&narrow);
+                    (distinct.into_iter().map(i128::from).collect(), rank)
+                }
+                Err(_) => rank_sorted(&given),
             }
-            Err(_) => rank_sorted(thresholds),
-        };
+        });
         Plan {
-            given: thresholds.to_vec(),
+            given,
             distinct,
             rank,
         }
+    }
+
+    /// The thresholds in the order they were given, taken out of the plan.
+    pub fn into_given(self) -> Vec<i128> {
+        self.given
     }
 
     /// The thresholds in the order they were given.
@@ -108,6 +118,39 @@ impl Plan {
     }
 }
 
+/// Thresholds spanning at most this many values per threshold are ranked by counting.
+const DENSE_SPAN_PER_VALUE: u128 = 4;
+/// ... and at most this many values in all (a 64 MiB table).
+const DENSE_SPAN_MAX: u128 = 1 << 24;
+
+/// [`rank_sorted`] by counting, for values packed into a small span (a million thresholds
+/// within 0..=10^6, say): one table entry per value of the span, no sort. `None` when the span
+/// is too wide for that to pay.
+fn rank_dense(values: &[i128]) -> Option<(Vec<i128>, Vec<u32>)> {
+    let (&min, &max) = (values.iter().min()?, values.iter().max()?);
+    let span = (max - min) as u128 + 1;
+    if span > DENSE_SPAN_MAX || span > DENSE_SPAN_PER_VALUE * values.len() as u128 {
+        return None;
+    }
+    // 1 where a value is present, then each present value's rank
+    let mut slots = vec![0u32; span as usize];
+    let mut count = 0;
+    for &v in values {
+        let slot = &mut slots[(v - min) as usize];
+        count += 1 - *slot as usize;
+        *slot = 1;
+    }
+    let mut distinct = Vec::with_capacity(count);
+    for (offset, slot) in slots.iter_mut().enumerate() {
+        if *slot != 0 {
+            *slot = distinct.len() as u32;
+            distinct.push(min + offset as i128);
+        }
+    }
+    let rank = values.iter().map(|&v| slots[(v - min) as usize]).collect();
+    Some((distinct, rank))
+}
+
 /// The distinct values ascending, and each value's index among them.
 fn rank_sorted<T: Ord + Copy + Send>(values: &[T]) -> (Vec<T>, Vec<u32>) {
     use rayon::slice::ParallelSliceMut;
@@ -130,7 +173,7 @@ mod tests {
 
     #[test]
     fn buckets_are_the_smallest_threshold_at_or_above() {
-        let plan = Plan::new(&[10, -3, 10, 4]);
+        let plan = Plan::new([10, -3, 10, 4]);
         assert_eq!(plan.distinct(), &[-3, 4, 10]);
         assert_eq!(plan.bucket(-100), Some(0));
         assert_eq!(plan.bucket(-3), Some(0));
@@ -145,8 +188,36 @@ mod tests {
         // buckets -3:5, 4:7, 10:11 -> prefix 5, 12, 23, in the given order
         assert_eq!(plan.answer(&[5, 7, 11]), vec![23, 5, 23, 12]);
         // beyond i64, the 128-bit path gives the same shape
-        let wide = Plan::new(&[u64::MAX as i128, -3, u64::MAX as i128, 4]);
+        let wide = Plan::new([u64::MAX as i128, -3, u64::MAX as i128, 4]);
         assert_eq!(wide.distinct(), &[-3, 4, u64::MAX as i128]);
         assert_eq!(wide.answer(&[1, 2, 3]), vec![6, 1, 6, 3]);
+    }
+
+    #[test]
+    fn dense_and_sorted_ranking_agree() {
+        let mut rng = crate::workload::SplitMix64::new(3);
+        for (len, span) in [
+            (1, 1),
+            (10, 5),
+            (1000, 3000),
+            (1000, 5000),
+            (200, 4000),
+            (5000, 100),
+        ] {
+            let values: Vec<i128> = (0..len)
+                .map(|_| rng.below(span) as i128 - 7)
+                .chain(
+                    [i64::MIN as i128, u64::MAX as i128]
+                        .into_iter()
+                        .filter(|_| span == 5000),
+                )
+                .collect();
+            let dense = rank_dense(&values);
+            // dense exactly when the span is at most 4 values per threshold
+            assert_eq!(dense.is_some(), span <= 4 * len, "{len} {span}");
+            if let Some(dense) = dense {
+                assert_eq!(dense, rank_sorted(&values), "{len} {span}");
+            }
+        }
     }
 }

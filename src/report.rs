@@ -120,37 +120,42 @@ impl Comparison {
 impl Report {
     /// The readable form: one row per threshold.
     pub fn table(&self) -> String {
-        let columns = if self.comparison.is_some() { 3 } else { 2 };
-        let mut out = String::with_capacity((self.results.len() + 1) * columns * (WIDTH + 2));
+        let mut out = Vec::new();
+        self.write_table(&mut out)
+            .expect("writing to a Vec cannot fail");
+        String::from_utf8(out).expect("the table is ASCII")
+    }
+
+    /// [`Report::table`], written row by row (no copy of the whole table in memory).
+    pub fn write_table(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
+        let mut line = String::with_capacity(4 * (WIDTH + 2));
         let mut row = |cells: &[&str], mark: &str| {
+            line.clear();
             for (i, cell) in cells.iter().enumerate() {
                 if i > 0 {
-                    out.push_str("  ");
+                    line.push_str("  ");
                 }
-                out.extend(std::iter::repeat_n(' ', WIDTH.saturating_sub(cell.len())));
-                out.push_str(cell);
+                line.push_str(&SPACES[..WIDTH.saturating_sub(cell.len())]);
+                line.push_str(cell);
             }
-            out.push_str(mark);
-            out.push('\n');
+            line.push_str(mark);
+            line.push('\n');
+            out.write_all(line.as_bytes())
         };
         let (mut a, mut b, mut c) = (
             itoa::Buffer::new(),
             itoa::Buffer::new(),
             itoa::Buffer::new(),
         );
-        let mut threshold = |t: i128| match Int64::from(t) {
-            Int64::Signed(v) => a.format(v).to_string(),
-            Int64::Unsigned(v) => a.format(v).to_string(),
-        };
         match &self.comparison {
             None => {
-                row(&["threshold", "result"], "");
+                row(&["threshold", "result"], "")?;
                 for (&t, &r) in self.thresholds.iter().zip(&self.results) {
-                    row(&[&threshold(t), b.format(r)], "");
+                    row(&[format_threshold(&mut a, t), b.format(r)], "")?;
                 }
             }
             Some(cmp) => {
-                row(&["threshold", "gpu", "cpu"], "");
+                row(&["threshold", "gpu", "cpu"], "")?;
                 for ((&t, &g), &r) in self
                     .thresholds
                     .iter()
@@ -158,13 +163,27 @@ impl Report {
                     .zip(&cmp.cpu_results)
                 {
                     let mark = if g == r { "" } else { "  MISMATCH" };
-                    row(&[&threshold(t), b.format(g), c.format(r)], mark);
+                    row(
+                        &[format_threshold(&mut a, t), b.format(g), c.format(r)],
+                        mark,
+                    )?;
                 }
             }
         }
-        out
+        Ok(())
     }
 }
 
 /// Width of a table column: the longest value, -9223372036854775808, is 20 characters.
 const WIDTH: usize = 22;
+/// Padding for right-aligned cells.
+const SPACES: &str = "                      ";
+const _: () = assert!(SPACES.len() == WIDTH);
+
+/// A threshold in decimal without 128-bit formatting (every threshold fits i64 or u64).
+fn format_threshold(buffer: &mut itoa::Buffer, t: i128) -> &str {
+    match Int64::from(t) {
+        Int64::Signed(v) => buffer.format(v),
+        Int64::Unsigned(v) => buffer.format(v),
+    }
+}

@@ -281,7 +281,7 @@ fn arrays_past_the_adapters_binding_limit_match_the_cpu() {
     let (got, _) = gpu
         .query(
             &uploaded,
-            &divgpu::query::Plan::new(&thresholds),
+            &divgpu::query::Plan::new(thresholds.as_slice()),
             Algorithm::Fast,
             &divgpu::Quiet,
         )

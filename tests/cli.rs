@@ -78,6 +78,7 @@ struct Timings {
     upload: f64,
     compute: f64,
     readback: f64,
+    gpu_passes: Option<f64>,
     total: f64,
 }
 
@@ -295,6 +296,7 @@ fn json_report_of_the_default_workload() {
     assert_eq!(report.results.len(), 13);
     let t = &report.timings_ms;
     assert!(t.total >= t.load && t.total >= t.compute && t.upload == 0.0 && t.readback == 0.0);
+    assert_eq!(t.gpu_passes, None, "no GPU ran");
 }
 
 #[test]
@@ -492,6 +494,13 @@ fn both_backends_agree_and_report_it() {
         ]);
         assert_eq!(report.backend, "both");
         assert!(report.adapter.is_some());
+        // CI's software adapters have timestamp queries; the passes are part of the compute
+        let t = &report.timings_ms;
+        if let Some(passes) = t.gpu_passes {
+            assert!(passes > 0.0 && passes <= t.compute, "{t:?}");
+        } else {
+            assert!(std::env::var_os(EXPECT_BACKEND_VAR).is_none(), "{t:?}");
+        }
         let c = report.comparison.expect("both compares");
         assert!(c.first_mismatch.is_none());
         assert_eq!(c.gpu_results, c.cpu_results);
