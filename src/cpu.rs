@@ -85,6 +85,11 @@ fn naive(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
 /// c(x) once per element, into the bucket of its threshold, then one prefix sum.
 fn fast(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
     let table = lookup_table(array.len(), plan);
+    if let (Some(values), Some(table)) = (array.native_i64(), &table) {
+        if let Some(buckets) = few_buckets(values, plan, table, observer) {
+            return plan.answer(&buckets);
+        }
+    }
     let buckets = match &table {
         Some(t)
             if t.limit() <= HISTOGRAM_LIMIT
@@ -97,6 +102,65 @@ fn fast(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
         _ => per_element(array, plan, table.as_ref(), observer),
     };
     plan.answer(&buckets)
+}
+
+/// Distinct thresholds up to which [`few_buckets`] applies: one slot is left for elements above
+/// them all.
+const FEW_BUCKETS: usize = 15;
+
+/// The post's shape at full speed: `i64` elements read in place, at most [`FEW_BUCKETS`]
+/// distinct thresholds, every one within the table. No branch per element: the bucket by a
+/// fixed four-step search (elements above every threshold land in a slot that is dropped), the
+/// count by one table lookup (negatives clamp to entry 0, whose count is 1, like theirs). `None`
+/// when the plan or the table does not fit that shape.
+fn few_buckets(
+    values: &[i64],
+    plan: &Plan,
+    table: &DivisorTable,
+    observer: &dyn Observer,
+) -> Option<Vec<u64>> {
+    use rayon::prelude::*;
+    let distinct = plan.distinct();
+    let top = i64::try_from(*distinct.last()?).ok()?;
+    if distinct.len() > FEW_BUCKETS || u64::try_from(top).ok()? != table.limit() {
+        return None;
+    }
+    let mut padded = [i64::MAX; FEW_BUCKETS + 1];
+    for (slot, &t) in padded.iter_mut().zip(distinct) {
+        *slot = t as i64; // fits: <= top
+    }
+    let counts = table.counts();
+    let blocks = values.len().div_ceil(BLOCK);
+    let tasks = FAST_TASKS_PER_THREAD * rayon::current_num_threads();
+    let sums = values
+        .par_chunks(BLOCK)
+        .with_min_len((blocks / tasks).max(1))
+        .fold(
+            || [0u64; FEW_BUCKETS + 1],
+            |mut sums, xs| {
+                if observer.cancelled() {
+                    return sums;
+                }
+                observer.advance(xs.len() as u64);
+                for &x in xs {
+                    // the number of padded thresholds below x: the first one >= x
+                    let mut b = 0;
+                    for step in [8, 4, 2, 1] {
+                        b += if padded[b + step - 1] < x { step } else { 0 };
+                    }
+                    sums[b] += u64::from(counts[x.clamp(0, top) as usize]);
+                }
+                sums
+            },
+        )
+        .reduce(
+            || [0u64; FEW_BUCKETS + 1],
+            |mut a, b| {
+                a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+                a
+            },
+        );
+    Some(sums[..distinct.len()].to_vec())
 }
 
 /// Tables up to this size are also histograms: 16 MiB of u32 counts per task at most.
@@ -203,4 +267,51 @@ fn lookup_table(elements: usize, plan: &Plan) -> Option<DivisorTable> {
     let top = *plan.distinct().last()?;
     let limit = u64::try_from(top).ok()?.min(DivisorTable::MAX_LIMIT);
     (limit >= 2 && limit <= 8 * elements as u64).then(|| DivisorTable::new(limit))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::SplitMix64;
+    use crate::Quiet;
+
+    /// The branch-free path against the definition, on the values it clamps and the
+    /// thresholds it pads: negatives, 0, 1, i64's extremes, up to 15 distinct thresholds.
+    #[test]
+    fn few_buckets_match_the_definition() {
+        let mut rng = SplitMix64::new(15);
+        let mut values: Vec<i64> = (0..20_000)
+            .map(|_| rng.below(6000) as i64 - 1000)
+            .collect();
+        values.extend([i64::MIN, i64::MAX, 0, 1, 2, -1]);
+        let array = Array::from_i64(values.clone());
+        for count in [1, 2, 7, 15] {
+            let mut thresholds: Vec<i128> =
+                (0..count).map(|_| rng.below(5000) as i128 - 5).collect();
+            thresholds.push(thresholds[0]);
+            thresholds[0] = thresholds[0].max(2); // a table needs a top of at least 2
+            let plan = Plan::new(thresholds.clone());
+            let table = lookup_table(array.len(), &plan).expect("a table");
+            let few = few_buckets(&values, &plan, &table, &Quiet).expect("this shape");
+            let expected: Vec<u64> = plan
+                .distinct()
+                .iter()
+                .enumerate()
+                .map(|(k, &t)| {
+                    let below = k.checked_sub(1).map(|j| plan.distinct()[j]);
+                    values
+                        .iter()
+                        .map(|&x| i128::from(x))
+                        .filter(|&x| x <= t && below.is_none_or(|b| x > b))
+                        .map(|x| u64::from(divisors::count(x)))
+                        .sum()
+                })
+                .collect();
+            assert_eq!(few, expected, "thresholds {thresholds:?}");
+        }
+        // 16 distinct thresholds do not fit
+        let plan = Plan::new((0..16).map(|t| t * 100 + 2).collect::<Vec<i128>>());
+        let table = lookup_table(array.len(), &plan).unwrap();
+        assert!(few_buckets(&values, &plan, &table, &Quiet).is_none());
+    }
 }

@@ -304,6 +304,8 @@ impl DivisorTable {
         // exponent of the smallest prime factor of each n
         let mut spf_exp = vec![0u8; len];
         let mut primes: Vec<u32> = Vec::new();
+        // c(0) = c(1) = 1
+        counts[0] = 1;
         if len > 1 {
             counts[1] = 1;
         }
@@ -318,7 +320,8 @@ impl DivisorTable {
                 if m >= len {
                     break;
                 }
-                if n % p as usize == 0 {
+                // n < 2^25: a 32-bit division, several times cheaper than a 64-bit one
+                if (n as u32).is_multiple_of(p) {
                     // p is also the smallest prime of n: raise its exponent by one.
                     let e = spf_exp[n];
                     spf_exp[m] = e + 1;
@@ -330,6 +333,11 @@ impl DivisorTable {
             }
         }
         DivisorTable { counts }
+    }
+
+    /// c(n) for every `n` from 0 to [`DivisorTable::limit`].
+    pub fn counts(&self) -> &[u16] {
+        &self.counts
     }
 
     /// The largest `n` the table answers.

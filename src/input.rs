@@ -224,6 +224,20 @@ impl Array {
         &all[self.offset..self.offset + self.len * self.dtype.width]
     }
 
+    /// The elements as `i64`s, without decoding, when that is how they are stored (a
+    /// native-endian, aligned `i64` array: what numpy writes by default).
+    pub fn native_i64(&self) -> Option<&[i64]> {
+        let native = DType {
+            signed: true,
+            width: 8,
+            big_endian: cfg!(target_endian = "big"),
+        };
+        if self.dtype != native {
+            return None;
+        }
+        bytemuck::try_cast_slice(self.bytes()).ok()
+    }
+
     /// Appends the elements in `range`, widened to `i128`, to `out`.
     pub fn decode_into(&self, range: Range<usize>, out: &mut Vec<i128>) {
         let w = self.dtype.width;
