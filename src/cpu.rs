@@ -280,9 +280,7 @@ mod tests {
     #[test]
     fn few_buckets_match_the_definition() {
         let mut rng = SplitMix64::new(15);
-        let mut values: Vec<i64> = (0..20_000)
-            .map(|_| rng.below(6000) as i64 - 1000)
-            .collect();
+        let mut values: Vec<i64> = (0..20_000).map(|_| rng.below(6000) as i64 - 1000).collect();
         values.extend([i64::MIN, i64::MAX, 0, 1, 2, -1]);
         let array = Array::from_i64(values.clone());
         for count in [1, 2, 7, 15] {
