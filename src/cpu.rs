@@ -3,7 +3,7 @@
 use crate::divisors::{self, DivisorTable};
 use crate::error::{Error, Result};
 use crate::input::Array;
-use crate::query::Plan;
+use crate::query::{FewBuckets, Plan};
 use crate::{Algorithm, Observer};
 
 /// Elements decoded and counted per rayon task. Small enough that the naive path, whose work per
@@ -104,15 +104,11 @@ fn fast(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
     plan.answer(&buckets)
 }
 
-/// Distinct thresholds up to which [`few_buckets`] applies: one slot is left for elements above
-/// them all.
-const FEW_BUCKETS: usize = 15;
-
-/// The post's shape at full speed: `i64` elements read in place, at most [`FEW_BUCKETS`]
-/// distinct thresholds, every one within the table. No branch per element: the bucket by a
-/// fixed four-step search (elements above every threshold land in a slot that is dropped), the
-/// count by one table lookup (negatives clamp to entry 0, whose count is 1, like theirs). `None`
-/// when the plan or the table does not fit that shape.
+/// The post's shape at full speed: `i64` elements read in place, few enough distinct
+/// thresholds for [`FewBuckets`], every one within the table. No branch per element: the bucket
+/// by [`FewBuckets::slot`] (elements above every threshold land in a slot that is dropped), the
+/// count by one table lookup (negatives clamp to entry 0, whose count is theirs). `None` when
+/// the plan or the table does not fit that shape.
 fn few_buckets(
     values: &[i64],
     plan: &Plan,
@@ -120,47 +116,39 @@ fn few_buckets(
     observer: &dyn Observer,
 ) -> Option<Vec<u64>> {
     use rayon::prelude::*;
-    let distinct = plan.distinct();
-    let top = i64::try_from(*distinct.last()?).ok()?;
-    if distinct.len() > FEW_BUCKETS || u64::try_from(top).ok()? != table.limit() {
+    let few = plan.few_buckets()?;
+    let top = few.top();
+    if u64::try_from(top).ok()? != table.limit() {
         return None;
-    }
-    let mut padded = [i64::MAX; FEW_BUCKETS + 1];
-    for (slot, &t) in padded.iter_mut().zip(distinct) {
-        *slot = t as i64; // fits: <= top
     }
     let counts = table.counts();
     let blocks = values.len().div_ceil(BLOCK);
     let tasks = FAST_TASKS_PER_THREAD * rayon::current_num_threads();
+    const SLOTS: usize = FewBuckets::MAX + 1;
     let sums = values
         .par_chunks(BLOCK)
         .with_min_len((blocks / tasks).max(1))
         .fold(
-            || [0u64; FEW_BUCKETS + 1],
+            || [0u64; SLOTS],
             |mut sums, xs| {
                 if observer.cancelled() {
                     return sums;
                 }
                 observer.advance(xs.len() as u64);
                 for &x in xs {
-                    // the number of padded thresholds below x: the first one >= x
-                    let mut b = 0;
-                    for step in [8, 4, 2, 1] {
-                        b += if padded[b + step - 1] < x { step } else { 0 };
-                    }
-                    sums[b] += u64::from(counts[x.clamp(0, top) as usize]);
+                    sums[few.slot(x)] += u64::from(counts[x.clamp(0, top) as usize]);
                 }
                 sums
             },
         )
         .reduce(
-            || [0u64; FEW_BUCKETS + 1],
+            || [0u64; SLOTS],
             |mut a, b| {
                 a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
                 a
             },
         );
-    Some(sums[..distinct.len()].to_vec())
+    Some(sums[..few.len()].to_vec())
 }
 
 /// Tables up to this size are also histograms: 16 MiB of u32 counts per task at most.

@@ -118,6 +118,69 @@ impl Plan {
     }
 }
 
+/// [`Plan::bucket`] for `i64` elements when there are at most [`FewBuckets::MAX`] distinct
+/// thresholds, all `i64`s: a fixed four-step search over the thresholds padded to 16, with no
+/// branch at all.
+#[derive(Clone, Copy, Debug)]
+pub struct FewBuckets {
+    padded: [i64; 16],
+    len: usize,
+}
+
+impl FewBuckets {
+    /// One of the 16 slots stays free for elements above every threshold.
+    pub const MAX: usize = 15;
+
+    /// The bucket of `x` as [`Plan::bucket`] gives it, or [`FewBuckets::len`] (a slot past the
+    /// real ones) when `x` is above every threshold.
+    #[inline]
+    pub fn slot(&self, x: i64) -> usize {
+        // the number of padded thresholds below x: the first one >= x (the last pad,
+        // i64::MAX, never is)
+        let mut b = 0;
+        for step in [8, 4, 2, 1] {
+            b += if self.padded[b + step - 1] < x {
+                step
+            } else {
+                0
+            };
+        }
+        b
+    }
+
+    /// The number of distinct thresholds.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The largest threshold.
+    pub fn top(&self) -> i64 {
+        self.padded[self.len - 1]
+    }
+}
+
+impl Plan {
+    /// The plan as [`FewBuckets`], when it has 1 to [`FewBuckets::MAX`] distinct thresholds and
+    /// they all fit `i64`.
+    pub fn few_buckets(&self) -> Option<FewBuckets> {
+        if self.distinct.is_empty() || self.distinct.len() > FewBuckets::MAX {
+            return None;
+        }
+        let mut padded = [i64::MAX; 16];
+        for (slot, &t) in padded.iter_mut().zip(&self.distinct) {
+            *slot = i64::try_from(t).ok()?;
+        }
+        Some(FewBuckets {
+            padded,
+            len: self.distinct.len(),
+        })
+    }
+}
+
 /// Thresholds spanning at most this many values per threshold are ranked by counting.
 const DENSE_SPAN_PER_VALUE: u128 = 4;
 /// ... and at most this many values in all (a 64 MiB table).
@@ -191,6 +254,44 @@ mod tests {
         let wide = Plan::new([u64::MAX as i128, -3, u64::MAX as i128, 4]);
         assert_eq!(wide.distinct(), &[-3, 4, u64::MAX as i128]);
         assert_eq!(wide.answer(&[1, 2, 3]), vec![6, 1, 6, 3]);
+    }
+
+    #[test]
+    fn few_buckets_agree_with_the_search() {
+        let plan = Plan::new([10, -3, 10, 4, i64::MAX as i128 - 1]);
+        let few = plan.few_buckets().expect("five i64 thresholds");
+        assert_eq!((few.len(), few.top()), (4, i64::MAX - 1));
+        for x in [
+            i64::MIN,
+            -100,
+            -4,
+            -3,
+            -2,
+            3,
+            4,
+            5,
+            9,
+            10,
+            11,
+            i64::MAX - 1,
+            i64::MAX,
+        ] {
+            let expected = plan.bucket(x.into()).unwrap_or(few.len());
+            assert_eq!(few.slot(x), expected, "x = {x}");
+        }
+        let fifteen = Plan::new((0..15).map(|t| t * 7).collect::<Vec<i128>>());
+        let few = fifteen.few_buckets().expect("fifteen fit");
+        for x in -3..110 {
+            assert_eq!(
+                few.slot(x),
+                fifteen.bucket(x.into()).unwrap_or(15),
+                "x = {x}"
+            );
+        }
+        assert!(Plan::new((0..16).collect::<Vec<i128>>())
+            .few_buckets()
+            .is_none());
+        assert!(Plan::new([u64::MAX as i128]).few_buckets().is_none());
     }
 
     #[test]
