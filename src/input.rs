@@ -389,12 +389,10 @@ pub fn read_integer_lines(path: &Path) -> Result<Vec<i128>> {
         if line.is_empty() {
             continue;
         }
-        let value = match parse_short(line.as_bytes()) {
-            Some(v) => i128::from(v),
-            None => parse_integer(line)
+        values.push(
+            parse_integer(line)
                 .map_err(|e| Error::Data(format!("{}:{}: {e}", path.display(), i + 1)))?,
-        };
-        values.push(value);
+        );
     }
     Ok(values)
 }
