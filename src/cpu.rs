@@ -84,24 +84,17 @@ fn naive(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
 
 /// c(x) once per element, into the bucket of its threshold, then one prefix sum.
 fn fast(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
-    let table = lookup_table(array.len(), plan);
+    let limit = table_limit(array.len(), plan);
+    if let Some(lo) = limit.and_then(|limit| histogram_start(array.len(), plan, limit)) {
+        return histogram(array, plan, lo, observer);
+    }
+    let table = limit.map(DivisorTable::new);
     if let (Some(values), Some(table)) = (array.native_i64(), &table) {
         if let Some(buckets) = few_buckets(values, plan, table, observer) {
             return plan.answer(&buckets);
         }
     }
-    let buckets = match &table {
-        Some(t)
-            if t.limit() <= HISTOGRAM_LIMIT
-                && (array.len() as u64 >= HISTOGRAM_ELEMENTS_PER_ENTRY * (t.limit() + 1)
-                    || plan.distinct().len() > HISTOGRAM_THRESHOLDS)
-                && array.len() < u32::MAX as usize =>
-        {
-            histogram(array, plan, t, observer)
-        }
-        _ => per_element(array, plan, table.as_ref(), observer),
-    };
-    plan.answer(&buckets)
+    plan.answer(&per_element(array, plan, table.as_ref(), observer))
 }
 
 /// The post's shape at full speed: `i64` elements read in place, few enough distinct
@@ -151,16 +144,32 @@ fn few_buckets(
     Some(sums[..few.len()].to_vec())
 }
 
-/// Tables up to this size are also histograms: 16 MiB of u32 counts per task at most.
+/// Histograms up to this many values: 16 MiB of u32 counts per task at most.
 const HISTOGRAM_LIMIT: u64 = 1 << 22;
 /// A histogram (allocated, zeroed, merged and walked per task) pays off only over many more
 /// elements than entries: measured on the post's values, 1M elements over 500K entries ran
 /// faster per element (14 ms against 20 ms on 2 cores) and 25M faster as a histogram (0.20 s
 /// against 0.24 s).
 const HISTOGRAM_ELEMENTS_PER_ENTRY: u64 = 16;
-/// With this many distinct thresholds a per-element search costs cache misses of its own, and
-/// the histogram wins whatever the array's length (10^6 thresholds: 0.38 s against 0.6 s).
+/// With this many thresholds a per-element search costs cache misses of its own, and the
+/// histogram, which never sorts them, wins whatever the array's length.
 const HISTOGRAM_THRESHOLDS: usize = 4096;
+
+/// Where [`histogram`] starts counting values, when it is the way to answer `plan`: the table
+/// (up to `limit`) must reach the largest threshold, and the values from the smallest
+/// threshold (or 0) to there must be few enough to count one by one.
+fn histogram_start(elements: usize, plan: &Plan, limit: u64) -> Option<i128> {
+    let lo = plan.min().min(0);
+    let values = u64::try_from(plan.max() - lo + 1).ok()?;
+    let pays = elements as u64 >= HISTOGRAM_ELEMENTS_PER_ENTRY * values
+        || plan.given().len() > HISTOGRAM_THRESHOLDS;
+    (plan.max() == i128::from(limit)
+        && values <= HISTOGRAM_LIMIT
+        && pays
+        // no count can wrap
+        && elements < u32::MAX as usize)
+        .then_some(lo)
+}
 
 fn add_into(mut a: Vec<u64>, b: Vec<u64>) -> Vec<u64> {
     a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
@@ -196,65 +205,63 @@ fn per_element(
     )
 }
 
-/// When the table covers every threshold: elements in `[0, limit]` are only counted per value
-/// (one increment each, no search, no lookup), and one walk over the table turns the counts
-/// into bucket sums. Elements outside that range (negative, or above every threshold but one
-/// beyond the table) take the per-element way.
-fn histogram(
-    array: &Array,
-    plan: &Plan,
-    table: &DivisorTable,
-    observer: &dyn Observer,
-) -> Vec<u64> {
-    let limit = table.limit();
-    let (counts, mut sums) = array.par_blocks(
-        BLOCK,
-        1,
-        // bucket sums only for elements outside the table, allocated at the first one
-        || (vec![0u32; limit as usize + 1], Vec::new()),
-        |(counts, sums), _, xs| {
-            if !proceed(observer, xs) {
-                return;
-            }
-            for &x in xs {
-                match u64::try_from(x) {
-                    // fewer than u32::MAX elements in all: no count can wrap
-                    Ok(v) if v <= limit => counts[v as usize] += 1,
-                    _ => {
-                        if let Some(k) = plan.bucket(x) {
-                            sums.resize(plan.distinct().len(), 0);
-                            sums[k] += u64::from(table.count(x));
+/// Every element counted per value (one increment each: no search, no lookup) over the values
+/// `lo..=max threshold`, while the other thread builds the divisor table; one walk over the
+/// values then gives the sum up to each of them, and each threshold's answer is one lookup. No
+/// sort of the thresholds at all. Elements below `lo` (negative: c = 1) are below every
+/// threshold and only counted; elements above every threshold are skipped.
+fn histogram(array: &Array, plan: &Plan, lo: i128, observer: &dyn Observer) -> Vec<u64> {
+    let top = plan.max();
+    let (table, (counts, below)) = rayon::join(
+        || DivisorTable::new(top as u64),
+        || {
+            array.par_blocks(
+                BLOCK,
+                1,
+                || (vec![0u32; (top - lo + 1) as usize], 0u64),
+                |(counts, below), _, xs| {
+                    if !proceed(observer, xs) {
+                        return;
+                    }
+                    for &x in xs {
+                        if x < lo {
+                            *below += 1;
+                        } else if x <= top {
+                            counts[(x - lo) as usize] += 1;
                         }
                     }
-                }
-            }
-        },
-        |(mut ca, sa), (cb, sb)| {
-            ca.iter_mut().zip(cb).for_each(|(x, y)| *x += y);
-            let sums = match (sa.is_empty(), sb.is_empty()) {
-                (_, true) => sa,
-                (true, false) => sb,
-                (false, false) => add_into(sa, sb),
-            };
-            (ca, sums)
+                },
+                |(mut ca, ba), (cb, bb)| {
+                    ca.iter_mut().zip(cb).for_each(|(x, y)| *x += y);
+                    (ca, ba + bb)
+                },
+            )
         },
     );
-    sums.resize(plan.distinct().len(), 0);
-    let values = (0..=limit as i128).filter(|&v| counts[v as usize] > 0);
-    for (v, k) in values.clone().zip(plan.buckets_ascending(values)) {
-        // the table ends at the largest threshold: every value has a bucket
-        let k = k.expect("a value within the table is within the thresholds");
-        sums[k] += u64::from(counts[v as usize]) * u64::from(table.count(v));
-    }
-    sums
+    // c(x) of each value lo..=top: 1 for the negative ones, then the table's
+    let negatives = (-lo) as usize;
+    let per_value = std::iter::repeat_n(1, negatives).chain(table.counts().iter().copied());
+    let mut sum = below;
+    let at_most: Vec<u64> = counts
+        .iter()
+        .zip(per_value)
+        .map(|(&n, c)| {
+            sum += u64::from(n) * u64::from(c);
+            sum
+        })
+        .collect();
+    plan.given()
+        .iter()
+        .map(|&t| at_most[(t - lo) as usize])
+        .collect()
 }
 
-/// A divisor table up to the largest threshold, when it is small enough to be worth building
-/// for this many elements (its cost is a few ns per entry; factoring costs more per element).
-fn lookup_table(elements: usize, plan: &Plan) -> Option<DivisorTable> {
-    let top = *plan.distinct().last()?;
-    let limit = u64::try_from(top).ok()?.min(DivisorTable::MAX_LIMIT);
-    (limit >= 2 && limit <= 8 * elements as u64).then(|| DivisorTable::new(limit))
+/// How far a divisor table should reach: to the largest threshold (or as far as a table may),
+/// when that is small enough to be worth building for this many elements (its cost is a few
+/// ns per entry; factoring costs more per element).
+fn table_limit(elements: usize, plan: &Plan) -> Option<u64> {
+    let limit = u64::try_from(plan.max()).ok()?.min(DivisorTable::MAX_LIMIT);
+    (limit >= 2 && limit <= 8 * elements as u64).then_some(limit)
 }
 
 #[cfg(test)]
@@ -277,7 +284,7 @@ mod tests {
             thresholds.push(thresholds[0]);
             thresholds[0] = thresholds[0].max(2); // a table needs a top of at least 2
             let plan = Plan::new(thresholds.clone());
-            let table = lookup_table(array.len(), &plan).expect("a table");
+            let table = DivisorTable::new(table_limit(array.len(), &plan).expect("a table"));
             let few = few_buckets(&values, &plan, &table, &Quiet).expect("this shape");
             let expected: Vec<u64> = plan
                 .distinct()
@@ -297,7 +304,7 @@ mod tests {
         }
         // 16 distinct thresholds do not fit
         let plan = Plan::new((0..16).map(|t| t * 100 + 2).collect::<Vec<i128>>());
-        let table = lookup_table(array.len(), &plan).unwrap();
+        let table = DivisorTable::new(table_limit(array.len(), &plan).unwrap());
         assert!(few_buckets(&values, &plan, &table, &Quiet).is_none());
     }
 }

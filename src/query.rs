@@ -4,44 +4,68 @@
 //! threshold `>= x`, then a prefix sum over the buckets answers every threshold at once: the cost
 //! is one binary search per element instead of one comparison per element per threshold.
 
+use std::sync::OnceLock;
+
 /// Distinct thresholds up to which the bucket search is branch-free (64 KiB of them).
 const BRANCH_FREE_MAX: usize = 4096;
 
-/// The thresholds as given, the same values sorted and deduplicated, and where each given one
-/// sits among the distinct ones.
+/// The thresholds as given and, built on first use, the same values sorted and deduplicated
+/// with where each given one sits among the distinct ones. Paths that answer from the given
+/// values alone (the CPU's histogram: a million thresholds) never sort.
 #[derive(Clone, Debug)]
 pub struct Plan {
     given: Vec<i128>,
+    min: i128,
+    max: i128,
+    sorted: OnceLock<Sorted>,
+}
+
+#[derive(Clone, Debug)]
+struct Sorted {
     distinct: Vec<i128>,
     rank: Vec<u32>,
 }
 
 impl Plan {
+    /// # Panics
+    /// When `thresholds` is empty (the CLI refuses that as a data error first).
+    pub fn new(thresholds: impl Into<Vec<i128>>) -> Plan {
+        let given = thresholds.into();
+        let (min, max) = given
+            .iter()
+            .fold((i128::MAX, i128::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+        assert!(!given.is_empty(), "a plan needs at least one threshold");
+        Plan {
+            given,
+            min,
+            max,
+            sorted: OnceLock::new(),
+        }
+    }
+
     /// One sort of (threshold, index) pairs, `O(Q log Q)`, or for thresholds packed into a
     /// span of at most a few values each, one count over the span, `O(Q)`; every answer after
     /// that is `O(Q)`.
-    pub fn new(thresholds: impl Into<Vec<i128>>) -> Plan {
-        let given = thresholds.into();
-        let (distinct, rank) = rank_dense(&given).unwrap_or_else(|| {
-            // 64-bit pairs sort several times faster than 128-bit ones; every threshold that
-            // fits i64 (the usual case) takes that path.
-            match given
-                .iter()
-                .map(|&t| i64::try_from(t))
-                .collect::<Result<Vec<i64>, _>>()
-            {
-                Ok(narrow) => {
-                    let (distinct, rank) = rank_sorted(&narrow);
-                    (distinct.into_iter().map(i128::from).collect(), rank)
+    fn sorted(&self) -> &Sorted {
+        self.sorted.get_or_init(|| {
+            let given = &self.given;
+            let (distinct, rank) = rank_dense(given, self.min, self.max).unwrap_or_else(|| {
+                // 64-bit pairs sort several times faster than 128-bit ones; every threshold
+                // that fits i64 (the usual case) takes that path.
+                match given
+                    .iter()
+                    .map(|&t| i64::try_from(t))
+                    .collect::<Result<Vec<i64>, _>>()
+                {
+                    Ok(narrow) => {
+                        let (distinct, rank) = rank_sorted(&narrow);
+                        (distinct.into_iter().map(i128::from).collect(), rank)
+                    }
+                    Err(_) => rank_sorted(given),
                 }
-                Err(_) => rank_sorted(&given),
-            }
-        });
-        Plan {
-            given,
-            distinct,
-            rank,
-        }
+            });
+            Sorted { distinct, rank }
+        })
     }
 
     /// The thresholds in the order they were given, taken out of the plan.
@@ -54,9 +78,19 @@ impl Plan {
         &self.given
     }
 
+    /// The smallest threshold.
+    pub fn min(&self) -> i128 {
+        self.min
+    }
+
+    /// The largest threshold.
+    pub fn max(&self) -> i128 {
+        self.max
+    }
+
     /// The distinct thresholds in ascending order: bucket `k` belongs to `distinct()[k]`.
     pub fn distinct(&self) -> &[i128] {
-        &self.distinct
+        &self.sorted().distinct
     }
 
     /// The bucket of `x`: the index of the smallest distinct threshold `>= x`, or `None` when `x`
@@ -66,7 +100,7 @@ impl Plan {
     /// toss for the predictor, which cost more than the comparisons themselves.
     #[inline]
     pub fn bucket(&self, x: i128) -> Option<usize> {
-        let d = &self.distinct;
+        let d = self.distinct();
         if d.last().is_none_or(|&top| x > top) {
             return None;
         }
@@ -89,24 +123,10 @@ impl Plan {
         Some(base)
     }
 
-    /// [`Plan::bucket`] of each of `values`, which must ascend: one walk along the thresholds
-    /// instead of a search per value.
-    pub fn buckets_ascending<'a>(
-        &'a self,
-        values: impl Iterator<Item = i128> + 'a,
-    ) -> impl Iterator<Item = Option<usize>> + 'a {
-        let mut k = 0;
-        values.map(move |x| {
-            while k < self.distinct.len() && self.distinct[k] < x {
-                k += 1;
-            }
-            (k < self.distinct.len()).then_some(k)
-        })
-    }
-
     /// Results in the given order from per-bucket sums (one per distinct threshold).
     pub fn answer(&self, bucket_sums: &[u64]) -> Vec<u64> {
-        assert_eq!(bucket_sums.len(), self.distinct.len());
+        let Sorted { distinct, rank } = self.sorted();
+        assert_eq!(bucket_sums.len(), distinct.len());
         let prefix: Vec<u64> = bucket_sums
             .iter()
             .scan(0u64, |acc, &s| {
@@ -114,7 +134,7 @@ impl Plan {
                 Some(*acc)
             })
             .collect();
-        self.rank.iter().map(|&r| prefix[r as usize]).collect()
+        rank.iter().map(|&r| prefix[r as usize]).collect()
     }
 }
 
@@ -167,16 +187,17 @@ impl Plan {
     /// The plan as [`FewBuckets`], when it has 1 to [`FewBuckets::MAX`] distinct thresholds and
     /// they all fit `i64`.
     pub fn few_buckets(&self) -> Option<FewBuckets> {
-        if self.distinct.is_empty() || self.distinct.len() > FewBuckets::MAX {
+        let distinct = self.distinct();
+        if distinct.len() > FewBuckets::MAX {
             return None;
         }
         let mut padded = [i64::MAX; 16];
-        for (slot, &t) in padded.iter_mut().zip(&self.distinct) {
+        for (slot, &t) in padded.iter_mut().zip(distinct) {
             *slot = i64::try_from(t).ok()?;
         }
         Some(FewBuckets {
             padded,
-            len: self.distinct.len(),
+            len: distinct.len(),
         })
     }
 }
@@ -189,8 +210,7 @@ const DENSE_SPAN_MAX: u128 = 1 << 24;
 /// [`rank_sorted`] by counting, for values packed into a small span (a million thresholds
 /// within 0..=10^6, say): one table entry per value of the span, no sort. `None` when the span
 /// is too wide for that to pay.
-fn rank_dense(values: &[i128]) -> Option<(Vec<i128>, Vec<u32>)> {
-    let (&min, &max) = (values.iter().min()?, values.iter().max()?);
+fn rank_dense(values: &[i128], min: i128, max: i128) -> Option<(Vec<i128>, Vec<u32>)> {
     let span = (max - min) as u128 + 1;
     if span > DENSE_SPAN_MAX || span > DENSE_SPAN_PER_VALUE * values.len() as u128 {
         return None;
@@ -244,10 +264,6 @@ mod tests {
         assert_eq!(plan.bucket(4), Some(1));
         assert_eq!(plan.bucket(10), Some(2));
         assert_eq!(plan.bucket(11), None);
-        let xs = [-100, -3, -2, 4, 5, 10, 11];
-        let walked: Vec<_> = plan.buckets_ascending(xs.into_iter()).collect();
-        let searched: Vec<_> = xs.iter().map(|&x| plan.bucket(x)).collect();
-        assert_eq!(walked, searched);
         // buckets -3:5, 4:7, 10:11 -> prefix 5, 12, 23, in the given order
         assert_eq!(plan.answer(&[5, 7, 11]), vec![23, 5, 23, 12]);
         // beyond i64, the 128-bit path gives the same shape
@@ -313,7 +329,8 @@ mod tests {
                         .filter(|_| span == 5000),
                 )
                 .collect();
-            let dense = rank_dense(&values);
+            let (min, max) = (values.iter().min().unwrap(), values.iter().max().unwrap());
+            let dense = rank_dense(&values, *min, *max);
             // dense exactly when the span is at most 4 values per threshold
             assert_eq!(dense.is_some(), span <= 4 * len, "{len} {span}");
             if let Some(dense) = dense {

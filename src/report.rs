@@ -65,10 +65,38 @@ pub struct Mismatch {
 
 /// A threshold as a 64-bit integer, signed or not: every threshold is one, and 128-bit
 /// formatting is several times slower (a million thresholds are printed in a run).
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Int64 {
     Signed(i64),
     Unsigned(u64),
+}
+
+impl Int64 {
+    fn format(self, buffer: &mut itoa::Buffer) -> &str {
+        match self {
+            Int64::Signed(v) => buffer.format(v),
+            Int64::Unsigned(v) => buffer.format(v),
+        }
+    }
+
+    fn wide(self) -> i128 {
+        match self {
+            Int64::Signed(v) => v.into(),
+            Int64::Unsigned(v) => v.into(),
+        }
+    }
+}
+
+impl Ord for Int64 {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.wide().cmp(&other.wide())
+    }
+}
+
+impl PartialOrd for Int64 {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
 }
 
 impl From<i128> for Int64 {
@@ -126,64 +154,103 @@ impl Report {
         String::from_utf8(out).expect("the table is ASCII")
     }
 
-    /// [`Report::table`], written row by row (no copy of the whole table in memory).
+    /// [`Report::table`], written row by row (no copy of the whole table in memory). Each
+    /// column is as wide as its header or its widest number.
     pub fn write_table(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        let mut line = String::with_capacity(4 * (WIDTH + 2));
-        let mut row = |cells: &[&str], mark: &str| {
-            line.clear();
-            for (i, cell) in cells.iter().enumerate() {
-                if i > 0 {
-                    line.push_str("  ");
-                }
-                line.push_str(&SPACES[..WIDTH.saturating_sub(cell.len())]);
-                line.push_str(cell);
-            }
-            line.push_str(mark);
-            line.push('\n');
-            out.write_all(line.as_bytes())
+        let mut text = itoa::Buffer::new();
+        let mut widest = |header: &str, numbers: &mut dyn Iterator<Item = Int64>| {
+            numbers
+                .map(|v| v.format(&mut text).len())
+                .max()
+                .unwrap_or(0)
+                .max(header.len())
         };
-        let (mut a, mut b, mut c) = (
-            itoa::Buffer::new(),
-            itoa::Buffer::new(),
-            itoa::Buffer::new(),
-        );
+        let thresholds = || self.thresholds.iter().map(|&t| Int64::from(t));
+        // the widest threshold is the largest or, negative, the smallest
+        let extremes = [thresholds().min(), thresholds().max()];
+        let threshold_width = widest("threshold", &mut extremes.into_iter().flatten());
+        let mut largest = |header, results: &[u64]| {
+            let max = results.iter().max().map(|&r| Int64::Unsigned(r));
+            widest(header, &mut max.into_iter())
+        };
+        let mut table = Table::new(out);
         match &self.comparison {
             None => {
-                row(&["threshold", "result"], "")?;
-                for (&t, &r) in self.thresholds.iter().zip(&self.results) {
-                    row(&[format_threshold(&mut a, t), b.format(r)], "")?;
+                let widths = [threshold_width, largest("result", &self.results)];
+                table.header(&["threshold", "result"], &widths)?;
+                for (t, &r) in thresholds().zip(&self.results) {
+                    table.row(&[t, Int64::Unsigned(r)], &widths, "")?;
                 }
             }
             Some(cmp) => {
-                row(&["threshold", "gpu", "cpu"], "")?;
-                for ((&t, &g), &r) in self
-                    .thresholds
-                    .iter()
-                    .zip(&cmp.gpu_results)
-                    .zip(&cmp.cpu_results)
-                {
+                let widths = [
+                    threshold_width,
+                    largest("gpu", &cmp.gpu_results),
+                    largest("cpu", &cmp.cpu_results),
+                ];
+                table.header(&["threshold", "gpu", "cpu"], &widths)?;
+                for ((t, &g), &r) in thresholds().zip(&cmp.gpu_results).zip(&cmp.cpu_results) {
                     let mark = if g == r { "" } else { "  MISMATCH" };
-                    row(
-                        &[format_threshold(&mut a, t), b.format(g), c.format(r)],
-                        mark,
-                    )?;
+                    table.row(&[t, Int64::Unsigned(g), Int64::Unsigned(r)], &widths, mark)?;
                 }
             }
         }
+        table.finish()
+    }
+}
+
+/// Right-aligned columns two spaces apart, built in a buffer of about 64 KiB that is written
+/// whenever it fills (a million rows cost one `write` per ~3,000 of them).
+struct Table<'a> {
+    out: &'a mut dyn std::io::Write,
+    buffer: Vec<u8>,
+    text: itoa::Buffer,
+}
+
+impl<'a> Table<'a> {
+    const FLUSH_AT: usize = 1 << 16;
+
+    fn new(out: &'a mut dyn std::io::Write) -> Self {
+        Table {
+            out,
+            buffer: Vec::with_capacity(Self::FLUSH_AT + 256),
+            text: itoa::Buffer::new(),
+        }
+    }
+
+    fn cell(buffer: &mut Vec<u8>, first: bool, width: usize, text: &str) {
+        let pad = if first { 0 } else { 2 } + width.saturating_sub(text.len());
+        buffer.resize(buffer.len() + pad, b' ');
+        buffer.extend_from_slice(text.as_bytes());
+    }
+
+    fn header(&mut self, names: &[&str], widths: &[usize]) -> std::io::Result<()> {
+        for (i, (name, &width)) in names.iter().zip(widths).enumerate() {
+            Self::cell(&mut self.buffer, i == 0, width, name);
+        }
+        self.end_row("")
+    }
+
+    fn row(&mut self, cells: &[Int64], widths: &[usize], mark: &str) -> std::io::Result<()> {
+        for (i, (cell, &width)) in cells.iter().zip(widths).enumerate() {
+            Self::cell(&mut self.buffer, i == 0, width, cell.format(&mut self.text));
+        }
+        self.end_row(mark)
+    }
+
+    fn end_row(&mut self, mark: &str) -> std::io::Result<()> {
+        self.buffer.extend_from_slice(mark.as_bytes());
+        self.buffer.push(b'\n');
+        if self.buffer.len() >= Self::FLUSH_AT {
+            self.out.write_all(&self.buffer)?;
+            self.buffer.clear();
+        }
         Ok(())
     }
-}
 
-/// Width of a table column: the longest value, -9223372036854775808, is 20 characters.
-const WIDTH: usize = 22;
-/// Padding for right-aligned cells.
-const SPACES: &str = "                      ";
-const _: () = assert!(SPACES.len() == WIDTH);
-
-/// A threshold in decimal without 128-bit formatting (every threshold fits i64 or u64).
-fn format_threshold(buffer: &mut itoa::Buffer, t: i128) -> &str {
-    match Int64::from(t) {
-        Int64::Signed(v) => buffer.format(v),
-        Int64::Unsigned(v) => buffer.format(v),
+    fn finish(self) -> std::io::Result<()> {
+        self.out.write_all(&self.buffer)
     }
 }
+
+
