@@ -64,7 +64,7 @@ fn naive(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
         .map(|&n| {
             array.par_blocks(
                 BLOCK,
-                NAIVE_TASKS_PER_THREAD,
+                NAIVE_TASKS_PER_THREAD * rayon::current_num_threads(),
                 || 0u64,
                 |sum, _, xs| {
                     if !proceed(observer, xs) {
@@ -185,7 +185,7 @@ fn per_element(
 ) -> Vec<u64> {
     array.par_blocks(
         BLOCK,
-        FAST_TASKS_PER_THREAD,
+        FAST_TASKS_PER_THREAD * rayon::current_num_threads(),
         || vec![0u64; plan.distinct().len()],
         |sums, _, xs| {
             if !proceed(observer, xs) {
@@ -206,19 +206,23 @@ fn per_element(
 }
 
 /// Every element counted per value (one increment each: no search, no lookup) over the values
-/// `lo..=max threshold`, while the other thread builds the divisor table; one walk over the
+/// `lo..=max threshold`, while another thread builds the divisor table; one walk over the
 /// values then gives the sum up to each of them, and each threshold's answer is one lookup. No
 /// sort of the thresholds at all. Elements below `lo` (negative: c = 1) are below every
 /// threshold and only counted; elements above every threshold are skipped.
 fn histogram(array: &Array, plan: &Plan, lo: i128, observer: &dyn Observer) -> Vec<u64> {
     let top = plan.max();
-    let (table, (counts, below)) = rayon::join(
+    let values = (top - lo + 1) as usize;
+    // a private histogram per task pays only over many elements per entry
+    let tasks = (array.len() / (HISTOGRAM_ELEMENTS_PER_ENTRY as usize * values))
+        .clamp(1, rayon::current_num_threads());
+    let (table, (mut counts, below)) = rayon::join(
         || DivisorTable::new(top as u64),
         || {
             array.par_blocks(
                 BLOCK,
-                1,
-                || (vec![0u32; (top - lo + 1) as usize], 0u64),
+                tasks,
+                || (vec![0u32; values], 0u64),
                 |(counts, below), _, xs| {
                     if !proceed(observer, xs) {
                         return;
@@ -239,20 +243,45 @@ fn histogram(array: &Array, plan: &Plan, lo: i128, observer: &dyn Observer) -> V
         },
     );
     // c(x) of each value lo..=top: 1 for the negative ones, then the table's
-    let negatives = (-lo) as usize;
-    let per_value = std::iter::repeat_n(1, negatives).chain(table.counts().iter().copied());
-    let mut sum = below;
-    let at_most: Vec<u64> = counts
-        .iter()
-        .zip(per_value)
-        .map(|(&n, c)| {
-            sum += u64::from(n) * u64::from(c);
-            sum
-        })
-        .collect();
+    let per_value = || {
+        std::iter::repeat_n(1, (-lo) as usize).chain(table.counts().iter().map(|&c| u32::from(c)))
+    };
+    let total = below
+        + counts
+            .iter()
+            .zip(per_value())
+            .map(|(&n, c)| u64::from(n) * u64::from(c))
+            .sum::<u64>();
+    // The sum up to each value, in place when every sum fits 32 bits (the usual case: it
+    // saves a second array, and the lookups below touch half the memory).
+    if let Ok(total) = u32::try_from(total) {
+        let mut sum = below as u32;
+        for (n, c) in counts.iter_mut().zip(per_value()) {
+            sum += *n * c;
+            *n = sum;
+        }
+        debug_assert_eq!(sum, total);
+        look_up(plan, lo, &counts)
+    } else {
+        let mut sum = below;
+        let at_most: Vec<u64> = counts
+            .iter()
+            .zip(per_value())
+            .map(|(&n, c)| {
+                sum += u64::from(n) * u64::from(c);
+                sum
+            })
+            .collect();
+        look_up(plan, lo, &at_most)
+    }
+}
+
+/// Each threshold's entry of `at_most` (indexed by value from `lo`), on every thread.
+fn look_up<T: Copy + Into<u64> + Sync>(plan: &Plan, lo: i128, at_most: &[T]) -> Vec<u64> {
+    use rayon::prelude::*;
     plan.given()
-        .iter()
-        .map(|&t| at_most[(t - lo) as usize])
+        .par_iter()
+        .map(|&t| at_most[(t - lo) as usize].into())
         .collect()
 }
 

@@ -262,13 +262,13 @@ impl Array {
     }
 
     /// Calls `f` on consecutive blocks of at most `block` decoded elements, with each block's
-    /// start index; in parallel on the current rayon pool, in at most about `tasks_per_thread`
-    /// pieces per thread, each with its own accumulator from `identity`: few for large
-    /// accumulators, many for uneven work.
+    /// start index; in parallel on the current rayon pool, in at most about `tasks` pieces,
+    /// each with its own accumulator from `identity`: few for large accumulators, many for
+    /// uneven work.
     pub fn par_blocks<T, F, R>(
         &self,
         block: usize,
-        tasks_per_thread: usize,
+        tasks: usize,
         identity: impl Fn() -> T + Sync + Send,
         f: F,
         reduce: R,
@@ -280,10 +280,9 @@ impl Array {
     {
         use rayon::prelude::*;
         let blocks = self.len.div_ceil(block);
-        let tasks = tasks_per_thread.max(1) * rayon::current_num_threads();
         (0..blocks)
             .into_par_iter()
-            .with_min_len((blocks / tasks).max(1))
+            .with_min_len(blocks.div_ceil(tasks.max(1)).max(1))
             .fold(
                 || (identity(), Vec::with_capacity(block)),
                 |(mut acc, mut scratch), b| {
@@ -295,7 +294,9 @@ impl Array {
                 },
             )
             .map(|(acc, _)| acc)
-            .reduce(&identity, reduce)
+            // not `reduce`, which would start each merge from a fresh accumulator
+            .reduce_with(reduce)
+            .unwrap_or_else(identity)
     }
 }
 
@@ -458,7 +459,10 @@ pub fn parse_integer_lines(text: &[u8]) -> std::result::Result<Vec<i128>, (usize
                 len += count;
             }
             Err((offset, e)) => {
-                return Err((line + piece[..offset].iter().filter(|&&b| b == b'\n').count(), e))
+                return Err((
+                    line + piece[..offset].iter().filter(|&&b| b == b'\n').count(),
+                    e,
+                ))
             }
         }
         at += n;

@@ -31,9 +31,9 @@ impl Plan {
     /// When `thresholds` is empty (the CLI refuses that as a data error first).
     pub fn new(thresholds: impl Into<Vec<i128>>) -> Plan {
         let given = thresholds.into();
-        let (min, max) = given
-            .iter()
-            .fold((i128::MAX, i128::MIN), |(lo, hi), &t| (lo.min(t), hi.max(t)));
+        let (min, max) = given.iter().fold((i128::MAX, i128::MIN), |(lo, hi), &t| {
+            (lo.min(t), hi.max(t))
+        });
         assert!(!given.is_empty(), "a plan needs at least one threshold");
         Plan {
             given,

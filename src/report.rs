@@ -154,8 +154,9 @@ impl Report {
         String::from_utf8(out).expect("the table is ASCII")
     }
 
-    /// [`Report::table`], written row by row (no copy of the whole table in memory). Each
-    /// column is as wide as its header or its widest number.
+    /// [`Report::table`], written in pieces (no copy of the whole table in memory), formatted
+    /// on every thread of the current rayon pool. Each column is as wide as its header or its
+    /// widest number.
     pub fn write_table(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
         let mut text = itoa::Buffer::new();
         let mut widest = |header: &str, numbers: &mut dyn Iterator<Item = Int64>| {
@@ -165,6 +166,7 @@ impl Report {
                 .unwrap_or(0)
                 .max(header.len())
         };
+        let threshold = |i: usize| Int64::from(self.thresholds[i]);
         let thresholds = || self.thresholds.iter().map(|&t| Int64::from(t));
         // the widest threshold is the largest or, negative, the smallest
         let extremes = [thresholds().min(), thresholds().max()];
@@ -173,14 +175,14 @@ impl Report {
             let max = results.iter().max().map(|&r| Int64::Unsigned(r));
             widest(header, &mut max.into_iter())
         };
-        let mut table = Table::new(out);
+        let rows = self.thresholds.len();
         match &self.comparison {
             None => {
                 let widths = [threshold_width, largest("result", &self.results)];
-                table.header(&["threshold", "result"], &widths)?;
-                for (t, &r) in thresholds().zip(&self.results) {
-                    table.row(&[t, Int64::Unsigned(r)], &widths, "")?;
-                }
+                let table = Table::new(&widths);
+                table.write(out, &["threshold", "result"], rows, |i| {
+                    ([threshold(i), Int64::Unsigned(self.results[i])], "")
+                })
             }
             Some(cmp) => {
                 let widths = [
@@ -188,69 +190,70 @@ impl Report {
                     largest("gpu", &cmp.gpu_results),
                     largest("cpu", &cmp.cpu_results),
                 ];
-                table.header(&["threshold", "gpu", "cpu"], &widths)?;
-                for ((t, &g), &r) in thresholds().zip(&cmp.gpu_results).zip(&cmp.cpu_results) {
-                    let mark = if g == r { "" } else { "  MISMATCH" };
-                    table.row(&[t, Int64::Unsigned(g), Int64::Unsigned(r)], &widths, mark)?;
-                }
+                let table = Table::new(&widths);
+                table.write(out, &["threshold", "gpu", "cpu"], rows, |i| {
+                    let (g, c) = (cmp.gpu_results[i], cmp.cpu_results[i]);
+                    let mark = if g == c { "" } else { "  MISMATCH" };
+                    ([threshold(i), Int64::Unsigned(g), Int64::Unsigned(c)], mark)
+                })
             }
         }
-        table.finish()
     }
 }
 
-/// Right-aligned columns two spaces apart, built in a buffer of about 64 KiB that is written
-/// whenever it fills (a million rows cost one `write` per ~3,000 of them).
+/// Right-aligned columns two spaces apart.
 struct Table<'a> {
-    out: &'a mut dyn std::io::Write,
-    buffer: Vec<u8>,
-    text: itoa::Buffer,
+    widths: &'a [usize],
 }
 
-impl<'a> Table<'a> {
-    const FLUSH_AT: usize = 1 << 16;
+impl Table<'_> {
+    /// Rows are formatted this many at a time by one thread (about 300 KB of text).
+    const ROWS_PER_PIECE: usize = 1 << 14;
 
-    fn new(out: &'a mut dyn std::io::Write) -> Self {
-        Table {
-            out,
-            buffer: Vec::with_capacity(Self::FLUSH_AT + 256),
-            text: itoa::Buffer::new(),
+    fn new(widths: &[usize]) -> Table<'_> {
+        Table { widths }
+    }
+
+    fn cells<'t>(&self, line: &mut Vec<u8>, cells: impl Iterator<Item = &'t str>, mark: &str) {
+        for (i, (text, &width)) in cells.zip(self.widths).enumerate() {
+            let pad = if i == 0 { 0 } else { 2 } + width.saturating_sub(text.len());
+            line.resize(line.len() + pad, b' ');
+            line.extend_from_slice(text.as_bytes());
         }
+        line.extend_from_slice(mark.as_bytes());
+        line.push(b'\n');
     }
 
-    fn cell(buffer: &mut Vec<u8>, first: bool, width: usize, text: &str) {
-        let pad = if first { 0 } else { 2 } + width.saturating_sub(text.len());
-        buffer.resize(buffer.len() + pad, b' ');
-        buffer.extend_from_slice(text.as_bytes());
-    }
-
-    fn header(&mut self, names: &[&str], widths: &[usize]) -> std::io::Result<()> {
-        for (i, (name, &width)) in names.iter().zip(widths).enumerate() {
-            Self::cell(&mut self.buffer, i == 0, width, name);
-        }
-        self.end_row("")
-    }
-
-    fn row(&mut self, cells: &[Int64], widths: &[usize], mark: &str) -> std::io::Result<()> {
-        for (i, (cell, &width)) in cells.iter().zip(widths).enumerate() {
-            Self::cell(&mut self.buffer, i == 0, width, cell.format(&mut self.text));
-        }
-        self.end_row(mark)
-    }
-
-    fn end_row(&mut self, mark: &str) -> std::io::Result<()> {
-        self.buffer.extend_from_slice(mark.as_bytes());
-        self.buffer.push(b'\n');
-        if self.buffer.len() >= Self::FLUSH_AT {
-            self.out.write_all(&self.buffer)?;
-            self.buffer.clear();
+    /// The header, then rows `0..rows` as `row` gives their numbers and end mark: pieces of
+    /// rows formatted in parallel, written in order, each batch's buffers reused by the next.
+    fn write<const N: usize>(
+        &self,
+        out: &mut dyn std::io::Write,
+        header: &[&str; N],
+        rows: usize,
+        row: impl Fn(usize) -> ([Int64; N], &'static str) + Sync,
+    ) -> std::io::Result<()> {
+        use rayon::prelude::*;
+        let mut line = Vec::new();
+        self.cells(&mut line, header.iter().copied(), "");
+        out.write_all(&line)?;
+        let pieces = rows.div_ceil(Self::ROWS_PER_PIECE);
+        let mut buffers = vec![Vec::new(); (4 * rayon::current_num_threads()).min(pieces)];
+        for first in (0..pieces).step_by(buffers.len().max(1)) {
+            buffers.par_iter_mut().enumerate().for_each(|(k, text)| {
+                text.clear();
+                let start = (first + k) * Self::ROWS_PER_PIECE;
+                let mut digits: [itoa::Buffer; N] = std::array::from_fn(|_| itoa::Buffer::new());
+                for i in start..(start + Self::ROWS_PER_PIECE).min(rows) {
+                    let (numbers, mark) = row(i);
+                    let cells = numbers.iter().zip(&mut digits).map(|(v, d)| v.format(d));
+                    self.cells(text, cells, mark);
+                }
+            });
+            for text in &buffers {
+                out.write_all(text)?;
+            }
         }
         Ok(())
     }
-
-    fn finish(self) -> std::io::Result<()> {
-        self.out.write_all(&self.buffer)
-    }
 }
-
-
