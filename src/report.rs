@@ -201,6 +201,10 @@ impl Report {
     }
 }
 
+/// Padding for right-aligned cells: a column is at most 20 characters wide (the widest numbers,
+/// -9223372036854775808 and 18446744073709551615) or its header, plus 2 between columns.
+const SPACES: &[u8; 24] = b"                        ";
+
 /// Right-aligned columns two spaces apart.
 struct Table<'a> {
     widths: &'a [usize],
@@ -217,7 +221,7 @@ impl Table<'_> {
     fn cells<'t>(&self, line: &mut Vec<u8>, cells: impl Iterator<Item = &'t str>, mark: &str) {
         for (i, (text, &width)) in cells.zip(self.widths).enumerate() {
             let pad = if i == 0 { 0 } else { 2 } + width.saturating_sub(text.len());
-            line.resize(line.len() + pad, b' ');
+            line.extend_from_slice(&SPACES[..pad]);
             line.extend_from_slice(text.as_bytes());
         }
         line.extend_from_slice(mark.as_bytes());
