@@ -531,6 +531,44 @@ fn short_line(bytes: &[u8]) -> Option<(i64, usize)> {
 mod tests {
     use super::*;
 
+    /// Lines across several parallel pieces, against the standard library's own parsing.
+    #[test]
+    fn integer_lines_parse_as_std_parses_them() {
+        let mut rng = crate::workload::SplitMix64::new(21);
+        let mut text = String::new();
+        while text.len() < 3 * TEXT_PIECE + 1000 {
+            let v = rng.below(u64::MAX) as i128 - rng.below(1 << 63) as i128;
+            match rng.below(8) {
+                0 => text += "\n",
+                1 => text += &format!("  {v}\t\r\n"),
+                2 => text += &format!("{v}\r\n"),
+                3 => text += &format!("+{}\n", v.unsigned_abs() % 1000),
+                4 => text += &format!("{}\n", rng.below(1 << 20)),
+                _ => text += &format!("{v}\n"),
+            }
+        }
+        let expected: Vec<i128> = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .map(|l| l.parse().unwrap())
+            .collect();
+        assert_eq!(parse_integer_lines(text.as_bytes()), Ok(expected.clone()));
+        // no newline at the end, and blank lines only
+        let trimmed = text.trim_end();
+        assert_eq!(parse_integer_lines(trimmed.as_bytes()), Ok(expected));
+        assert_eq!(parse_integer_lines(b"\n \n\r\n"), Ok(vec![]));
+        assert_eq!(parse_integer_lines(b""), Ok(vec![]));
+        // a bad line in a later piece is reported by its number
+        let lines = text.lines().count();
+        for bad in ["12a", "-", "1.5", "18446744073709551616", "\u{e9}"] {
+            let with_bad = format!("{text}{bad}\n7\n");
+            let (line, message) = parse_integer_lines(with_bad.as_bytes()).unwrap_err();
+            assert_eq!(line, lines + 1, "{bad}");
+            assert!(message.contains(bad), "{message}");
+        }
+    }
+
     #[test]
     fn raw_names_are_bit_sizes() {
         assert_eq!(DType::from_raw_name("i8").unwrap().width, 1);

@@ -72,10 +72,40 @@ enum Int64 {
 }
 
 impl Int64 {
-    fn format(self, buffer: &mut itoa::Buffer) -> &str {
+    /// The sign and the magnitude.
+    fn parts(self) -> (bool, u64) {
         match self {
-            Int64::Signed(v) => buffer.format(v),
-            Int64::Unsigned(v) => buffer.format(v),
+            Int64::Signed(v) => (v < 0, v.unsigned_abs()),
+            Int64::Unsigned(v) => (false, v),
+        }
+    }
+
+    /// Characters in decimal.
+    fn len(self) -> usize {
+        let (negative, magnitude) = self.parts();
+        usize::from(negative) + magnitude.checked_ilog10().map_or(1, |d| d as usize + 1)
+    }
+
+    /// The number in decimal at the end of `cell`, which has room for it.
+    fn write_right(self, cell: &mut [u8]) {
+        let (negative, mut n) = self.parts();
+        let mut at = cell.len();
+        while n >= 100 {
+            let pair = 2 * (n % 100) as usize;
+            n /= 100;
+            at -= 2;
+            cell[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        }
+        if n >= 10 {
+            let pair = 2 * n as usize;
+            at -= 2;
+            cell[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+        } else {
+            at -= 1;
+            cell[at] = b'0' + n as u8;
+        }
+        if negative {
+            cell[at - 1] = b'-';
         }
     }
 
@@ -158,20 +188,15 @@ impl Report {
     /// on every thread of the current rayon pool. Each column is as wide as its header or its
     /// widest number.
     pub fn write_table(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        let mut text = itoa::Buffer::new();
-        let mut widest = |header: &str, numbers: &mut dyn Iterator<Item = Int64>| {
-            numbers
-                .map(|v| v.format(&mut text).len())
-                .max()
-                .unwrap_or(0)
-                .max(header.len())
+        let widest = |header: &str, numbers: &mut dyn Iterator<Item = Int64>| {
+            numbers.map(Int64::len).max().unwrap_or(0).max(header.len())
         };
         let threshold = |i: usize| Int64::from(self.thresholds[i]);
         let thresholds = || self.thresholds.iter().map(|&t| Int64::from(t));
         // the widest threshold is the largest or, negative, the smallest
         let extremes = [thresholds().min(), thresholds().max()];
         let threshold_width = widest("threshold", &mut extremes.into_iter().flatten());
-        let mut largest = |header, results: &[u64]| {
+        let largest = |header, results: &[u64]| {
             let max = results.iter().max().map(|&r| Int64::Unsigned(r));
             widest(header, &mut max.into_iter())
         };
@@ -201,9 +226,16 @@ impl Report {
     }
 }
 
-/// Padding for right-aligned cells: a column is at most 20 characters wide (the widest numbers,
-/// -9223372036854775808 and 18446744073709551615) or its header, plus 2 between columns.
-const SPACES: &[u8; 24] = b"                        ";
+/// Blank cells, copied under each row's numbers: room for three columns of the widest numbers
+/// (-9223372036854775808 and 18446744073709551615 are 20 characters) two spaces apart.
+const BLANK_ROW: &[u8; 64] = &[b' '; 64];
+
+/// Two decimal digits for each of 0..100.
+const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
 
 /// Right-aligned columns two spaces apart.
 struct Table<'a> {
@@ -218,13 +250,21 @@ impl Table<'_> {
         Table { widths }
     }
 
-    fn cells<'t>(&self, line: &mut Vec<u8>, cells: impl Iterator<Item = &'t str>, mark: &str) {
-        for (i, (text, &width)) in cells.zip(self.widths).enumerate() {
-            let pad = if i == 0 { 0 } else { 2 } + width.saturating_sub(text.len());
-            line.extend_from_slice(&SPACES[..pad]);
-            line.extend_from_slice(text.as_bytes());
+    /// One row: blanks copied at once, then each number's digits written from the right end of
+    /// its cell (a copy per cell and per pad costs more than the digits themselves).
+    fn row(&self, line: &mut Vec<u8>, numbers: &[Int64], mark: &str) {
+        let width: usize = self.widths.iter().sum::<usize>() + 2 * (self.widths.len() - 1);
+        let start = line.len();
+        line.extend_from_slice(&BLANK_ROW[..width]);
+        let row = &mut line[start..];
+        let mut end = 0;
+        for (i, (number, &w)) in numbers.iter().zip(self.widths).enumerate() {
+            end += if i == 0 { w } else { w + 2 };
+            number.write_right(&mut row[..end]);
         }
-        line.extend_from_slice(mark.as_bytes());
+        if !mark.is_empty() {
+            line.extend_from_slice(mark.as_bytes());
+        }
         line.push(b'\n');
     }
 
@@ -239,7 +279,12 @@ impl Table<'_> {
     ) -> std::io::Result<()> {
         use rayon::prelude::*;
         let mut line = Vec::new();
-        self.cells(&mut line, header.iter().copied(), "");
+        for (i, (name, &width)) in header.iter().zip(self.widths).enumerate() {
+            let pad = if i == 0 { 0 } else { 2 } + width - name.len();
+            line.extend_from_slice(&BLANK_ROW[..pad]);
+            line.extend_from_slice(name.as_bytes());
+        }
+        line.push(b'\n');
         out.write_all(&line)?;
         let pieces = rows.div_ceil(Self::ROWS_PER_PIECE);
         let mut buffers = vec![Vec::new(); (4 * rayon::current_num_threads()).min(pieces)];
@@ -247,11 +292,9 @@ impl Table<'_> {
             buffers.par_iter_mut().enumerate().for_each(|(k, text)| {
                 text.clear();
                 let start = (first + k) * Self::ROWS_PER_PIECE;
-                let mut digits: [itoa::Buffer; N] = std::array::from_fn(|_| itoa::Buffer::new());
                 for i in start..(start + Self::ROWS_PER_PIECE).min(rows) {
                     let (numbers, mark) = row(i);
-                    let cells = numbers.iter().zip(&mut digits).map(|(v, d)| v.format(d));
-                    self.cells(text, cells, mark);
+                    self.row(text, &numbers, mark);
                 }
             });
             for text in &buffers {
@@ -259,5 +302,113 @@ impl Table<'_> {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The digits written into a row against the standard library's formatting.
+    #[test]
+    fn numbers_are_written_as_std_formats_them() {
+        let signed = [
+            i64::MIN,
+            i64::MIN + 1,
+            -100,
+            -99,
+            -10,
+            -9,
+            -1,
+            0,
+            1,
+            9,
+            10,
+            99,
+            100,
+            101,
+            12345,
+            i64::MAX,
+        ];
+        let unsigned = [
+            0,
+            7,
+            10,
+            99,
+            100,
+            999,
+            1000,
+            1 << 40,
+            u64::MAX - 1,
+            u64::MAX,
+        ];
+        let cases = signed
+            .iter()
+            .map(|&v| (Int64::Signed(v), v.to_string()))
+            .chain(
+                unsigned
+                    .iter()
+                    .map(|&v| (Int64::Unsigned(v), v.to_string())),
+            );
+        for (number, expected) in cases {
+            assert_eq!(number.len(), expected.len(), "{expected}");
+            let mut cell = vec![b'.'; 24];
+            number.write_right(&mut cell);
+            let written = String::from_utf8(cell).unwrap();
+            assert_eq!(written, format!("{expected:.>24}"));
+        }
+    }
+
+    fn report(thresholds: Vec<i128>, results: Vec<u64>, comparison: Option<Comparison>) -> Report {
+        Report {
+            results,
+            thresholds,
+            backend: "cpu",
+            algorithm: "fast",
+            adapter: None,
+            elements: 0,
+            threads: None,
+            timings_ms: Timings::default(),
+            comparison,
+        }
+    }
+
+    #[test]
+    fn columns_fit_their_widest_number_or_header() {
+        let table = report(vec![5, -12, u64::MAX as i128], vec![1, 22, 333], None).table();
+        let expected = concat!(
+            "           threshold  result\n",
+            "                   5       1\n",
+            "                 -12      22\n",
+            "18446744073709551615     333\n",
+        );
+        assert_eq!(table, expected);
+        let table = report(vec![-1234567890], vec![7], None).table();
+        assert_eq!(table, "  threshold  result\n-1234567890       7\n");
+    }
+
+    #[test]
+    fn a_comparison_marks_the_rows_that_differ() {
+        let comparison = Comparison::new(&[3, 40], vec![1, 123456], vec![1, 2]);
+        let table = report(vec![3, 40], vec![1, 2], Some(comparison)).table();
+        assert_eq!(
+            table,
+            "threshold     gpu  cpu\n        3       1    1\n       40  123456    2  MISMATCH\n"
+        );
+    }
+
+    /// Rows past one piece of parallel formatting come out complete and in order.
+    #[test]
+    fn many_rows_stay_in_order() {
+        let rows = 3 * Table::ROWS_PER_PIECE + 17;
+        let thresholds: Vec<i128> = (0..rows as i128).map(|t| t * 7 - 1000).collect();
+        let results: Vec<u64> = (0..rows as u64).map(|r| r * r).collect();
+        let table = report(thresholds.clone(), results.clone(), None).table();
+        let lines: Vec<&str> = table.lines().collect();
+        assert_eq!(lines.len(), rows + 1);
+        for (line, (t, r)) in lines[1..].iter().zip(thresholds.iter().zip(&results)) {
+            let cells: Vec<&str> = line.split_whitespace().collect();
+            assert_eq!(cells, [t.to_string(), r.to_string()]);
+        }
     }
 }

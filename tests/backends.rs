@@ -312,3 +312,37 @@ fn many_elements_over_a_small_table_match_the_oracle() {
     ];
     assert_all_runners(&fast, &values, &array(&values), &thresholds, &expected);
 }
+
+#[test]
+fn the_histogram_split_over_tasks_with_elements_on_every_side_matches_the_oracle() {
+    // 40,000 elements over the 1,001 values -100..=900 that the thresholds span: enough per
+    // value for one histogram per thread. Elements below every threshold (counted, c = 1),
+    // inside, and above (skipped).
+    let mut rng = SplitMix64::new(17);
+    let values: Vec<i128> = (0..40_000).map(|_| rng.below(1300) as i128 - 200).collect();
+    let thresholds: Vec<i128> = vec![900, -100, -1, 0, 1, 2, 450, 899, 900, 13];
+    let expected = oracle(&values, &thresholds);
+    assert_all_runners(&runners(), &values, &array(&values), &thresholds, &expected);
+}
+
+#[test]
+fn histogram_sums_above_u32_max_are_exact() {
+    // 12,000,000 copies of 3603600 (360 divisors, A002182): 4,320,000,000 > 2^32 - 1, under
+    // more than 4096 thresholds, so the CPU answers from a histogram whose running sums need
+    // 64 bits; the same thresholds over 0 elements in between check the rest.
+    let n = 12_000_000usize;
+    let x = 3_603_600i64;
+    let values = Array::from_i64(vec![x; n]);
+    let mut thresholds: Vec<i128> = (0..5000).collect();
+    thresholds.extend([x as i128, x as i128 - 1, x as i128 + 1]);
+    let total = n as u64 * 360;
+    assert!(total > u64::from(u32::MAX));
+    let mut expected = vec![0; 5000];
+    expected.extend([total, 0, total]);
+    for threads in [1, 2] {
+        let got = Runner::Cpu(Algorithm::Fast, threads)
+            .run(&values, &thresholds)
+            .unwrap();
+        assert_eq!(got, expected, "{threads} threads");
+    }
+}
