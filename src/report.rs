@@ -188,19 +188,22 @@ impl Report {
     /// on every thread of the current rayon pool. Each column is as wide as its header or its
     /// widest number.
     pub fn write_table(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        let widest = |header: &str, numbers: &mut dyn Iterator<Item = Int64>| {
-            numbers.map(Int64::len).max().unwrap_or(0).max(header.len())
+        let t0 = std::time::Instant::now();
+        use rayon::prelude::*;
+        let widest = |header: &str, numbers: &[Option<Int64>]| {
+            let len = numbers.iter().flatten().map(|&v| v.len()).max();
+            len.unwrap_or(0).max(header.len())
         };
         let threshold = |i: usize| Int64::from(self.thresholds[i]);
-        let thresholds = || self.thresholds.iter().map(|&t| Int64::from(t));
         // the widest threshold is the largest or, negative, the smallest
-        let extremes = [thresholds().min(), thresholds().max()];
-        let threshold_width = widest("threshold", &mut extremes.into_iter().flatten());
+        let thresholds = self.thresholds.par_iter().copied();
+        let extremes = [thresholds.clone().min(), thresholds.max()].map(|t| t.map(Int64::from));
+        let threshold_width = widest("threshold", &extremes);
         let largest = |header, results: &[u64]| {
-            let max = results.iter().max().map(|&r| Int64::Unsigned(r));
-            widest(header, &mut max.into_iter())
+            widest(header, &[results.par_iter().max().map(|&r| Int64::Unsigned(r))])
         };
         let rows = self.thresholds.len();
+        eprintln!("T widths {:?}", t0.elapsed());
         match &self.comparison {
             None => {
                 let widths = [threshold_width, largest("result", &self.results)];
@@ -243,8 +246,9 @@ struct Table<'a> {
 }
 
 impl Table<'_> {
-    /// Rows are formatted this many at a time by one thread (about 300 KB of text).
-    const ROWS_PER_PIECE: usize = 1 << 14;
+    /// Rows are formatted this many at a time by one thread (tens of KB of text, which stay in
+    /// cache until written).
+    const ROWS_PER_PIECE: usize = 1 << 11;
 
     fn new(widths: &[usize]) -> Table<'_> {
         Table { widths }
