@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::gpu::{AdapterSummary, GpuArray, GpuContext};
-use crate::input::Array;
+use crate::input::{Array, Integers};
 use crate::query::Plan;
 use crate::{cpu, Algorithm, Quiet};
 
@@ -98,12 +98,12 @@ impl Runner<'_> {
 /// when `gpu` is given. `progress` hears of each row as it starts.
 pub fn run(
     array: &Array,
-    thresholds: &[i128],
+    thresholds: &Integers,
     runs: usize,
     gpu: Option<&GpuContext>,
     progress: &mut dyn FnMut(&str),
 ) -> Result<BenchReport> {
-    let plan = Plan::new(thresholds);
+    let plan = Plan::new(thresholds.clone());
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
     let reference = cpu::run(array, &plan, Algorithm::Fast, 0, &Quiet)?;
     let uploaded = gpu

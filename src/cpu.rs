@@ -2,7 +2,7 @@
 
 use crate::divisors::{self, DivisorTable};
 use crate::error::{Error, Result};
-use crate::input::Array;
+use crate::input::{Array, Integers};
 use crate::query::{FewBuckets, Plan};
 use crate::{Algorithm, Observer};
 
@@ -61,7 +61,7 @@ fn proceed(observer: &dyn Observer, block: &[i128]) -> bool {
 fn naive(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
     plan.given()
         .iter()
-        .map(|&n| {
+        .map(|n| {
             array.par_blocks(
                 BLOCK,
                 NAIVE_TASKS_PER_THREAD * rayon::current_num_threads(),
@@ -279,10 +279,16 @@ fn histogram(array: &Array, plan: &Plan, lo: i128, observer: &dyn Observer) -> V
 /// Each threshold's entry of `at_most` (indexed by value from `lo`), on every thread.
 fn look_up<T: Copy + Into<u64> + Sync>(plan: &Plan, lo: i128, at_most: &[T]) -> Vec<u64> {
     use rayon::prelude::*;
-    plan.given()
-        .par_iter()
-        .map(|&t| at_most[(t - lo) as usize].into())
-        .collect()
+    match plan.given() {
+        Integers::Narrow(given) => given
+            .par_iter()
+            .map(|&t| at_most[(i128::from(t) - lo) as usize].into())
+            .collect(),
+        Integers::Wide(given) => given
+            .par_iter()
+            .map(|&t| at_most[(t - lo) as usize].into())
+            .collect(),
+    }
 }
 
 /// How far a divisor table should reach: to the largest threshold (or as far as a table may),

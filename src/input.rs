@@ -184,22 +184,18 @@ impl Array {
     }
 
     pub fn open_text(path: &Path) -> Result<Array> {
-        let values = read_integer_lines(path)?;
-        let needs_u64 = values.iter().any(|&v| v > i64::MAX as i128);
-        if needs_u64 {
-            if let Some(neg) = values.iter().find(|&&v| v < 0) {
-                return Err(Error::Data(format!(
-                    "{}: holds both {neg} and values above 2^63-1; no 64-bit integer type holds both",
+        match read_integer_lines(path)? {
+            Integers::Narrow(values) => Ok(Array::from_i64(values)),
+            // some value is above 2^63 - 1
+            Integers::Wide(values) => match values.iter().find(|&&v| v < 0) {
+                Some(negative) => Err(Error::Data(format!(
+                    "{}: holds both {negative} and values above 2^63-1; no 64-bit integer type holds both",
                     path.display()
-                )));
-            }
-            Ok(Array::from_u64(
-                values.into_iter().map(|v| v as u64).collect(),
-            ))
-        } else {
-            Ok(Array::from_i64(
-                values.into_iter().map(|v| v as i64).collect(),
-            ))
+                ))),
+                None => Ok(Array::from_u64(
+                    values.into_iter().map(|v| v as u64).collect(),
+                )),
+            },
         }
     }
 
@@ -380,9 +376,82 @@ fn parse_short(bytes: &[u8]) -> Option<i64> {
     Some(if negative { -value } else { value })
 }
 
+/// Integers read from text, in order: `i64`s when every one fits (the usual case: half the
+/// memory of `i128`s, and a million thresholds are read, kept, looked up and printed), else
+/// `i128`s.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Integers {
+    Narrow(Vec<i64>),
+    Wide(Vec<i128>),
+}
+
+impl Integers {
+    pub fn len(&self) -> usize {
+        match self {
+            Integers::Narrow(v) => v.len(),
+            Integers::Wide(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `i`th integer.
+    pub fn get(&self, i: usize) -> i128 {
+        match self {
+            Integers::Narrow(v) => v[i].into(),
+            Integers::Wide(v) => v[i],
+        }
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = i128> + Clone + '_ {
+        let (narrow, wide): (&[i64], &[i128]) = match self {
+            Integers::Narrow(v) => (v, &[]),
+            Integers::Wide(v) => (&[], v),
+        };
+        narrow
+            .iter()
+            .map(|&v| i128::from(v))
+            .chain(wide.iter().copied())
+    }
+
+    pub fn to_vec(&self) -> Vec<i128> {
+        self.iter().collect()
+    }
+}
+
+impl From<Vec<i128>> for Integers {
+    /// Narrow when every value fits `i64`.
+    fn from(values: Vec<i128>) -> Self {
+        match values.iter().map(|&v| i64::try_from(v)).collect() {
+            Ok(narrow) => Integers::Narrow(narrow),
+            Err(_) => Integers::Wide(values),
+        }
+    }
+}
+
+impl From<&[i128]> for Integers {
+    fn from(values: &[i128]) -> Self {
+        values.to_vec().into()
+    }
+}
+
+impl<const N: usize> From<[i128; N]> for Integers {
+    fn from(values: [i128; N]) -> Self {
+        values.to_vec().into()
+    }
+}
+
+impl From<Vec<i64>> for Integers {
+    fn from(values: Vec<i64>) -> Self {
+        Integers::Narrow(values)
+    }
+}
+
 /// Reads a text file of one integer per line; blank lines and whitespace around a number are
 /// skipped. Parsed on every thread of the current rayon pool.
-pub fn read_integer_lines(path: &Path) -> Result<Vec<i128>> {
+pub fn read_integer_lines(path: &Path) -> Result<Integers> {
     let file = File::open(path).map_err(|e| Error::io(path, e))?;
     let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(false);
     // SAFETY: as in `map_file`. A map spares copying the text (a million thresholds are 7 MB);
@@ -416,9 +485,16 @@ impl Text {
 /// Text is parsed in pieces of about this many bytes, each ending at a line's end.
 const TEXT_PIECE: usize = 1 << 18;
 
-/// [`read_integer_lines`] on text in memory; the error is the (1-based) line and why.
-pub fn parse_integer_lines(text: &[u8]) -> std::result::Result<Vec<i128>, (usize, String)> {
-    use rayon::prelude::*;
+/// Why a line was not parsed: its offset in the piece and why, or that it holds a value
+/// outside `i64` when parsing into `i64`s.
+enum LineError {
+    Bad(usize, String),
+    Wide,
+}
+
+/// [`read_integer_lines`] on text in memory; the error is the (1-based) line and why. Text
+/// with a value outside `i64` is parsed a second time, into `i128`s.
+pub fn parse_integer_lines(text: &[u8]) -> std::result::Result<Integers, (usize, String)> {
     let mut pieces = Vec::new();
     let mut start = 0;
     while start < text.len() {
@@ -432,13 +508,28 @@ pub fn parse_integer_lines(text: &[u8]) -> std::result::Result<Vec<i128>, (usize
         pieces.push(&text[start..end]);
         start = end;
     }
+    match parse_pieces::<i64>(&pieces) {
+        Ok(narrow) => Ok(Integers::Narrow(narrow)),
+        Err(None) => parse_pieces::<i128>(&pieces)
+            .map(Integers::Wide)
+            .map_err(|e| e.expect("every value fits i128")),
+        Err(Some(bad)) => Err(bad),
+    }
+}
+
+/// The values of every piece's lines as `T`s: `Err(None)` when one does not fit `T`.
+fn parse_pieces<T>(pieces: &[&[u8]]) -> std::result::Result<Vec<T>, Option<(usize, String)>>
+where
+    T: Copy + Default + Send + Sync + From<i64> + TryFrom<i128>,
+{
+    use rayon::prelude::*;
     // At most one value per line: each piece writes its values into its own part of `values`
     // (in parallel), and the parts are closed up afterwards if blank lines left gaps.
     let room: Vec<usize> = pieces
         .par_iter()
         .map(|p| p.iter().filter(|&&b| b == b'\n').count() + usize::from(!p.ends_with(b"\n")))
         .collect();
-    let mut values = vec![0i128; room.iter().sum()];
+    let mut values = vec![T::default(); room.iter().sum()];
     let mut parts = Vec::with_capacity(pieces.len());
     let mut rest = values.as_mut_slice();
     for &n in &room {
@@ -452,29 +543,31 @@ pub fn parse_integer_lines(text: &[u8]) -> std::result::Result<Vec<i128>, (usize
         .map(|(piece, part)| parse_piece(piece, part))
         .collect();
     let (mut len, mut at, mut line) = (0, 0, 1);
-    for ((piece, n), result) in pieces.iter().zip(&room).zip(parsed) {
+    for ((piece, &n), result) in pieces.iter().zip(&room).zip(parsed) {
         match result {
             Ok(count) => {
                 values.copy_within(at..at + count, len);
                 len += count;
             }
-            Err((offset, e)) => {
-                return Err((
-                    line + piece[..offset].iter().filter(|&&b| b == b'\n').count(),
-                    e,
-                ))
+            Err(LineError::Bad(offset, e)) => {
+                let before = piece[..offset].iter().filter(|&&b| b == b'\n').count();
+                return Err(Some((line + before, e)));
             }
+            Err(LineError::Wide) => return Err(None),
         }
         at += n;
-        line += piece.iter().filter(|&&b| b == b'\n').count();
+        // every piece but the last ends with a newline: `n` of them
+        line += n;
     }
     values.truncate(len);
     Ok(values)
 }
 
-/// The values of `piece`'s lines into `out` (room for one per line); the count, or where the
-/// bad line starts and why.
-fn parse_piece(piece: &[u8], out: &mut [i128]) -> std::result::Result<usize, (usize, String)> {
+/// The values of `piece`'s lines into `out` (room for one per line); the count.
+fn parse_piece<T>(piece: &[u8], out: &mut [T]) -> std::result::Result<usize, LineError>
+where
+    T: From<i64> + TryFrom<i128>,
+{
     let (mut at, mut count) = (0, 0);
     while at < piece.len() {
         let rest = &piece[at..];
@@ -490,8 +583,8 @@ fn parse_piece(piece: &[u8], out: &mut [i128]) -> std::result::Result<usize, (us
             let value = std::str::from_utf8(line)
                 .map_err(|_| format!("{:?} is not an integer", String::from_utf8_lossy(line)))
                 .and_then(parse_integer)
-                .map_err(|e| (at, e))?;
-            out[count] = value;
+                .map_err(|e| LineError::Bad(at, e))?;
+            out[count] = T::try_from(value).map_err(|_| LineError::Wide)?;
             count += 1;
         }
         at += end + 1;
@@ -553,12 +646,30 @@ mod tests {
             .filter(|l| !l.is_empty())
             .map(|l| l.parse().unwrap())
             .collect();
-        assert_eq!(parse_integer_lines(text.as_bytes()), Ok(expected.clone()));
-        // no newline at the end, and blank lines only
+        // values above i64::MAX: parsed again as i128s
+        assert!(expected.iter().any(|&v| v > i128::from(i64::MAX)));
+        let wide = parse_integer_lines(text.as_bytes()).unwrap();
+        assert_eq!(wide, Integers::Wide(expected.clone()));
+        // no newline at the end
         let trimmed = text.trim_end();
-        assert_eq!(parse_integer_lines(trimmed.as_bytes()), Ok(expected));
-        assert_eq!(parse_integer_lines(b"\n \n\r\n"), Ok(vec![]));
-        assert_eq!(parse_integer_lines(b""), Ok(vec![]));
+        assert_eq!(parse_integer_lines(trimmed.as_bytes()), Ok(wide));
+        // the same lines without the values beyond i64
+        let narrow_text: String = text
+            .lines()
+            .filter(|l| l.trim().parse::<i64>().is_ok() || l.trim().is_empty())
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let narrow: Vec<i64> = expected.iter().filter_map(|&v| v.try_into().ok()).collect();
+        assert_eq!(
+            parse_integer_lines(narrow_text.as_bytes()),
+            Ok(Integers::Narrow(narrow))
+        );
+        // blank lines only
+        assert_eq!(
+            parse_integer_lines(b"\n \n\r\n"),
+            Ok(Integers::Narrow(vec![]))
+        );
+        assert_eq!(parse_integer_lines(b""), Ok(Integers::Narrow(vec![])));
         // a bad line in a later piece is reported by its number
         let lines = text.lines().count();
         for bad in ["12a", "-", "1.5", "18446744073709551616", "\u{e9}"] {

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use crate::error::{Error, Result};
 use crate::gpu::{context, GpuContext, UploadOptions};
-use crate::input::{self, Array, DType};
+use crate::input::{self, Array, DType, Integers};
 use crate::query::Plan;
 use crate::report::{Comparison, Report, Timings};
 use crate::{cpu, workload, Algorithm, Observer};
@@ -65,7 +65,7 @@ fn ms(since: Instant) -> f64 {
 }
 
 /// Reads, maps or generates the array, and reads the thresholds.
-pub fn load(source: &Source, thresholds: &Thresholds) -> Result<(Array, Vec<i128>)> {
+pub fn load(source: &Source, thresholds: &Thresholds) -> Result<(Array, Integers)> {
     let array = match source {
         Source::Generated {
             size,
@@ -75,7 +75,7 @@ pub fn load(source: &Source, thresholds: &Thresholds) -> Result<(Array, Vec<i128
         Source::File { path, raw_dtype } => Array::open(path, *raw_dtype)?,
     };
     let thresholds = match thresholds {
-        Thresholds::List(list) => list.clone(),
+        Thresholds::List(list) => list.as_slice().into(),
         Thresholds::File(path) => input::read_integer_lines(path)?,
     };
     if thresholds.is_empty() {

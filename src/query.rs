@@ -6,6 +6,8 @@
 
 use std::sync::OnceLock;
 
+use crate::input::Integers;
+
 /// Distinct thresholds up to which the bucket search is branch-free (64 KiB of them).
 const BRANCH_FREE_MAX: usize = 4096;
 
@@ -14,7 +16,7 @@ const BRANCH_FREE_MAX: usize = 4096;
 /// values alone (the CPU's histogram: a million thresholds) never sort.
 #[derive(Clone, Debug)]
 pub struct Plan {
-    given: Vec<i128>,
+    given: Integers,
     min: i128,
     max: i128,
     sorted: OnceLock<Sorted>,
@@ -29,11 +31,11 @@ struct Sorted {
 impl Plan {
     /// # Panics
     /// When `thresholds` is empty (the CLI refuses that as a data error first).
-    pub fn new(thresholds: impl Into<Vec<i128>>) -> Plan {
+    pub fn new(thresholds: impl Into<Integers>) -> Plan {
         let given = thresholds.into();
-        let (min, max) = given.iter().fold((i128::MAX, i128::MIN), |(lo, hi), &t| {
-            (lo.min(t), hi.max(t))
-        });
+        let (min, max) = given
+            .iter()
+            .fold((i128::MAX, i128::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
         assert!(!given.is_empty(), "a plan needs at least one threshold");
         Plan {
             given,
@@ -50,18 +52,13 @@ impl Plan {
         self.sorted.get_or_init(|| {
             let given = &self.given;
             let (distinct, rank) = rank_dense(given, self.min, self.max).unwrap_or_else(|| {
-                // 64-bit pairs sort several times faster than 128-bit ones; every threshold
-                // that fits i64 (the usual case) takes that path.
-                match given
-                    .iter()
-                    .map(|&t| i64::try_from(t))
-                    .collect::<Result<Vec<i64>, _>>()
-                {
-                    Ok(narrow) => {
-                        let (distinct, rank) = rank_sorted(&narrow);
+                match given {
+                    // 64-bit pairs sort several times faster than 128-bit ones
+                    Integers::Narrow(narrow) => {
+                        let (distinct, rank) = rank_sorted(narrow);
                         (distinct.into_iter().map(i128::from).collect(), rank)
                     }
-                    Err(_) => rank_sorted(given),
+                    Integers::Wide(wide) => rank_sorted(wide),
                 }
             });
             Sorted { distinct, rank }
@@ -69,12 +66,12 @@ impl Plan {
     }
 
     /// The thresholds in the order they were given, taken out of the plan.
-    pub fn into_given(self) -> Vec<i128> {
+    pub fn into_given(self) -> Integers {
         self.given
     }
 
     /// The thresholds in the order they were given.
-    pub fn given(&self) -> &[i128] {
+    pub fn given(&self) -> &Integers {
         &self.given
     }
 
@@ -210,7 +207,7 @@ const DENSE_SPAN_MAX: u128 = 1 << 24;
 /// [`rank_sorted`] by counting, for values packed into a small span (a million thresholds
 /// within 0..=10^6, say): one table entry per value of the span, no sort. `None` when the span
 /// is too wide for that to pay.
-fn rank_dense(values: &[i128], min: i128, max: i128) -> Option<(Vec<i128>, Vec<u32>)> {
+fn rank_dense(values: &Integers, min: i128, max: i128) -> Option<(Vec<i128>, Vec<u32>)> {
     let span = (max - min) as u128 + 1;
     if span > DENSE_SPAN_MAX || span > DENSE_SPAN_PER_VALUE * values.len() as u128 {
         return None;
@@ -218,7 +215,7 @@ fn rank_dense(values: &[i128], min: i128, max: i128) -> Option<(Vec<i128>, Vec<u
     // 1 where a value is present, then each present value's rank
     let mut slots = vec![0u32; span as usize];
     let mut count = 0;
-    for &v in values {
+    for v in values.iter() {
         let slot = &mut slots[(v - min) as usize];
         count += 1 - *slot as usize;
         *slot = 1;
@@ -230,7 +227,7 @@ fn rank_dense(values: &[i128], min: i128, max: i128) -> Option<(Vec<i128>, Vec<u
             distinct.push(min + offset as i128);
         }
     }
-    let rank = values.iter().map(|&v| slots[(v - min) as usize]).collect();
+    let rank = values.iter().map(|v| slots[(v - min) as usize]).collect();
     Some((distinct, rank))
 }
 
@@ -330,7 +327,7 @@ mod tests {
                 )
                 .collect();
             let (min, max) = (values.iter().min().unwrap(), values.iter().max().unwrap());
-            let dense = rank_dense(&values, *min, *max);
+            let dense = rank_dense(&values.clone().into(), *min, *max);
             // dense exactly when the span is at most 4 values per threshold
             assert_eq!(dense.is_some(), span <= 4 * len, "{len} {span}");
             if let Some(dense) = dense {

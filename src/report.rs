@@ -3,6 +3,7 @@
 use serde::Serialize;
 
 use crate::gpu::AdapterSummary;
+use crate::input::Integers;
 
 /// The `--json` output: one object per run.
 #[derive(Debug, Serialize)]
@@ -12,7 +13,7 @@ pub struct Report {
     pub results: Vec<u64>,
     /// The thresholds as given.
     #[serde(serialize_with = "serialize_thresholds")]
-    pub thresholds: Vec<i128>,
+    pub thresholds: Integers,
     /// `"gpu"`, `"cpu"` or `"both"`: the backend that ran (`auto` resolved).
     pub backend: &'static str,
     /// `"fast"` or `"naive"`.
@@ -151,19 +152,22 @@ fn serialize_threshold<S: serde::Serializer>(t: &i128, s: S) -> Result<S::Ok, S:
     Int64::from(*t).serialize(s)
 }
 
-fn serialize_thresholds<S: serde::Serializer>(ts: &[i128], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_seq(ts.iter().map(|&t| Int64::from(t)))
+fn serialize_thresholds<S: serde::Serializer>(ts: &Integers, s: S) -> Result<S::Ok, S::Error> {
+    match ts {
+        Integers::Narrow(ts) => s.collect_seq(ts),
+        Integers::Wide(ts) => s.collect_seq(ts.iter().map(|&t| Int64::from(t))),
+    }
 }
 
 impl Comparison {
-    pub fn new(thresholds: &[i128], gpu_results: Vec<u64>, cpu_results: Vec<u64>) -> Self {
+    pub fn new(thresholds: &Integers, gpu_results: Vec<u64>, cpu_results: Vec<u64>) -> Self {
         let first_mismatch = gpu_results
             .iter()
             .zip(&cpu_results)
             .position(|(g, c)| g != c)
             .map(|index| Mismatch {
                 index,
-                threshold: thresholds[index],
+                threshold: thresholds.get(index),
                 gpu: gpu_results[index],
                 cpu: cpu_results[index],
             });
@@ -188,22 +192,32 @@ impl Report {
     /// on every thread of the current rayon pool. Each column is as wide as its header or its
     /// widest number.
     pub fn write_table(&self, out: &mut dyn std::io::Write) -> std::io::Result<()> {
-        let t0 = std::time::Instant::now();
         use rayon::prelude::*;
         let widest = |header: &str, numbers: &[Option<Int64>]| {
             let len = numbers.iter().flatten().map(|&v| v.len()).max();
             len.unwrap_or(0).max(header.len())
         };
-        let threshold = |i: usize| Int64::from(self.thresholds[i]);
+        let threshold = |i: usize| match &self.thresholds {
+            Integers::Narrow(ts) => Int64::Signed(ts[i]),
+            Integers::Wide(ts) => Int64::from(ts[i]),
+        };
         // the widest threshold is the largest or, negative, the smallest
-        let thresholds = self.thresholds.par_iter().copied();
-        let extremes = [thresholds.clone().min(), thresholds.max()].map(|t| t.map(Int64::from));
+        let extremes = match &self.thresholds {
+            Integers::Narrow(ts) => {
+                [ts.par_iter().min(), ts.par_iter().max()].map(|t| t.map(|&t| Int64::Signed(t)))
+            }
+            Integers::Wide(ts) => {
+                [ts.par_iter().min(), ts.par_iter().max()].map(|t| t.map(|&t| Int64::from(t)))
+            }
+        };
         let threshold_width = widest("threshold", &extremes);
         let largest = |header, results: &[u64]| {
-            widest(header, &[results.par_iter().max().map(|&r| Int64::Unsigned(r))])
+            widest(
+                header,
+                &[results.par_iter().max().map(|&r| Int64::Unsigned(r))],
+            )
         };
         let rows = self.thresholds.len();
-        eprintln!("T widths {:?}", t0.elapsed());
         match &self.comparison {
             None => {
                 let widths = [threshold_width, largest("result", &self.results)];
@@ -366,7 +380,7 @@ mod tests {
     fn report(thresholds: Vec<i128>, results: Vec<u64>, comparison: Option<Comparison>) -> Report {
         Report {
             results,
-            thresholds,
+            thresholds: thresholds.into(),
             backend: "cpu",
             algorithm: "fast",
             adapter: None,
@@ -393,7 +407,7 @@ mod tests {
 
     #[test]
     fn a_comparison_marks_the_rows_that_differ() {
-        let comparison = Comparison::new(&[3, 40], vec![1, 123456], vec![1, 2]);
+        let comparison = Comparison::new(&[3, 40].into(), vec![1, 123456], vec![1, 2]);
         let table = report(vec![3, 40], vec![1, 2], Some(comparison)).table();
         assert_eq!(
             table,

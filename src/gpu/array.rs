@@ -276,14 +276,11 @@ impl GpuContext {
         algorithm: Algorithm,
         observer: &dyn Observer,
     ) -> Result<(Vec<u64>, QueryTimings)> {
-        let thresholds = match algorithm {
-            Algorithm::Naive => plan.given(),
-            Algorithm::Fast => plan.distinct(),
+        let key = |t| threshold_key(t, array.signed);
+        let keys: Vec<Option<u64>> = match algorithm {
+            Algorithm::Naive => plan.given().iter().map(key).collect(),
+            Algorithm::Fast => plan.distinct().iter().copied().map(key).collect(),
         };
-        let keys: Vec<Option<u64>> = thresholds
-            .iter()
-            .map(|&t| threshold_key(t, array.signed))
-            .collect();
         let (sums, timings) = self.run_query(array, &keys, algorithm, observer)?;
         let results = match algorithm {
             Algorithm::Naive => sums,
