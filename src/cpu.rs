@@ -15,9 +15,40 @@ const NAIVE_TASKS_PER_THREAD: usize = 64;
 /// Fast's accumulator is one u64 per distinct threshold (8 MB for a million): few tasks.
 const FAST_TASKS_PER_THREAD: usize = 4;
 
-/// Answers every threshold of `plan` over `array` on a local pool of `threads` threads (0: one
-/// per core), so divgpu never touches the global rayon pool of a program that embeds it.
-/// `observer` hears of every block done and can stop the run between blocks.
+/// The threads `threads` asks for: 0 is one per core.
+pub fn thread_count(threads: usize) -> usize {
+    match threads {
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        n => n,
+    }
+}
+
+/// A pool of `threads` threads (0: one per core) of which the calling thread is one: the CLI
+/// runs everything in it (parsing, counting, formatting), one thread fewer to start.
+pub fn pool_with_this_thread(threads: usize) -> Result<rayon::ThreadPool> {
+    build_pool(threads, true)
+}
+
+fn build_pool(threads: usize, with_this_thread: bool) -> Result<rayon::ThreadPool> {
+    let threads = thread_count(threads);
+    let builder = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("divgpu-cpu-{i}"));
+    let builder = if with_this_thread {
+        builder.use_current_thread()
+    } else {
+        builder
+    };
+    builder.build().map_err(|e| Error::Threads {
+        threads,
+        message: e.to_string(),
+    })
+}
+
+/// Answers every threshold of `plan` over `array` on `threads` threads (0: one per core): in
+/// the current rayon pool when it is one of exactly that many threads, else in a local pool, so
+/// divgpu never takes over the global pool of a program that embeds it. `observer` hears of
+/// every block done and can stop the run between blocks.
 pub fn run(
     array: &Array,
     plan: &Plan,
@@ -25,23 +56,22 @@ pub fn run(
     threads: usize,
     observer: &dyn Observer,
 ) -> Result<Vec<u64>> {
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(threads)
-        .thread_name(|i| format!("divgpu-cpu-{i}"))
-        .build()
-        .map_err(|e| Error::Threads {
-            threads,
-            message: e.to_string(),
-        })?;
     let passes = match algorithm {
         Algorithm::Naive => plan.given().len(),
         Algorithm::Fast => 1,
     };
     observer.start((array.len() * passes) as u64);
-    let results = pool.install(|| match algorithm {
+    let work = || match algorithm {
         Algorithm::Naive => naive(array, plan, observer),
         Algorithm::Fast => fast(array, plan, observer),
-    });
+    };
+    let in_pool = rayon::current_thread_index().is_some()
+        && rayon::current_num_threads() == thread_count(threads);
+    let results = if in_pool {
+        work()
+    } else {
+        build_pool(threads, false)?.install(work)
+    };
     if observer.cancelled() {
         return Err(Error::Cancelled);
     }

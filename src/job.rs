@@ -141,13 +141,7 @@ pub fn execute(job: &Job, observer: &dyn Observer) -> Result<Outcome> {
         )?);
         timings.compute += ms(start);
     }
-    let threads = run_cpu.then(|| {
-        if job.threads == 0 {
-            std::thread::available_parallelism().map_or(1, |n| n.get())
-        } else {
-            job.threads
-        }
-    });
+    let threads = run_cpu.then(|| cpu::thread_count(job.threads));
 
     let (backend, adapter, results, comparison) = match (gpu_run, cpu_results) {
         (Some((adapter, gpu)), Some(cpu)) => {

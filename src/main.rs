@@ -157,6 +157,11 @@ fn clap_message(e: &clap::Error) -> String {
 }
 
 fn run(job: &job::Job, json: bool) -> divgpu::Result<ExitCode> {
+    // Reading, counting and printing all run on this pool (this thread and the others).
+    divgpu::cpu::pool_with_this_thread(job.threads)?.install(|| run_in_pool(job, json))
+}
+
+fn run_in_pool(job: &job::Job, json: bool) -> divgpu::Result<ExitCode> {
     let console = Console::new();
     let outcome = job::execute(job, &console);
     console.bar.finish_and_clear();
@@ -178,11 +183,14 @@ fn run(job: &job::Job, json: bool) -> divgpu::Result<ExitCode> {
             a.backend,
             a.device_type
         ),
-        None => eprintln!(
-            "divgpu: cpu backend, {} algorithm, {} threads",
-            report.algorithm,
-            report.threads.unwrap_or(1)
-        ),
+        None => {
+            let threads = report.threads.unwrap_or(1);
+            eprintln!(
+                "divgpu: cpu backend, {} algorithm, {threads} thread{}",
+                report.algorithm,
+                if threads == 1 { "" } else { "s" }
+            )
+        }
     }
     // Everything is computed by now: stream it out (a million rows need no second copy).
     write_stdout(|out| {
