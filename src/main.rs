@@ -1,4 +1,4 @@
-use std::io::{IsTerminal, Write};
+use std::io::{BufWriter, IsTerminal, StdoutLock, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -309,9 +309,10 @@ fn yes_no(b: bool) -> &'static str {
     }
 }
 
-/// Writes all of stdout at once; a closed pipe (`divgpu | head`) is not an error worth a panic.
-/// Writes to stdout through a buffer. A closed pipe (`divgpu ... | head`) is not an error.
-fn write_stdout(write: impl FnOnce(&mut dyn Write) -> std::io::Result<()>) {
-    let mut out = std::io::BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
+/// Writes to stdout through a buffer, a concrete type so that serde_json's many small writes
+/// (two million numbers for a million thresholds) are inlined copies, not dynamic calls. A
+/// closed pipe (`divgpu ... | head`) is not an error.
+fn write_stdout(write: impl FnOnce(&mut BufWriter<StdoutLock<'static>>) -> std::io::Result<()>) {
+    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
     let _ = write(&mut out).and_then(|()| out.flush());
 }
