@@ -190,7 +190,9 @@ impl RunArgs {
                 AlgorithmArg::Fast => Algorithm::Fast,
                 AlgorithmArg::Naive => Algorithm::Naive,
             },
-            threads: self.threads.map_or(0, |n| n as usize),
+            // resolved once here: the core count is read from the system (cgroup files
+            // included) each time it is asked for
+            threads: divgpu::cpu::thread_count(self.threads.map_or(0, |n| n as usize)),
             adapter: self.adapter,
             chunk_elements: self.chunk_elements.map(|n| n as usize),
         })
