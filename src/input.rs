@@ -341,8 +341,10 @@ fn npy_dtype(dtype: &NpyDType) -> std::result::Result<DType, String> {
 pub fn parse_integer(text: &str) -> std::result::Result<i128, String> {
     let text = text.trim();
     // The common case first: 128-bit parsing is several times slower.
-    if let Some(v) = parse_short(text.as_bytes()) {
-        return Ok(v.into());
+    if let Some((v, used)) = short_line(text.as_bytes()) {
+        if used == text.len() {
+            return Ok(v.into());
+        }
     }
     let value: i128 = text
         .parse()
@@ -352,28 +354,6 @@ pub fn parse_integer(text: &str) -> std::result::Result<i128, String> {
     } else {
         Err(format!("{text} is outside [-2^63, 2^64)"))
     }
-}
-
-/// An optional `-` and 1 to 18 decimal digits, which no `i64` overflows; `None` for anything
-/// else (a `+`, more digits, other characters), which [`parse_integer`] parses the slow way.
-#[inline]
-fn parse_short(bytes: &[u8]) -> Option<i64> {
-    let (negative, digits) = match bytes {
-        [b'-', rest @ ..] => (true, rest),
-        _ => (false, bytes),
-    };
-    if digits.is_empty() || digits.len() > 18 {
-        return None;
-    }
-    let mut value: i64 = 0;
-    for &c in digits {
-        let digit = c.wrapping_sub(b'0');
-        if digit > 9 {
-            return None;
-        }
-        value = value * 10 + i64::from(digit);
-    }
-    Some(if negative { -value } else { value })
 }
 
 /// Integers read from text, in order: `i64`s when every one fits (the usual case: half the

@@ -66,7 +66,7 @@ pub struct Mismatch {
 
 /// A threshold as a 64-bit integer, signed or not: every threshold is one, and 128-bit
 /// formatting is several times slower (a million thresholds are printed in a run).
-#[derive(Clone, Copy, PartialEq, Eq)]
+#[derive(Clone, Copy)]
 enum Int64 {
     Signed(i64),
     Unsigned(u64),
@@ -108,25 +108,6 @@ impl Int64 {
         if negative {
             cell[at - 1] = b'-';
         }
-    }
-
-    fn wide(self) -> i128 {
-        match self {
-            Int64::Signed(v) => v.into(),
-            Int64::Unsigned(v) => v.into(),
-        }
-    }
-}
-
-impl Ord for Int64 {
-    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
-        self.wide().cmp(&other.wide())
-    }
-}
-
-impl PartialOrd for Int64 {
-    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
-        Some(self.cmp(other))
     }
 }
 
