@@ -23,13 +23,9 @@ pub fn thread_count(threads: usize) -> usize {
     }
 }
 
-/// A pool of `threads` threads (0: one per core) of which the calling thread is one: the CLI
-/// runs everything in it (parsing, counting, formatting), one thread fewer to start.
-pub fn pool_with_this_thread(threads: usize) -> Result<rayon::ThreadPool> {
-    build_pool(threads, true)
-}
-
-fn build_pool(threads: usize, with_this_thread: bool) -> Result<rayon::ThreadPool> {
+/// A pool of `threads` threads (0: one per core), named for profilers. With `with_this_thread`
+/// the calling thread is one of them, and one thread fewer is started.
+pub fn pool(threads: usize, with_this_thread: bool) -> Result<rayon::ThreadPool> {
     let threads = thread_count(threads);
     let builder = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
@@ -70,7 +66,7 @@ pub fn run(
     let results = if in_pool {
         work()
     } else {
-        build_pool(threads, false)?.install(work)
+        pool(threads, false)?.install(work)
     };
     if observer.cancelled() {
         return Err(Error::Cancelled);
