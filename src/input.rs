@@ -395,10 +395,6 @@ impl Integers {
             .map(|&v| i128::from(v))
             .chain(wide.iter().copied())
     }
-
-    pub fn to_vec(&self) -> Vec<i128> {
-        self.iter().collect()
-    }
 }
 
 impl From<Vec<i128>> for Integers {

@@ -238,6 +238,8 @@ const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
 /// Right-aligned columns two spaces apart.
 struct Table<'a> {
     widths: &'a [usize],
+    /// Characters in a row before its mark: the cells and the spaces between them.
+    row_width: usize,
 }
 
 impl Table<'_> {
@@ -246,15 +248,15 @@ impl Table<'_> {
     const ROWS_PER_PIECE: usize = 1 << 11;
 
     fn new(widths: &[usize]) -> Table<'_> {
-        Table { widths }
+        let row_width = widths.iter().sum::<usize>() + 2 * (widths.len() - 1);
+        Table { widths, row_width }
     }
 
     /// One row: blanks copied at once, then each number's digits written from the right end of
     /// its cell (a copy per cell and per pad costs more than the digits themselves).
     fn row(&self, line: &mut Vec<u8>, numbers: &[Int64], mark: &str) {
-        let width: usize = self.widths.iter().sum::<usize>() + 2 * (self.widths.len() - 1);
         let start = line.len();
-        line.extend_from_slice(&BLANK_ROW[..width]);
+        line.extend_from_slice(&BLANK_ROW[..self.row_width]);
         let row = &mut line[start..];
         let mut end = 0;
         for (i, (number, &w)) in numbers.iter().zip(self.widths).enumerate() {
