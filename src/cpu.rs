@@ -175,8 +175,8 @@ const HISTOGRAM_LIMIT: u64 = 1 << 22;
 /// A histogram (allocated, zeroed, merged and walked per task) pays off only over many more
 /// elements than entries: measured on the post's values with an earlier version, 1M elements
 /// over 500K entries ran faster per element (14 ms against 20 ms on 2 cores) and 25M faster as a
-/// histogram (0.20 s against 0.24 s); this version, made to count them, took 12–20 ms for the
-/// 1M against 9.5 ms for the few-thresholds pass.
+/// histogram (0.20 s against 0.24 s); this version, made to count them, took 12–21 ms for the
+/// 1M against 9.4–11.2 ms for the few-thresholds pass.
 const HISTOGRAM_ELEMENTS_PER_ENTRY: u64 = 16;
 /// With this many thresholds a per-element search costs cache misses of its own, and the
 /// histogram, which never sorts them, wins whatever the array's length.
