@@ -1,5 +1,14 @@
 // Shared by every divgpu pipeline: the bindings, 64-bit keys, c(x) and exact 64-bit sums.
 // The Rust twins of seed_kernel and divisor_count are in src/divisors.rs.
+//
+// LOOP BUDGET. Mesa's llvmpipe (behind lavapipe and llvmpipe-GL) counts loop iterations per
+// SIMD vector of invocations (8 lanes on a 256-bit CPU) in ONE counter for the whole
+// invocation, and silently ends every loop once it reaches 65,535, carrying on with whatever the
+// variables hold. Every loop's exit test counts too, and so does an inner loop on every
+// iteration of its outer loop even when it runs no iteration or sits under an `if` no lane
+// takes (tests/loop_budget.rs measures all of this on the adapter itself). So each loop below
+// and in the pipelines' shaders states its worst case in counts, and each pipeline's total stays
+// under an eighth of the cap; tests/loop_budget.rs measures every pipeline at its worst case.
 
 // Invocations per workgroup, set from Rust (src/gpu/pipelines.rs) from the adapter's limits.
 override WG_SIZE: u32 = 64u;
@@ -30,6 +39,9 @@ struct Params {
 // One u64 per threshold or bucket as (low, high) words, added to with carries.
 @group(0) @binding(2) var<storage, read_write> sums: array<atomic<u32>>;
 @group(0) @binding(3) var<uniform> params: Params;
+// The odd primes below 2^16, ascending (6,541 of them; the CPU's own table, uploaded once):
+// the trial divisors of a 32-bit value.
+@group(0) @binding(4) var<storage, read> odd_primes: array<u32>;
 
 fn key_le(a: vec2<u32>, b: vec2<u32>) -> bool {
     return a.y < b.y || (a.y == b.y && a.x <= b.x);
@@ -64,6 +76,7 @@ fn is_wide(key: vec2<u32>) -> bool {
 fn bucket_of(key: vec2<u32>) -> u32 {
     var lo = 0u;
     var hi = params.num_thresholds;
+    // budget: at most 33 counts (hi - lo halves from below 2^32, plus the exit test)
     while lo < hi {
         let mid = (lo + hi) / 2u;
         if key_le(key, thresholds[mid]) {
@@ -76,35 +89,56 @@ fn bucket_of(key: vec2<u32>) -> u32 {
 }
 
 // The post's kernel for x >= 2: trial division by every j with j * j <= x. j stops at
-// 65535, the last j whose square fits in u32 (65536^2 would wrap to 0).
+// 65535, the last j whose square fits in u32 (65536^2 would wrap to 0). The loop takes eight j
+// per iteration (the same divisions as the post's loop, in the same order) so that it stays far
+// below llvmpipe's cap: budget at most 8,193 counts (j = 2..65,535 in steps of 8, plus the exit
+// test), where one j per iteration would be 65,535 — the cap itself.
 fn seed_kernel(x: u32) -> u32 {
     var ret = 2u;
-    for (var j = 2u; j < 65536u && j * j <= x; j++) {
-        if x % j == 0u {
-            ret += 1u;
-            if j * j < x {
-                ret += 1u;
-            }
-        }
+    for (var j = 2u; j < 65536u && j * j <= x; j += 8u) {
+        ret += seed_term(x, j) + seed_term(x, j + 1u) + seed_term(x, j + 2u)
+            + seed_term(x, j + 3u) + seed_term(x, j + 4u) + seed_term(x, j + 5u)
+            + seed_term(x, j + 6u) + seed_term(x, j + 7u);
     }
     return ret;
 }
 
-// d(x) for x >= 1 by factoring: twos by bit count, then odd trial divisors up to sqrt of
-// what is left (a cofactor with no factor below 65536 is prime, as x < 2^32). The same number as seed_kernel, usually with far fewer divisions.
+// What trial divisor j adds to the post's count of x: 0 unless j * j <= x and j divides x; then
+// 2 (j and x / j), or 1 when j * j == x. `||` stops before j * j can wrap.
+fn seed_term(x: u32, j: u32) -> u32 {
+    if j >= 65536u || j * j > x || x % j != 0u {
+        return 0u;
+    }
+    return select(1u, 2u, j * j < x);
+}
+
+// d(x) for x >= 1 by trial division with the odd primes below 2^16 after the twos (a cofactor
+// with no factor below 2^16 is prime, as x < 2^32). One loop, no inner loop (an inner loop
+// would cost a count on every outer iteration): each iteration divides out one factor of the
+// current prime or moves on to the next. Budget: at most 6,541 primes + 20 factors (an odd
+// value below 2^32 has at most 20 prime factors with multiplicity: 3^21 > 2^32) + 1 exit test
+// = 6,562 counts.
 fn divisor_count(x: u32) -> u32 {
     let twos = countTrailingZeros(x);
     var n = x >> twos;
     var d = twos + 1u;
-    for (var p = 3u; p < 65536u && p * p <= n; p += 2u) {
+    // 1 + the exponent of odd_primes[k] divided out so far
+    var e = 1u;
+    var k = 0u;
+    let count = arrayLength(&odd_primes);
+    loop {
+        let p = odd_primes[k];
         if n % p == 0u {
-            var e = 1u;
             n = n / p;
-            while n % p == 0u {
-                n = n / p;
-                e += 1u;
-            }
-            d *= e + 1u;
+            e += 1u;
+            continue;
+        }
+        d *= e;
+        e = 1u;
+        k += 1u;
+        // p < 2^16, so p * p cannot wrap
+        if k == count || odd_primes[k] * odd_primes[k] > n {
+            break;
         }
     }
     if n > 1u {

@@ -3,11 +3,17 @@
 // below TRIAL_BOUND, Miller-Rabin with the first twelve primes as bases, Pollard-Brent rho).
 //
 // Factoring a 64-bit value can take ~10^5 steps, more than one invocation may loop on Mesa's
-// llvmpipe, which silently stops every loop of an invocation after 65,535 iterations in all.
-// So the work is a state machine whose state lives in `wide_states`, one entry per element of
-// the range [base, end): each dispatch runs at most `params.steps` loop-free steps per element
-// (one loop in all), and the host dispatches again while `pending` counts unfinished elements.
-// A finished element adds its count to its sum exactly once.
+// llvmpipe, which silently ends every loop of an invocation once all its loops together reach
+// 65,535 counts (see divisors.wgsl). So the work is a state machine whose state lives in
+// `wide_states`, one entry per element of the range [base, end): each dispatch runs at most
+// `params.steps` loop-free steps per element (one loop in all), and the host dispatches again
+// while `pending` counts unfinished elements. A finished element adds its count to its sum
+// exactly once.
+//
+// Loop budget per invocation: bucket_of 33 (fast, on the first dispatch) + the step loop
+// params.steps + 1, with params.steps <= WIDE_MAX_STEPS = 8,192 (src/gpu/array.rs) = at most
+// 8,226 counts, an eighth of the cap. wide_step has no loop of its own: a loop inside it would
+// cost a count on every step, whichever phase each lane is in.
 //
 // TRIAL_PRIMES, TRIAL_PRIME_COUNT and TRIAL_BOUND are prepended by src/gpu/pipelines.rs from
 // the same table the CPU uses.
@@ -279,16 +285,22 @@ fn wide_start(key: vec2<u32>) {
     st.phase = WIDE_TRIAL;
 }
 
+// Loop-free (see the budget above): the slot that already holds p, else a new one.
 fn record_prime(p: vec2<u32>) {
-    for (var k = 0u; k < st.nprimes; k++) {
-        if eq64(st.primes[k], p) {
-            st.exps[k] += 1u;
-            return;
-        }
+    var k = st.nprimes;
+    if st.nprimes > 5u && eq64(st.primes[5], p) { k = 5u; }
+    if st.nprimes > 4u && eq64(st.primes[4], p) { k = 4u; }
+    if st.nprimes > 3u && eq64(st.primes[3], p) { k = 3u; }
+    if st.nprimes > 2u && eq64(st.primes[2], p) { k = 2u; }
+    if st.nprimes > 1u && eq64(st.primes[1], p) { k = 1u; }
+    if st.nprimes > 0u && eq64(st.primes[0], p) { k = 0u; }
+    if k == st.nprimes {
+        st.primes[k] = p;
+        st.exps[k] = 1u;
+        st.nprimes += 1u;
+    } else {
+        st.exps[k] += 1u;
     }
-    st.primes[st.nprimes] = p;
-    st.exps[st.nprimes] = 1u;
-    st.nprimes += 1u;
 }
 
 fn start_gcd(a: vec2<u32>, then: u32) {
@@ -344,9 +356,9 @@ fn wide_step() {
         }
         case WIDE_POP: {
             if st.nstack == 0u {
-                for (var k = 0u; k < st.nprimes; k++) {
-                    st.d *= st.exps[k] + 1u;
-                }
+                // loop-free: the slots not in use hold exponent 0 (wide_start zeroes st)
+                st.d *= (st.exps[0] + 1u) * (st.exps[1] + 1u) * (st.exps[2] + 1u)
+                    * (st.exps[3] + 1u) * (st.exps[4] + 1u) * (st.exps[5] + 1u);
                 st.phase = WIDE_DONE;
             } else {
                 st.nstack -= 1u;
@@ -522,8 +534,7 @@ fn main(
             return;
         }
     }
-    // the only loop that runs long: at most params.steps iterations (the host keeps it below
-    // llvmpipe's cap)
+    // the only loop: budget params.steps + 1 counts (params.steps <= WIDE_MAX_STEPS)
     for (var step = 0u; step < params.steps && st.phase != WIDE_DONE; step++) {
         wide_step();
     }

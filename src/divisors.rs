@@ -265,6 +265,12 @@ fn gcd(mut a: u64, mut b: u64) -> u64 {
     a
 }
 
+/// The odd primes below 2^16 (6,541 of them): the GPU's trial divisors of a 32-bit value after
+/// its twos, uploaded once (`shaders/divisors.wgsl`'s `odd_primes`).
+pub fn odd_primes_below_2_16() -> &'static [u32] {
+    &small_primes()[1..]
+}
+
 /// The primes below 2^16, enough to factor any 32-bit value by trial division.
 fn small_primes() -> &'static [u32] {
     static PRIMES: OnceLock<Vec<u32>> = OnceLock::new();

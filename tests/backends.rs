@@ -235,6 +235,92 @@ fn more_thresholds_than_workgroup_buckets_match_the_oracle() {
     assert_all_runners(&fast, &values, &array(&values), &thresholds, &expected);
 }
 
+/// Every invocation of a workgroup at the shaders' worst case for their loops (the budget in
+/// shaders/divisors.wgsl): primes just below 2^32 and 65521^2 try all 6,541 odd primes below
+/// 2^16, 65535^2 runs the post's loop to j = 65,535. With each of them its own bucket, the
+/// buckets beyond the first 256 (the second turn of the workgroup flush, where the budget ran
+/// out before) and beyond 1,024 (global sums) all hold counts.
+fn worst_32_bit_values() -> Vec<i128> {
+    let mut values = vec![4_294_836_225, 4_293_001_441, 4_294_967_295];
+    let mut x: i128 = (1 << 32) - 1;
+    while values.len() < 1200 {
+        if common::factor::is_prime(x as u64) {
+            values.push(x);
+        }
+        x -= 2;
+    }
+    values
+}
+
+#[test]
+fn fast_at_its_loop_worst_case_with_many_distinct_thresholds_matches_the_oracle() {
+    let hard = worst_32_bit_values();
+    // 8 workgroups of 256, every invocation a worst case, in an order that mixes buckets
+    let values: Vec<i128> = (0..2048).map(|i| hard[(i * 7) % hard.len()]).collect();
+    let counts: Vec<u64> = values.iter().map(|&x| common::factor::c(x)).collect();
+    let mut sorted = hard.clone();
+    sorted.sort_unstable();
+    for distinct in [300, 1024, 1100, 5000] {
+        // the hard values themselves (each its own bucket), the rest below every element
+        let mut thresholds: Vec<i128> = sorted.iter().rev().take(distinct).copied().collect();
+        thresholds.extend((0..distinct.saturating_sub(thresholds.len())).map(|i| i as i128));
+        thresholds.reverse();
+        let expected = common::factor::sums(&values, &counts, &thresholds);
+        let mut runners = vec![Runner::Cpu(Algorithm::Fast, 2)];
+        if gpu().is_some() {
+            runners.push(Runner::Gpu(Algorithm::Fast, None));
+            runners.push(Runner::GpuStreamed(Algorithm::Fast, 1000));
+        }
+        assert_all_runners(&runners, &values, &array(&values), &thresholds, &expected);
+    }
+}
+
+#[test]
+fn naive_at_its_loop_worst_case_matches_the_oracle() {
+    let hard = worst_32_bit_values();
+    let values: Vec<i128> = (0..1024).map(|i| hard[i % 40]).collect();
+    let counts: Vec<u64> = values.iter().map(|&x| common::factor::c(x)).collect();
+    let mut thresholds: Vec<i128> = hard[..40].to_vec();
+    thresholds.extend([(1 << 32) - 1, 0, -1]);
+    let expected = common::factor::sums(&values, &counts, &thresholds);
+    let mut runners = vec![Runner::Cpu(Algorithm::Naive, 2)];
+    if gpu().is_some() {
+        runners.push(Runner::Gpu(Algorithm::Naive, None));
+    }
+    assert_all_runners(&runners, &values, &array(&values), &thresholds, &expected);
+}
+
+#[test]
+fn wide_at_its_loop_worst_case_with_many_distinct_thresholds_matches_the_oracle() {
+    // products of two primes just below 2^32 (Pollard-Brent rho's longest walks: every
+    // dispatch runs its full steps) in every invocation of a workgroup, each its own bucket
+    let primes: Vec<i128> = worst_32_bit_values()[3..11].to_vec();
+    let mut products = Vec::new();
+    for (i, &p) in primes.iter().enumerate() {
+        for &q in &primes[i..] {
+            products.push(p * q);
+        }
+    }
+    let wg = gpu().map_or(256, |g| g.workgroup_size() as usize);
+    let values: Vec<i128> = (0..wg).map(|i| products[i % products.len()]).collect();
+    let counts: Vec<u64> = values.iter().map(|&x| common::factor::c(x)).collect();
+    let mut thresholds: Vec<i128> = products.clone();
+    thresholds.extend((0..1100).map(|i| i * 1_000_003));
+    let expected = common::factor::sums(&values, &counts, &thresholds);
+    let mut runners = vec![Runner::Cpu(Algorithm::Fast, 2)];
+    if gpu().is_some() {
+        runners.push(Runner::Gpu(Algorithm::Fast, None));
+    }
+    let as_u64: Vec<u64> = values.iter().map(|&x| x as u64).collect();
+    assert_all_runners(
+        &runners,
+        &values,
+        &u64_array(&as_u64),
+        &thresholds,
+        &expected,
+    );
+}
+
 #[test]
 fn sums_above_u32_max_are_exact() {
     // 3,300,000 elements with 1344 divisors each: 4,435,200,000 > 2^32 - 1. The naive path

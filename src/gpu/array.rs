@@ -38,11 +38,11 @@ const WIDE_BLOCK: usize = 1 << 14;
 
 /// Steps per element of the first wide dispatch of a block, and the bounds of later ones (each
 /// sized, like the slices, from the rate just measured). Every step is loop-free, so one
-/// dispatch loops at most `WIDE_MAX_STEPS` times plus a few hundred: well under llvmpipe's cap
-/// of 65,535 loop iterations per invocation.
+/// dispatch loops at most `WIDE_MAX_STEPS` + 34 times: an eighth of llvmpipe's cap of 65,535
+/// loop iterations per invocation (the budget in `shaders/wide.wgsl`).
 const WIDE_FIRST_STEPS: u32 = 1 << 10;
 const WIDE_MIN_STEPS: u32 = 1 << 6;
-const WIDE_MAX_STEPS: u32 = 1 << 15;
+pub const WIDE_MAX_STEPS: u32 = 1 << 13;
 
 /// Arrays whose keys take more than this many bytes are streamed through two chunk buffers
 /// instead of being kept on the GPU.
@@ -347,6 +347,7 @@ impl GpuContext {
                         entry(1, thresholds.as_entire_binding()),
                         entry(2, sums.as_entire_binding()),
                         entry(3, params.as_entire_binding()),
+                        entry(4, self.pipelines.odd_primes.as_entire_binding()),
                     ],
                 })
             };

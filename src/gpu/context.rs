@@ -180,6 +180,15 @@ impl GpuContext {
         Ok(context)
     }
 
+    /// The device, for code that builds its own pipelines beside divgpu's (tests, benches).
+    pub fn device(&self) -> &wgpu::Device {
+        &self.device
+    }
+
+    pub fn queue(&self) -> &wgpu::Queue {
+        &self.queue
+    }
+
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.info
     }

@@ -47,6 +47,31 @@ fn wide_source() -> String {
     source
 }
 
+/// Invocations per workgroup on a device with these limits: `WG_SIZE` in every shader.
+pub fn workgroup_size(limits: &wgpu::Limits) -> u32 {
+    256.min(limits.max_compute_invocations_per_workgroup)
+        .min(limits.max_compute_workgroup_size_x)
+}
+
+/// The checks wgpu adds to divgpu's shaders. Of those it would add by default, two are dropped,
+/// and these shaders need neither:
+/// - integer division guards: every `/` and `%` is unsigned, by a constant (2) or by a trial
+///   divisor that is at least 2 (`j` from 2, `odd_primes` and TRIAL_PRIMES from 3);
+/// - loop bounding: every loop ends, and each states its worst case beside it (the loop budget
+///   in `shaders/divisors.wgsl`, measured by `tests/loop_budget.rs`). Counting loops stop at
+///   fixed bounds (j < 65536, k < the prime count, step < params.steps, b < buckets <=
+///   LOCAL_BUCKETS), `bucket_of` narrows lo..hi every iteration, and divisor_count either
+///   divides n >= 1 by a prime >= 3 or moves to the next prime.
+///
+/// Bounds checks stay on.
+pub fn runtime_checks() -> wgpu::ShaderRuntimeChecks {
+    wgpu::ShaderRuntimeChecks {
+        int_div_checks: false,
+        force_loop_bounding: false,
+        ..wgpu::ShaderRuntimeChecks::checked()
+    }
+}
+
 /// Bytes per element in a keys buffer: one `vec2<u32>`.
 pub const KEY_BYTES: u64 = 8;
 /// Bytes per `Params` in `shaders/divisors.wgsl`.
@@ -56,6 +81,8 @@ pub const WIDE_STATE_BYTES: u64 = 288;
 
 pub struct Pipelines {
     pub layout: wgpu::BindGroupLayout,
+    /// Binding 4 of every pipeline: the odd primes below 2^16, uploaded once.
+    pub odd_primes: wgpu::Buffer,
     pub naive: wgpu::ComputePipeline,
     pub fast: wgpu::ComputePipeline,
     /// Group 1 of the wide pipeline: its states and its count of unfinished elements.
@@ -69,9 +96,7 @@ pub struct Pipelines {
 
 impl Pipelines {
     pub fn new(device: &wgpu::Device, limits: &wgpu::Limits) -> Result<Self> {
-        let workgroup_size = 256
-            .min(limits.max_compute_invocations_per_workgroup)
-            .min(limits.max_compute_workgroup_size_x);
+        let workgroup_size = workgroup_size(limits);
         if workgroup_size == 0 {
             return Err(Error::Unsupported(
                 "the adapter does not support compute shaders".to_string(),
@@ -93,6 +118,7 @@ impl Pipelines {
                 storage(0, true),
                 storage(1, true),
                 storage(2, false),
+                storage(4, true),
                 wgpu::BindGroupLayoutEntry {
                     binding: 3,
                     visibility: wgpu::ShaderStages::COMPUTE,
@@ -119,11 +145,26 @@ impl Pipelines {
             bind_group_layouts: &[Some(&layout), Some(&wide_layout)],
             immediate_size: 0,
         });
+        let primes: &[u8] = bytemuck::cast_slice(divisors::odd_primes_below_2_16());
+        let odd_primes = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("divgpu odd primes"),
+            size: primes.len() as u64,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: true,
+        });
+        odd_primes
+            .slice(..)
+            .get_mapped_range_mut()
+            .expect("a buffer mapped at creation is mapped")
+            .slice(..)
+            .copy_from_slice(primes);
+        odd_primes.unmap();
         let [naive, fast, _] = shader_sources();
         let naive = compute_pipeline(device, &pipeline_layout, naive, workgroup_size);
         let fast = compute_pipeline(device, &pipeline_layout, fast, workgroup_size);
         Ok(Pipelines {
             layout,
+            odd_primes,
             naive,
             fast,
             wide_layout,
@@ -156,18 +197,8 @@ fn compute_pipeline(
         label: Some(label),
         source: wgpu::ShaderSource::Wgsl(source.into()),
     };
-    // SAFETY: of the checks wgpu would add, two are dropped, and these shaders need neither:
-    // - integer division guards: every `/` and `%` is unsigned, by a constant (2) or by a trial
-    //   divisor that is at least 2 (`j` from 2, `p` from 3, TRIAL_PRIMES from 3);
-    // - loop bounding: every loop ends. Counting loops stop at fixed bounds (j, p < 65536,
-    //   steps < params.steps, k < nprimes <= 6, b < buckets <= LOCAL_BUCKETS), `bucket_of`
-    //   narrows lo..hi every iteration, and `while n % p == 0` divides n >= 1 by p >= 3.
-    // Bounds checks stay on.
-    let checks = wgpu::ShaderRuntimeChecks {
-        int_div_checks: false,
-        force_loop_bounding: false,
-        ..wgpu::ShaderRuntimeChecks::checked()
-    };
+    // SAFETY: see `runtime_checks`.
+    let checks = runtime_checks();
     let module = unsafe { device.create_shader_module_trusted(descriptor, checks) };
     device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
         label: Some(label),

@@ -1,6 +1,8 @@
 //! Shared by the integration tests: the oracle, the GPU context, known answers from outside.
 #![allow(dead_code)]
 
+pub mod factor;
+
 use std::sync::OnceLock;
 
 use divgpu::gpu::{context, GpuContext};
