@@ -1,26 +1,32 @@
 //! Reading the array and the thresholds: `.npy` and raw binary through a memory map (the array is
-//! never copied whole into host memory), text files parsed into one owned vector.
+//! never copied whole into host memory), text files parsed into one owned vector. Every reader
+//! also takes bytes in memory (`Array::from_npy_bytes`, ...), which the fuzz targets drive.
+
+mod file;
+mod npy;
+mod sigbus;
+mod text;
 
 use std::fmt;
-use std::fs::File;
 use std::ops::Range;
 use std::path::Path;
 
-use memmap2::Mmap;
-use npyz::{DType as NpyDType, Endianness, TypeChar};
-
 use crate::error::{Error, Result};
+use file::Contents;
+
+pub use sigbus::install_sigbus_handler;
+pub use text::{parse_integer, parse_integer_lines, read_integer_lines, Integers};
 
 /// The smallest and largest value an input element or a threshold may have: every `i64` and
 /// every `u64`.
 pub const MIN_VALUE: i128 = i64::MIN as i128;
 pub const MAX_VALUE: i128 = u64::MAX as i128;
 
-/// An integer element type as stored in a file.
+/// An integer element type as stored in a file, or in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DType {
     pub signed: bool,
-    /// Bytes per element: 1, 2, 4 or 8.
+    /// Bytes per element: 1, 2, 4 or 8 in files; 16 for [`DType::I128`], held in memory only.
     pub width: usize,
     pub big_endian: bool,
 }
@@ -28,6 +34,10 @@ pub struct DType {
 impl DType {
     pub const I64: DType = DType::native(true, 8);
     pub const U64: DType = DType::native(false, 8);
+    /// Values in `[-2^63, 2^64)` that no 64-bit type holds all of (both negatives and values
+    /// above 2^63-1), as native-endian `i128`s. Never read from a file: numpy has no 128-bit
+    /// integers, and text is parsed into it.
+    pub const I128: DType = DType::native(true, 16);
 
     const fn native(signed: bool, width: usize) -> DType {
         DType {
@@ -60,8 +70,11 @@ impl DType {
 }
 
 impl fmt::Display for DType {
-    /// numpy's spelling: `<i8`, `>u2`, `|u1`.
+    /// numpy's spelling: `<i8`, `>u2`, `|u1`; `i128` for the in-memory type numpy lacks.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.width == 16 {
+            return f.write_str("i128");
+        }
         let order = match (self.width, self.big_endian) {
             (1, _) => '|',
             (_, true) => '>',
@@ -73,8 +86,12 @@ impl fmt::Display for DType {
 }
 
 enum Storage {
-    Mapped(Mmap),
-    Owned(Vec<u64>),
+    /// A file's bytes, mapped or read (a FIFO, bytes given in memory).
+    File(Contents),
+    /// `i64`s or `u64`s (generated or parsed text).
+    Words(Vec<u64>),
+    /// [`DType::I128`]'s values.
+    Wide(Vec<i128>),
 }
 
 /// A flat integer array, either memory-mapped from a file or owned (generated or parsed text).
@@ -96,6 +113,14 @@ macro_rules! decode_as {
     };
 }
 
+/// `name: message` for a file, the message alone for bytes in memory.
+fn data_error(name: Option<&Path>, message: impl fmt::Display) -> Error {
+    match name {
+        Some(path) => Error::Data(format!("{}: {message}", path.display())),
+        None => Error::Data(message.to_string()),
+    }
+}
+
 impl Array {
     /// Values held in memory as `i64`.
     pub fn from_i64(values: Vec<i64>) -> Array {
@@ -107,10 +132,39 @@ impl Array {
         Array::owned(values, DType::U64)
     }
 
+    /// Values held in memory as [`DType::I128`] (whatever they are: see [`Array::from_integers`]
+    /// for the narrowest type); an error names the first outside `[-2^63, 2^64)`.
+    pub fn from_i128(values: Vec<i128>) -> Result<Array> {
+        if let Some(bad) = values.iter().find(|v| !(MIN_VALUE..=MAX_VALUE).contains(v)) {
+            return Err(Error::Data(format!("{bad} is outside [-2^63, 2^64)")));
+        }
+        Ok(Array {
+            len: values.len(),
+            storage: Storage::Wide(values),
+            offset: 0,
+            dtype: DType::I128,
+        })
+    }
+
+    /// Integers in the narrowest storage that holds them all: `i64`, else `u64` (none
+    /// negative), else `i128`.
+    pub fn from_integers(values: Integers) -> Result<Array> {
+        match values {
+            Integers::Narrow(values) => Ok(Array::from_i64(values)),
+            Integers::Wide(values) if values.iter().all(|&v| v >= 0) => {
+                match values.iter().map(|&v| u64::try_from(v)).collect() {
+                    Ok(words) => Ok(Array::from_u64(words)),
+                    Err(_) => Array::from_i128(values),
+                }
+            }
+            Integers::Wide(values) => Array::from_i128(values),
+        }
+    }
+
     fn owned(words: Vec<u64>, dtype: DType) -> Array {
         Array {
             len: words.len(),
-            storage: Storage::Owned(words),
+            storage: Storage::Words(words),
             offset: 0,
             dtype,
         }
@@ -133,70 +187,85 @@ impl Array {
     }
 
     pub fn open_npy(path: &Path) -> Result<Array> {
-        let map = map_file(path)?;
-        let mut rest: &[u8] = &map;
-        let header = npyz::NpyHeader::from_reader(&mut rest)
-            .map_err(|e| Error::Data(format!("{}: not a .npy file ({e})", path.display())))?;
-        let offset = map.len() - rest.len();
-        let dtype = npy_dtype(&header.dtype())
-            .map_err(|descr| Error::Data(format!("{}: {descr}", path.display())))?;
-        let len = usize::try_from(header.len())
-            .ok()
-            .filter(|n| n.checked_mul(dtype.width).is_some())
-            .ok_or_else(|| Error::Data(format!("{}: shape too large", path.display())))?;
+        Array::npy(file::open(path)?, Some(path))
+    }
+
+    /// An `.npy` file's bytes, in memory.
+    pub fn from_npy_bytes(bytes: Vec<u8>) -> Result<Array> {
+        Array::npy(Contents::Read(bytes), None)
+    }
+
+    fn npy(contents: Contents, name: Option<&Path>) -> Result<Array> {
+        let bytes = contents.bytes();
+        let header = npy::parse_header(bytes).map_err(|e| data_error(name, e))?;
+        let (len, dtype) = (header.len, header.dtype);
+        let rest = bytes.len() - header.data_offset;
+        // `parse_header` checked that this does not overflow
         let expected = len * dtype.width;
-        if rest.len() != expected {
-            let what = if rest.len() < expected {
+        if rest != expected {
+            let what = if rest < expected {
                 "truncated"
             } else {
                 "has trailing bytes"
             };
-            return Err(Error::Data(format!(
-                "{}: {what}: the header says {len} elements of {dtype} ({expected} bytes) but {} bytes follow it",
-                path.display(),
-                rest.len()
-            )));
+            return Err(data_error(
+                name,
+                format_args!(
+                    "{what}: the header says {len} elements of {dtype} ({expected} bytes) but {rest} bytes follow it"
+                ),
+            ));
         }
         Ok(Array {
-            storage: Storage::Mapped(map),
-            offset,
+            storage: Storage::File(contents),
+            offset: header.data_offset,
             len,
             dtype,
         })
     }
 
     pub fn open_raw(path: &Path, dtype: DType) -> Result<Array> {
-        let map = map_file(path)?;
-        if map.len() % dtype.width != 0 {
-            return Err(Error::Data(format!(
-                "{}: truncated: {} bytes is not a whole number of {}-byte elements",
-                path.display(),
-                map.len(),
-                dtype.width
-            )));
+        Array::raw(file::open(path)?, dtype, Some(path))
+    }
+
+    /// Raw elements of `dtype` (a file dtype: width 1, 2, 4 or 8), in memory.
+    pub fn from_raw_bytes(bytes: Vec<u8>, dtype: DType) -> Result<Array> {
+        Array::raw(Contents::Read(bytes), dtype, None)
+    }
+
+    fn raw(contents: Contents, dtype: DType, name: Option<&Path>) -> Result<Array> {
+        if !matches!(dtype.width, 1 | 2 | 4 | 8) {
+            return Err(data_error(
+                name,
+                format_args!("raw elements of {dtype} are not read; use i8 ... u64"),
+            ));
+        }
+        let bytes = contents.bytes().len();
+        if !bytes.is_multiple_of(dtype.width) {
+            return Err(data_error(
+                name,
+                format_args!(
+                    "truncated: {bytes} bytes is not a whole number of {}-byte elements",
+                    dtype.width
+                ),
+            ));
         }
         Ok(Array {
-            len: map.len() / dtype.width,
-            storage: Storage::Mapped(map),
+            len: bytes / dtype.width,
+            storage: Storage::File(contents),
             offset: 0,
             dtype,
         })
     }
 
     pub fn open_text(path: &Path) -> Result<Array> {
-        match read_integer_lines(path)? {
-            Integers::Narrow(values) => Ok(Array::from_i64(values)),
-            // some value is above 2^63 - 1
-            Integers::Wide(values) => match values.iter().find(|&&v| v < 0) {
-                Some(negative) => Err(Error::Data(format!(
-                    "{}: holds both {negative} and values above 2^63-1; no 64-bit integer type holds both",
-                    path.display()
-                ))),
-                None => Ok(Array::from_u64(
-                    values.into_iter().map(|v| v as u64).collect(),
-                )),
-            },
-        }
+        Array::from_integers(read_integer_lines(path)?)
+    }
+
+    /// Text of one integer per line, in memory; an error names the (1-based) line.
+    pub fn from_text_bytes(text: &[u8]) -> Result<Array> {
+        let values = parse_integer_lines(text)
+            .map_err(|(line, e)| Error::Data(format!("line {line}: {e}")))?;
+        Array::from_integers(values)
     }
 
     pub fn len(&self) -> usize {
@@ -214,21 +283,42 @@ impl Array {
     /// The elements' bytes as stored.
     pub fn bytes(&self) -> &[u8] {
         let all: &[u8] = match &self.storage {
-            Storage::Mapped(map) => map,
-            Storage::Owned(words) => bytemuck::cast_slice(words),
+            Storage::File(contents) => contents.bytes(),
+            Storage::Words(words) => bytemuck::cast_slice(words),
+            Storage::Wide(values) => bytemuck::cast_slice(values),
         };
         &all[self.offset..self.offset + self.len * self.dtype.width]
+    }
+
+    /// An error when the file the array is mapped from changed since it was opened (see
+    /// `MappedFile::check_unchanged`): then the answers may mix two files' elements. Call it
+    /// after the answers are computed, before they are given; `Ok` for arrays not mapped.
+    pub fn check_unchanged(&self) -> Result<()> {
+        match &self.storage {
+            Storage::File(Contents::Mapped(mapped)) => mapped.check_unchanged(),
+            _ => Ok(()),
+        }
+    }
+
+    /// For a [`DType::I128`] array, its negatives as an owned `i64` array and the rest as an
+    /// owned `u64` array (each in the original order; a backend that takes 64-bit elements
+    /// answers each part and adds the sums). `None` for every other dtype.
+    pub fn split_sign(&self) -> Option<(Array, Array)> {
+        let Storage::Wide(values) = &self.storage else {
+            return None;
+        };
+        let negatives = values.iter().filter(|&&v| v < 0).map(|&v| v as i64);
+        let rest = values.iter().filter(|&&v| v >= 0).map(|&v| v as u64);
+        Some((
+            Array::from_i64(negatives.collect()),
+            Array::from_u64(rest.collect()),
+        ))
     }
 
     /// The elements as `i64`s, without decoding, when that is how they are stored (a
     /// native-endian, aligned `i64` array: what numpy writes by default).
     pub fn native_i64(&self) -> Option<&[i64]> {
-        let native = DType {
-            signed: true,
-            width: 8,
-            big_endian: cfg!(target_endian = "big"),
-        };
-        if self.dtype != native {
+        if self.dtype != DType::I64 {
             return None;
         }
         bytemuck::try_cast_slice(self.bytes()).ok()
@@ -236,6 +326,10 @@ impl Array {
 
     /// Appends the elements in `range`, widened to `i128`, to `out`.
     pub fn decode_into(&self, range: Range<usize>, out: &mut Vec<i128>) {
+        if let Storage::Wide(values) = &self.storage {
+            out.extend_from_slice(&values[range]);
+            return;
+        }
         let w = self.dtype.width;
         let bytes = &self.bytes()[range.start * w..range.end * w];
         match (self.dtype.signed, w, self.dtype.big_endian) {
@@ -253,7 +347,7 @@ impl Array {
             (true, 8, true) => decode_as!(bytes, out, i64, from_be_bytes),
             (false, 8, false) => decode_as!(bytes, out, u64, from_le_bytes),
             (false, 8, true) => decode_as!(bytes, out, u64, from_be_bytes),
-            _ => unreachable!("DType widths are 1, 2, 4 or 8"),
+            _ => unreachable!("file dtypes are 1, 2, 4 or 8 bytes wide; i128s are Storage::Wide"),
         }
     }
 
@@ -302,359 +396,9 @@ fn extension(path: &Path) -> Option<String> {
         .map(str::to_ascii_lowercase)
 }
 
-fn map_file(path: &Path) -> Result<Mmap> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    // SAFETY: the map is read-only; like every memory-mapping reader we rely on nobody
-    // truncating the file while divgpu runs (that would be a SIGBUS, not a wrong answer).
-    unsafe { Mmap::map(&file) }.map_err(|e| Error::io(path, e))
-}
-
-/// The integer dtype of an `.npy` header, or a description of why it is not one.
-fn npy_dtype(dtype: &NpyDType) -> std::result::Result<DType, String> {
-    let NpyDType::Plain(ts) = dtype else {
-        return Err(format!(
-            "dtype {} is a structured or sub-array type; divgpu reads integer arrays",
-            dtype.descr()
-        ));
-    };
-    let signed = match ts.type_char() {
-        TypeChar::Int => true,
-        TypeChar::Uint => false,
-        _ => {
-            return Err(format!(
-                "dtype {ts} is not an integer type; divgpu reads i1 i2 i4 i8 u1 u2 u4 u8"
-            ))
-        }
-    };
-    let width = match ts.num_bytes() {
-        Some(w @ (1 | 2 | 4 | 8)) => w,
-        _ => return Err(format!("dtype {ts} has an unsupported width")),
-    };
-    Ok(DType {
-        signed,
-        width,
-        big_endian: ts.endianness() == Endianness::Big,
-    })
-}
-
-/// Parses one integer in `[-2^63, 2^64)`, the range of every input element and threshold.
-pub fn parse_integer(text: &str) -> std::result::Result<i128, String> {
-    let text = text.trim();
-    // The common case first: 128-bit parsing is several times slower.
-    if let Some((v, used)) = short_line(text.as_bytes()) {
-        if used == text.len() {
-            return Ok(v.into());
-        }
-    }
-    let value: i128 = text
-        .parse()
-        .map_err(|_| format!("{text:?} is not an integer"))?;
-    if (MIN_VALUE..=MAX_VALUE).contains(&value) {
-        Ok(value)
-    } else {
-        Err(format!("{text} is outside [-2^63, 2^64)"))
-    }
-}
-
-/// Integers read from text, in order: `i64`s when every one fits (the usual case: half the
-/// memory of `i128`s, and a million thresholds are read, kept, looked up and printed), else
-/// `i128`s.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Integers {
-    Narrow(Vec<i64>),
-    Wide(Vec<i128>),
-}
-
-impl Integers {
-    pub fn len(&self) -> usize {
-        match self {
-            Integers::Narrow(v) => v.len(),
-            Integers::Wide(v) => v.len(),
-        }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The `i`th integer.
-    pub fn get(&self, i: usize) -> i128 {
-        match self {
-            Integers::Narrow(v) => v[i].into(),
-            Integers::Wide(v) => v[i],
-        }
-    }
-
-    pub fn iter(&self) -> impl Iterator<Item = i128> + Clone + '_ {
-        let (narrow, wide): (&[i64], &[i128]) = match self {
-            Integers::Narrow(v) => (v, &[]),
-            Integers::Wide(v) => (&[], v),
-        };
-        narrow
-            .iter()
-            .map(|&v| i128::from(v))
-            .chain(wide.iter().copied())
-    }
-}
-
-impl From<Vec<i128>> for Integers {
-    /// Narrow when every value fits `i64`.
-    fn from(values: Vec<i128>) -> Self {
-        match values.iter().map(|&v| i64::try_from(v)).collect() {
-            Ok(narrow) => Integers::Narrow(narrow),
-            Err(_) => Integers::Wide(values),
-        }
-    }
-}
-
-impl From<&[i128]> for Integers {
-    fn from(values: &[i128]) -> Self {
-        values.to_vec().into()
-    }
-}
-
-impl<const N: usize> From<[i128; N]> for Integers {
-    fn from(values: [i128; N]) -> Self {
-        values.to_vec().into()
-    }
-}
-
-impl From<Vec<i64>> for Integers {
-    fn from(values: Vec<i64>) -> Self {
-        Integers::Narrow(values)
-    }
-}
-
-/// Reads a text file of one integer per line; blank lines and whitespace around a number are
-/// skipped. Parsed on every thread of the current rayon pool.
-pub fn read_integer_lines(path: &Path) -> Result<Integers> {
-    let file = File::open(path).map_err(|e| Error::io(path, e))?;
-    let empty = file.metadata().map(|m| m.len() == 0).unwrap_or(false);
-    // SAFETY: as in `map_file`. A map spares copying the text (a million thresholds are 7 MB);
-    // what cannot be mapped (a pipe) is read.
-    let text = match (empty, unsafe { Mmap::map(&file) }) {
-        (false, Ok(map)) => Text::Mapped(map),
-        _ => {
-            let mut bytes = Vec::new();
-            std::io::Read::read_to_end(&mut &file, &mut bytes).map_err(|e| Error::io(path, e))?;
-            Text::Read(bytes)
-        }
-    };
-    parse_integer_lines(text.bytes())
-        .map_err(|(line, e)| Error::Data(format!("{}:{line}: {e}", path.display())))
-}
-
-enum Text {
-    Mapped(Mmap),
-    Read(Vec<u8>),
-}
-
-impl Text {
-    fn bytes(&self) -> &[u8] {
-        match self {
-            Text::Mapped(map) => map,
-            Text::Read(bytes) => bytes,
-        }
-    }
-}
-
-/// Text is parsed in pieces of about this many bytes, each ending at a line's end.
-const TEXT_PIECE: usize = 1 << 18;
-
-/// Why a line was not parsed: its offset in the piece and why, or that it holds a value
-/// outside `i64` when parsing into `i64`s.
-enum LineError {
-    Bad(usize, String),
-    Wide,
-}
-
-/// [`read_integer_lines`] on text in memory; the error is the (1-based) line and why. Text
-/// with a value outside `i64` is parsed a second time, into `i128`s.
-pub fn parse_integer_lines(text: &[u8]) -> std::result::Result<Integers, (usize, String)> {
-    let mut pieces = Vec::new();
-    let mut start = 0;
-    while start < text.len() {
-        let end = match text[(start + TEXT_PIECE).min(text.len())..]
-            .iter()
-            .position(|&b| b == b'\n')
-        {
-            Some(at) => start + TEXT_PIECE + at + 1,
-            None => text.len(),
-        };
-        pieces.push(&text[start..end]);
-        start = end;
-    }
-    match parse_pieces::<i64>(&pieces) {
-        Ok(narrow) => Ok(Integers::Narrow(narrow)),
-        Err(None) => parse_pieces::<i128>(&pieces)
-            .map(Integers::Wide)
-            .map_err(|e| e.expect("every value fits i128")),
-        Err(Some(bad)) => Err(bad),
-    }
-}
-
-/// The values of every piece's lines as `T`s: `Err(None)` when one does not fit `T`.
-fn parse_pieces<T>(pieces: &[&[u8]]) -> std::result::Result<Vec<T>, Option<(usize, String)>>
-where
-    T: Copy + Default + Send + Sync + From<i64> + TryFrom<i128>,
-{
-    use rayon::prelude::*;
-    // At most one value per line: each piece writes its values into its own part of `values`
-    // (in parallel), and the parts are closed up afterwards if blank lines left gaps.
-    let room: Vec<usize> = pieces
-        .par_iter()
-        .map(|p| p.iter().filter(|&&b| b == b'\n').count() + usize::from(!p.ends_with(b"\n")))
-        .collect();
-    let mut values = vec![T::default(); room.iter().sum()];
-    let mut parts = Vec::with_capacity(pieces.len());
-    let mut rest = values.as_mut_slice();
-    for &n in &room {
-        let (part, tail) = rest.split_at_mut(n);
-        parts.push(part);
-        rest = tail;
-    }
-    let parsed: Vec<_> = pieces
-        .par_iter()
-        .zip(parts)
-        .map(|(piece, part)| parse_piece(piece, part))
-        .collect();
-    let (mut len, mut at, mut line) = (0, 0, 1);
-    for ((piece, &n), result) in pieces.iter().zip(&room).zip(parsed) {
-        match result {
-            Ok(count) => {
-                values.copy_within(at..at + count, len);
-                len += count;
-            }
-            Err(LineError::Bad(offset, e)) => {
-                let before = piece[..offset].iter().filter(|&&b| b == b'\n').count();
-                return Err(Some((line + before, e)));
-            }
-            Err(LineError::Wide) => return Err(None),
-        }
-        at += n;
-        // every piece but the last ends with a newline: `n` of them
-        line += n;
-    }
-    values.truncate(len);
-    Ok(values)
-}
-
-/// The values of `piece`'s lines into `out` (room for one per line); the count.
-fn parse_piece<T>(piece: &[u8], out: &mut [T]) -> std::result::Result<usize, LineError>
-where
-    T: From<i64> + TryFrom<i128>,
-{
-    let (mut at, mut count) = (0, 0);
-    while at < piece.len() {
-        let rest = &piece[at..];
-        if let Some((value, used)) = short_line(rest) {
-            out[count] = value.into();
-            count += 1;
-            at += used;
-            continue;
-        }
-        let end = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
-        let line = rest[..end].trim_ascii();
-        if !line.is_empty() {
-            let value = std::str::from_utf8(line)
-                .map_err(|_| format!("{:?} is not an integer", String::from_utf8_lossy(line)))
-                .and_then(parse_integer)
-                .map_err(|e| LineError::Bad(at, e))?;
-            out[count] = T::try_from(value).map_err(|_| LineError::Wide)?;
-            count += 1;
-        }
-        at += end + 1;
-    }
-    Ok(count)
-}
-
-/// The common line, without a search for its end: an optional `-`, 1 to 18 digits (no `i64`
-/// overflows) and the line's end (`\n`, `\r\n` or the end of the text); the value and the bytes
-/// used. `None` for anything else, which the caller parses the slow way.
-#[inline]
-fn short_line(bytes: &[u8]) -> Option<(i64, usize)> {
-    let first = usize::from(bytes.first() == Some(&b'-'));
-    let mut value: i64 = 0;
-    let mut at = first;
-    while at < bytes.len() && at - first < 18 {
-        let digit = bytes[at].wrapping_sub(b'0');
-        if digit > 9 {
-            break;
-        }
-        value = value * 10 + i64::from(digit);
-        at += 1;
-    }
-    if at == first {
-        return None;
-    }
-    let used = match &bytes[at..] {
-        [] => at,
-        [b'\n', ..] => at + 1,
-        [b'\r', b'\n', ..] => at + 2,
-        _ => return None,
-    };
-    Some((if first == 1 { -value } else { value }, used))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Lines across several parallel pieces, against the standard library's own parsing.
-    #[test]
-    fn integer_lines_parse_as_std_parses_them() {
-        let mut rng = crate::workload::SplitMix64::new(21);
-        let mut text = String::new();
-        while text.len() < 3 * TEXT_PIECE + 1000 {
-            let v = rng.below(u64::MAX) as i128 - rng.below(1 << 63) as i128;
-            match rng.below(8) {
-                0 => text += "\n",
-                1 => text += &format!("  {v}\t\r\n"),
-                2 => text += &format!("{v}\r\n"),
-                3 => text += &format!("+{}\n", v.unsigned_abs() % 1000),
-                4 => text += &format!("{}\n", rng.below(1 << 20)),
-                _ => text += &format!("{v}\n"),
-            }
-        }
-        let expected: Vec<i128> = text
-            .lines()
-            .map(str::trim)
-            .filter(|l| !l.is_empty())
-            .map(|l| l.parse().unwrap())
-            .collect();
-        // values above i64::MAX: parsed again as i128s
-        assert!(expected.iter().any(|&v| v > i128::from(i64::MAX)));
-        let wide = parse_integer_lines(text.as_bytes()).unwrap();
-        assert_eq!(wide, Integers::Wide(expected.clone()));
-        // no newline at the end
-        let trimmed = text.trim_end();
-        assert_eq!(parse_integer_lines(trimmed.as_bytes()), Ok(wide));
-        // the same lines without the values beyond i64
-        let narrow_text: String = text
-            .lines()
-            .filter(|l| l.trim().parse::<i64>().is_ok() || l.trim().is_empty())
-            .map(|l| format!("{l}\n"))
-            .collect();
-        let narrow: Vec<i64> = expected.iter().filter_map(|&v| v.try_into().ok()).collect();
-        assert_eq!(
-            parse_integer_lines(narrow_text.as_bytes()),
-            Ok(Integers::Narrow(narrow))
-        );
-        // blank lines only
-        assert_eq!(
-            parse_integer_lines(b"\n \n\r\n"),
-            Ok(Integers::Narrow(vec![]))
-        );
-        assert_eq!(parse_integer_lines(b""), Ok(Integers::Narrow(vec![])));
-        // a bad line in a later piece is reported by its number
-        let lines = text.lines().count();
-        for bad in ["12a", "-", "1.5", "18446744073709551616", "\u{e9}"] {
-            let with_bad = format!("{text}{bad}\n7\n");
-            let (line, message) = parse_integer_lines(with_bad.as_bytes()).unwrap_err();
-            assert_eq!(line, lines + 1, "{bad}");
-            assert!(message.contains(bad), "{message}");
-        }
-    }
 
     #[test]
     fn raw_names_are_bit_sizes() {
@@ -666,25 +410,59 @@ mod tests {
         assert_eq!(DType::from_raw_name(""), None);
     }
 
+    fn decoded(array: &Array) -> Vec<i128> {
+        let mut out = Vec::new();
+        array.decode_into(0..array.len(), &mut out);
+        out
+    }
+
     #[test]
-    fn integers_are_range_checked() {
-        assert_eq!(parse_integer(" -9223372036854775808 "), Ok(MIN_VALUE));
-        assert_eq!(parse_integer("18446744073709551615"), Ok(MAX_VALUE));
-        assert!(parse_integer("18446744073709551616").is_err());
-        assert!(parse_integer("-9223372036854775809").is_err());
-        assert!(parse_integer("1.5").is_err());
-        assert!(parse_integer("").is_err());
-        // the short path and the long one agree at their border
-        assert_eq!(
-            parse_integer("-999999999999999999"),
-            Ok(-999_999_999_999_999_999)
+    fn text_with_both_signs_beyond_64_bits_is_i128() {
+        let text = b"-1\n18446744073709551615\n5\n-9223372036854775808\n";
+        let array = Array::from_text_bytes(text).unwrap();
+        assert_eq!(array.dtype(), DType::I128);
+        assert_eq!(array.dtype().to_string(), "i128");
+        assert_eq!(array.bytes().len(), 4 * 16);
+        assert_eq!(array.native_i64(), None);
+        let values = [-1, MAX_VALUE, 5, MIN_VALUE];
+        assert_eq!(decoded(&array), values);
+        let mut middle = Vec::new();
+        array.decode_into(1..3, &mut middle);
+        assert_eq!(middle, [MAX_VALUE, 5]);
+        let (negatives, rest) = array.split_sign().unwrap();
+        assert_eq!(negatives.dtype(), DType::I64);
+        assert_eq!(rest.dtype(), DType::U64);
+        assert_eq!(decoded(&negatives), [-1, MIN_VALUE]);
+        assert_eq!(decoded(&rest), [MAX_VALUE, 5]);
+        // the narrowest type otherwise, and no split
+        let unsigned = Array::from_text_bytes(b"18446744073709551615\n0\n").unwrap();
+        assert_eq!(unsigned.dtype(), DType::U64);
+        assert!(unsigned.split_sign().is_none());
+        let signed = Array::from_text_bytes(b"-5\n7\n").unwrap();
+        assert_eq!(signed.dtype(), DType::I64);
+        assert!(signed.split_sign().is_none());
+        assert!(Array::from_i128(vec![MAX_VALUE + 1]).is_err());
+        assert!(Array::from_i128(vec![MIN_VALUE - 1]).is_err());
+    }
+
+    #[test]
+    fn bytes_in_memory_read_as_files_do() {
+        let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+        let header = b"{'descr': '>i2', 'fortran_order': False, 'shape': (2L,), }\n";
+        npy.extend((header.len() as u16).to_le_bytes());
+        npy.extend(header);
+        npy.extend([0xff, 0xfe, 0x01, 0x00]);
+        let array = Array::from_npy_bytes(npy.clone()).unwrap();
+        assert_eq!(decoded(&array), [-2, 256]);
+        npy.push(0);
+        let e = Array::from_npy_bytes(npy).err().unwrap().to_string();
+        assert!(e.contains("trailing bytes"), "{e}");
+        let raw = Array::from_raw_bytes(
+            vec![1, 0, 0, 0, 2, 0, 0, 0],
+            DType::from_raw_name("u32").unwrap(),
         );
-        assert_eq!(parse_integer("+17"), Ok(17));
-        assert_eq!(
-            parse_integer("1234567890123456789"),
-            Ok(1_234_567_890_123_456_789)
-        );
-        assert!(parse_integer("12a").is_err());
-        assert!(parse_integer("-").is_err());
+        assert_eq!(decoded(&raw.unwrap()), [1, 2]);
+        assert!(Array::from_raw_bytes(vec![0; 3], DType::from_raw_name("u16").unwrap()).is_err());
+        assert!(Array::from_raw_bytes(vec![0; 16], DType::I128).is_err());
     }
 }
