@@ -1164,6 +1164,53 @@ fn assert_truncation_is_reported(backend: &str, thresholds: &str, delays_ms: &[u
     panic!("no truncation caught while the run was under way; last: {last}");
 }
 
+/// Text is mapped too: a thresholds file or a `.txt` array truncated while it is parsed gives
+/// the same line. The parse takes a fraction of a second: some tries end before the truncation
+/// (or start after it) and succeed; one of them must catch it, and none may die by a signal.
+#[cfg(unix)]
+#[test]
+fn a_text_file_truncated_while_parsed_is_one_line() {
+    use std::time::Duration;
+    let dir = temp_dir();
+    let text = "1000003\n".repeat(12_000_000);
+    for (name, flag) in [("t.txt", "--thresholds-file"), ("a.txt", "-i")] {
+        let path = dir.path().join(name);
+        let mut outcomes = Vec::new();
+        let caught = [100u64, 50, 200, 20, 300, 150, 75, 400]
+            .iter()
+            .any(|&delay_ms| {
+                std::fs::write(&path, &text).unwrap();
+                let child = Command::new(env!("CARGO_BIN_EXE_divgpu"))
+                    .args([flag, path.to_str().unwrap(), "--backend", "cpu"])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .unwrap();
+                std::thread::sleep(Duration::from_millis(delay_ms));
+                std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(&path)
+                    .unwrap()
+                    .set_len(5000)
+                    .unwrap();
+                let out = child.wait_with_output().unwrap();
+                assert_ne!(
+                    out.status.code(),
+                    None,
+                    "killed by a signal: {}",
+                    stderr(&out)
+                );
+                outcomes.push(format!("{delay_ms} ms: {:?}", out.status.code()));
+                let caught = stderr(&out).contains("changed while being read");
+                if caught {
+                    assert_fails(&out, 1, &[name, "changed while being read"]);
+                }
+                caught
+            });
+        assert!(caught, "{name}: no truncation caught: {outcomes:?}");
+    }
+}
+
 #[cfg(unix)]
 #[test]
 fn a_file_truncated_while_read_on_the_cpu_is_one_line() {

@@ -224,9 +224,8 @@ fn element_count(shape: &Value, width: usize) -> Result<usize, String> {
     len.filter(|n| n.checked_mul(width).is_some())
         .ok_or_else(|| {
             format!(
-                "shape {} has too many elements: its product of {}-byte elements overflows 64 bits",
+                "shape {} has too many elements: at {width} bytes each they would take 2^64 bytes or more",
                 shape.short(),
-                width
             )
         })
 }
