@@ -73,6 +73,7 @@ impl Observer for Console {
 
 /// Exit codes: 0 success, 1 data or runtime error (and `--backend both` disagreeing), 2 usage.
 fn main() -> ExitCode {
+    divgpu::input::install_sigbus_handler();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {

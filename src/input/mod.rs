@@ -1,0 +1,468 @@
+//! Reading the array and the thresholds: `.npy` and raw binary through a memory map (the array is
+//! never copied whole into host memory), text files parsed into one owned vector. Every reader
+//! also takes bytes in memory (`Array::from_npy_bytes`, ...), which the fuzz targets drive.
+
+mod file;
+mod npy;
+mod sigbus;
+mod text;
+
+use std::fmt;
+use std::ops::Range;
+use std::path::Path;
+
+use crate::error::{Error, Result};
+use file::Contents;
+
+pub use sigbus::install_sigbus_handler;
+pub use text::{parse_integer, parse_integer_lines, read_integer_lines, Integers};
+
+/// The smallest and largest value an input element or a threshold may have: every `i64` and
+/// every `u64`.
+pub const MIN_VALUE: i128 = i64::MIN as i128;
+pub const MAX_VALUE: i128 = u64::MAX as i128;
+
+/// An integer element type as stored in a file, or in memory.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DType {
+    pub signed: bool,
+    /// Bytes per element: 1, 2, 4 or 8 in files; 16 for [`DType::I128`], held in memory only.
+    pub width: usize,
+    pub big_endian: bool,
+}
+
+impl DType {
+    pub const I64: DType = DType::native(true, 8);
+    pub const U64: DType = DType::native(false, 8);
+    /// Values in `[-2^63, 2^64)` that no 64-bit type holds all of (both negatives and values
+    /// above 2^63-1), as native-endian `i128`s. Never read from a file: numpy has no 128-bit
+    /// integers, and text is parsed into it.
+    pub const I128: DType = DType::native(true, 16);
+
+    const fn native(signed: bool, width: usize) -> DType {
+        DType {
+            signed,
+            width,
+            big_endian: cfg!(target_endian = "big"),
+        }
+    }
+
+    /// A raw-file dtype by its `--dtype` name (`i8` ... `u64`, sizes in bits), little-endian.
+    pub fn from_raw_name(name: &str) -> Option<DType> {
+        let (signed, bits) = match name.split_at_checked(1)? {
+            ("i", bits) => (true, bits),
+            ("u", bits) => (false, bits),
+            _ => return None,
+        };
+        let width = match bits {
+            "8" => 1,
+            "16" => 2,
+            "32" => 4,
+            "64" => 8,
+            _ => return None,
+        };
+        Some(DType {
+            signed,
+            width,
+            big_endian: false,
+        })
+    }
+}
+
+impl fmt::Display for DType {
+    /// numpy's spelling: `<i8`, `>u2`, `|u1`; `i128` for the in-memory type numpy lacks.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.width == 16 {
+            return f.write_str("i128");
+        }
+        let order = match (self.width, self.big_endian) {
+            (1, _) => '|',
+            (_, true) => '>',
+            (_, false) => '<',
+        };
+        let kind = if self.signed { 'i' } else { 'u' };
+        write!(f, "{order}{kind}{}", self.width)
+    }
+}
+
+enum Storage {
+    /// A file's bytes, mapped or read (a FIFO, bytes given in memory).
+    File(Contents),
+    /// `i64`s or `u64`s (generated or parsed text).
+    Words(Vec<u64>),
+    /// [`DType::I128`]'s values.
+    Wide(Vec<i128>),
+}
+
+/// A flat integer array, either memory-mapped from a file or owned (generated or parsed text).
+pub struct Array {
+    storage: Storage,
+    /// Where the elements start in the storage's bytes (the `.npy` header length).
+    offset: usize,
+    len: usize,
+    dtype: DType,
+}
+
+macro_rules! decode_as {
+    ($bytes:expr, $out:expr, $ty:ty, $from:ident) => {
+        $out.extend(
+            $bytes
+                .chunks_exact(std::mem::size_of::<$ty>())
+                .map(|c| <$ty>::$from(c.try_into().unwrap()) as i128),
+        )
+    };
+}
+
+/// `name: message` for a file, the message alone for bytes in memory.
+fn data_error(name: Option<&Path>, message: impl fmt::Display) -> Error {
+    match name {
+        Some(path) => Error::Data(format!("{}: {message}", path.display())),
+        None => Error::Data(message.to_string()),
+    }
+}
+
+impl Array {
+    /// Values held in memory as `i64`.
+    pub fn from_i64(values: Vec<i64>) -> Array {
+        Array::owned(values.into_iter().map(|v| v as u64).collect(), DType::I64)
+    }
+
+    /// Values held in memory as `u64`.
+    pub fn from_u64(values: Vec<u64>) -> Array {
+        Array::owned(values, DType::U64)
+    }
+
+    /// Values held in memory as [`DType::I128`] (whatever they are: see [`Array::from_integers`]
+    /// for the narrowest type); an error names the first outside `[-2^63, 2^64)`.
+    pub fn from_i128(values: Vec<i128>) -> Result<Array> {
+        if let Some(bad) = values.iter().find(|v| !(MIN_VALUE..=MAX_VALUE).contains(v)) {
+            return Err(Error::Data(format!("{bad} is outside [-2^63, 2^64)")));
+        }
+        Ok(Array {
+            len: values.len(),
+            storage: Storage::Wide(values),
+            offset: 0,
+            dtype: DType::I128,
+        })
+    }
+
+    /// Integers in the narrowest storage that holds them all: `i64`, else `u64` (none
+    /// negative), else `i128`.
+    pub fn from_integers(values: Integers) -> Result<Array> {
+        match values {
+            Integers::Narrow(values) => Ok(Array::from_i64(values)),
+            Integers::Wide(values) if values.iter().all(|&v| v >= 0) => {
+                match values.iter().map(|&v| u64::try_from(v)).collect() {
+                    Ok(words) => Ok(Array::from_u64(words)),
+                    Err(_) => Array::from_i128(values),
+                }
+            }
+            Integers::Wide(values) => Array::from_i128(values),
+        }
+    }
+
+    fn owned(words: Vec<u64>, dtype: DType) -> Array {
+        Array {
+            len: words.len(),
+            storage: Storage::Words(words),
+            offset: 0,
+            dtype,
+        }
+    }
+
+    /// Opens `path` by its extension: `.npy`, or `.txt`/`.csv` with one integer per line; any
+    /// other file needs `raw_dtype` and is read as raw little-endian elements.
+    pub fn open(path: &Path, raw_dtype: Option<DType>) -> Result<Array> {
+        if let Some(dtype) = raw_dtype {
+            return Array::open_raw(path, dtype);
+        }
+        match extension(path).as_deref() {
+            Some("npy") => Array::open_npy(path),
+            Some("txt" | "csv") => Array::open_text(path),
+            _ => Err(Error::Data(format!(
+                "{}: unknown format: use .npy, .txt or .csv, or give --dtype for raw binary",
+                path.display()
+            ))),
+        }
+    }
+
+    pub fn open_npy(path: &Path) -> Result<Array> {
+        Array::npy(file::open(path)?, Some(path))
+    }
+
+    /// An `.npy` file's bytes, in memory.
+    pub fn from_npy_bytes(bytes: Vec<u8>) -> Result<Array> {
+        Array::npy(Contents::Read(bytes), None)
+    }
+
+    fn npy(contents: Contents, name: Option<&Path>) -> Result<Array> {
+        let bytes = contents.bytes();
+        let header = npy::parse_header(bytes).map_err(|e| data_error(name, e))?;
+        let (len, dtype) = (header.len, header.dtype);
+        let rest = bytes.len() - header.data_offset;
+        // `parse_header` checked that this does not overflow
+        let expected = len * dtype.width;
+        if rest != expected {
+            let what = if rest < expected {
+                "truncated"
+            } else {
+                "has trailing bytes"
+            };
+            return Err(data_error(
+                name,
+                format_args!(
+                    "{what}: the header says {len} elements of {dtype} ({expected} bytes) but {rest} bytes follow it"
+                ),
+            ));
+        }
+        Ok(Array {
+            storage: Storage::File(contents),
+            offset: header.data_offset,
+            len,
+            dtype,
+        })
+    }
+
+    pub fn open_raw(path: &Path, dtype: DType) -> Result<Array> {
+        Array::raw(file::open(path)?, dtype, Some(path))
+    }
+
+    /// Raw elements of `dtype` (a file dtype: width 1, 2, 4 or 8), in memory.
+    pub fn from_raw_bytes(bytes: Vec<u8>, dtype: DType) -> Result<Array> {
+        Array::raw(Contents::Read(bytes), dtype, None)
+    }
+
+    fn raw(contents: Contents, dtype: DType, name: Option<&Path>) -> Result<Array> {
+        if !matches!(dtype.width, 1 | 2 | 4 | 8) {
+            return Err(data_error(
+                name,
+                format_args!("raw elements of {dtype} are not read; use i8 ... u64"),
+            ));
+        }
+        let bytes = contents.bytes().len();
+        if !bytes.is_multiple_of(dtype.width) {
+            return Err(data_error(
+                name,
+                format_args!(
+                    "truncated: {bytes} bytes is not a whole number of {}-byte elements",
+                    dtype.width
+                ),
+            ));
+        }
+        Ok(Array {
+            len: bytes / dtype.width,
+            storage: Storage::File(contents),
+            offset: 0,
+            dtype,
+        })
+    }
+
+    pub fn open_text(path: &Path) -> Result<Array> {
+        Array::from_integers(read_integer_lines(path)?)
+    }
+
+    /// Text of one integer per line, in memory; an error names the (1-based) line.
+    pub fn from_text_bytes(text: &[u8]) -> Result<Array> {
+        let values = parse_integer_lines(text)
+            .map_err(|(line, e)| Error::Data(format!("line {line}: {e}")))?;
+        Array::from_integers(values)
+    }
+
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The elements' bytes as stored.
+    pub fn bytes(&self) -> &[u8] {
+        let all: &[u8] = match &self.storage {
+            Storage::File(contents) => contents.bytes(),
+            Storage::Words(words) => bytemuck::cast_slice(words),
+            Storage::Wide(values) => bytemuck::cast_slice(values),
+        };
+        &all[self.offset..self.offset + self.len * self.dtype.width]
+    }
+
+    /// An error when the file the array is mapped from changed since it was opened (see
+    /// `MappedFile::check_unchanged`): then the answers may mix two files' elements. Call it
+    /// after the answers are computed, before they are given; `Ok` for arrays not mapped.
+    pub fn check_unchanged(&self) -> Result<()> {
+        match &self.storage {
+            Storage::File(Contents::Mapped(mapped)) => mapped.check_unchanged(),
+            _ => Ok(()),
+        }
+    }
+
+    /// For a [`DType::I128`] array, its negatives as an owned `i64` array and the rest as an
+    /// owned `u64` array (each in the original order; a backend that takes 64-bit elements
+    /// answers each part and adds the sums). `None` for every other dtype.
+    pub fn split_sign(&self) -> Option<(Array, Array)> {
+        let Storage::Wide(values) = &self.storage else {
+            return None;
+        };
+        let negatives = values.iter().filter(|&&v| v < 0).map(|&v| v as i64);
+        let rest = values.iter().filter(|&&v| v >= 0).map(|&v| v as u64);
+        Some((
+            Array::from_i64(negatives.collect()),
+            Array::from_u64(rest.collect()),
+        ))
+    }
+
+    /// The elements as `i64`s, without decoding, when that is how they are stored (a
+    /// native-endian, aligned `i64` array: what numpy writes by default).
+    pub fn native_i64(&self) -> Option<&[i64]> {
+        if self.dtype != DType::I64 {
+            return None;
+        }
+        bytemuck::try_cast_slice(self.bytes()).ok()
+    }
+
+    /// Appends the elements in `range`, widened to `i128`, to `out`.
+    pub fn decode_into(&self, range: Range<usize>, out: &mut Vec<i128>) {
+        if let Storage::Wide(values) = &self.storage {
+            out.extend_from_slice(&values[range]);
+            return;
+        }
+        let w = self.dtype.width;
+        let bytes = &self.bytes()[range.start * w..range.end * w];
+        match (self.dtype.signed, w, self.dtype.big_endian) {
+            (true, 1, _) => decode_as!(bytes, out, i8, from_le_bytes),
+            (false, 1, _) => decode_as!(bytes, out, u8, from_le_bytes),
+            (true, 2, false) => decode_as!(bytes, out, i16, from_le_bytes),
+            (true, 2, true) => decode_as!(bytes, out, i16, from_be_bytes),
+            (false, 2, false) => decode_as!(bytes, out, u16, from_le_bytes),
+            (false, 2, true) => decode_as!(bytes, out, u16, from_be_bytes),
+            (true, 4, false) => decode_as!(bytes, out, i32, from_le_bytes),
+            (true, 4, true) => decode_as!(bytes, out, i32, from_be_bytes),
+            (false, 4, false) => decode_as!(bytes, out, u32, from_le_bytes),
+            (false, 4, true) => decode_as!(bytes, out, u32, from_be_bytes),
+            (true, 8, false) => decode_as!(bytes, out, i64, from_le_bytes),
+            (true, 8, true) => decode_as!(bytes, out, i64, from_be_bytes),
+            (false, 8, false) => decode_as!(bytes, out, u64, from_le_bytes),
+            (false, 8, true) => decode_as!(bytes, out, u64, from_be_bytes),
+            _ => unreachable!("file dtypes are 1, 2, 4 or 8 bytes wide; i128s are Storage::Wide"),
+        }
+    }
+
+    /// Calls `f` on consecutive blocks of at most `block` decoded elements, with each block's
+    /// start index; in parallel on the current rayon pool, in at most about `tasks` pieces,
+    /// each with its own accumulator from `identity`: few for large accumulators, many for
+    /// uneven work.
+    pub fn par_blocks<T, F, R>(
+        &self,
+        block: usize,
+        tasks: usize,
+        identity: impl Fn() -> T + Sync + Send,
+        f: F,
+        reduce: R,
+    ) -> T
+    where
+        T: Send,
+        F: Fn(&mut T, usize, &[i128]) + Sync + Send,
+        R: Fn(T, T) -> T + Sync + Send,
+    {
+        use rayon::prelude::*;
+        let blocks = self.len.div_ceil(block);
+        (0..blocks)
+            .into_par_iter()
+            .with_min_len(blocks.div_ceil(tasks.max(1)).max(1))
+            .fold(
+                || (identity(), Vec::with_capacity(block)),
+                |(mut acc, mut scratch), b| {
+                    let start = b * block;
+                    scratch.clear();
+                    self.decode_into(start..(start + block).min(self.len), &mut scratch);
+                    f(&mut acc, start, &scratch);
+                    (acc, scratch)
+                },
+            )
+            .map(|(acc, _)| acc)
+            // not `reduce`, which would start each merge from a fresh accumulator
+            .reduce_with(reduce)
+            .unwrap_or_else(identity)
+    }
+}
+
+fn extension(path: &Path) -> Option<String> {
+    path.extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn raw_names_are_bit_sizes() {
+        assert_eq!(DType::from_raw_name("i8").unwrap().width, 1);
+        assert_eq!(DType::from_raw_name("u64").unwrap().width, 8);
+        assert!(!DType::from_raw_name("u16").unwrap().signed);
+        assert_eq!(DType::from_raw_name("i12"), None);
+        assert_eq!(DType::from_raw_name("f32"), None);
+        assert_eq!(DType::from_raw_name(""), None);
+    }
+
+    fn decoded(array: &Array) -> Vec<i128> {
+        let mut out = Vec::new();
+        array.decode_into(0..array.len(), &mut out);
+        out
+    }
+
+    #[test]
+    fn text_with_both_signs_beyond_64_bits_is_i128() {
+        let text = b"-1\n18446744073709551615\n5\n-9223372036854775808\n";
+        let array = Array::from_text_bytes(text).unwrap();
+        assert_eq!(array.dtype(), DType::I128);
+        assert_eq!(array.dtype().to_string(), "i128");
+        assert_eq!(array.bytes().len(), 4 * 16);
+        assert_eq!(array.native_i64(), None);
+        let values = [-1, MAX_VALUE, 5, MIN_VALUE];
+        assert_eq!(decoded(&array), values);
+        let mut middle = Vec::new();
+        array.decode_into(1..3, &mut middle);
+        assert_eq!(middle, [MAX_VALUE, 5]);
+        let (negatives, rest) = array.split_sign().unwrap();
+        assert_eq!(negatives.dtype(), DType::I64);
+        assert_eq!(rest.dtype(), DType::U64);
+        assert_eq!(decoded(&negatives), [-1, MIN_VALUE]);
+        assert_eq!(decoded(&rest), [MAX_VALUE, 5]);
+        // the narrowest type otherwise, and no split
+        let unsigned = Array::from_text_bytes(b"18446744073709551615\n0\n").unwrap();
+        assert_eq!(unsigned.dtype(), DType::U64);
+        assert!(unsigned.split_sign().is_none());
+        let signed = Array::from_text_bytes(b"-5\n7\n").unwrap();
+        assert_eq!(signed.dtype(), DType::I64);
+        assert!(signed.split_sign().is_none());
+        assert!(Array::from_i128(vec![MAX_VALUE + 1]).is_err());
+        assert!(Array::from_i128(vec![MIN_VALUE - 1]).is_err());
+    }
+
+    #[test]
+    fn bytes_in_memory_read_as_files_do() {
+        let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+        let header = b"{'descr': '>i2', 'fortran_order': False, 'shape': (2L,), }\n";
+        npy.extend((header.len() as u16).to_le_bytes());
+        npy.extend(header);
+        npy.extend([0xff, 0xfe, 0x01, 0x00]);
+        let array = Array::from_npy_bytes(npy.clone()).unwrap();
+        assert_eq!(decoded(&array), [-2, 256]);
+        npy.push(0);
+        let e = Array::from_npy_bytes(npy).err().unwrap().to_string();
+        assert!(e.contains("trailing bytes"), "{e}");
+        let raw = Array::from_raw_bytes(
+            vec![1, 0, 0, 0, 2, 0, 0, 0],
+            DType::from_raw_name("u32").unwrap(),
+        );
+        assert_eq!(decoded(&raw.unwrap()), [1, 2]);
+        assert!(Array::from_raw_bytes(vec![0; 3], DType::from_raw_name("u16").unwrap()).is_err());
+        assert!(Array::from_raw_bytes(vec![0; 16], DType::I128).is_err());
+    }
+}
