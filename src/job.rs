@@ -110,26 +110,6 @@ pub fn execute(job: &Job, observer: &dyn Observer) -> Result<Outcome> {
                 .ok_or_else(|| Error::NoAdapter(context::no_adapter_message()))?,
         ),
     };
-    // The GPU path takes 64-bit elements; an i128 array (both negatives and values above 2^63-1,
-    // from text) would be keyed wrongly there: refused (Gpu, Both), or counted on the CPU (Auto).
-    let adapter = match adapter {
-        Some(_) if array.dtype() == DType::I128 => {
-            if job.backend == BackendChoice::Auto {
-                notes.push(
-                    "the array holds both negatives and values above 2^63-1; running on the CPU"
-                        .to_string(),
-                );
-                None
-            } else {
-                return Err(Error::Unsupported(
-                    "the GPU backend does not yet read arrays holding both negatives and values \
-                     above 2^63-1; use --backend cpu"
-                        .to_string(),
-                ));
-            }
-        }
-        adapter => adapter,
-    };
     let run_cpu = adapter.is_none() || job.backend == BackendChoice::Both;
 
     let mut gpu_run = None;

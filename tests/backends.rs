@@ -322,6 +322,33 @@ fn wide_at_its_loop_worst_case_with_many_distinct_thresholds_matches_the_oracle(
 }
 
 #[test]
+fn arrays_of_negatives_and_values_above_2_63_on_every_backend_match_the_oracle() {
+    // no 64-bit type holds both: the CPU decodes i128s, the GPU splits the array by sign
+    let mut values: Vec<i128> = vec![-1, u64::MAX as i128, i64::MIN as i128, 0, 1, 2];
+    values.extend((0..500).map(|i| (i as i128 - 250) * 7_919));
+    values.extend([(1i128 << 63) + 5, (1 << 32) + 15, 4_294_967_291]);
+    let counts: Vec<u64> = values.iter().map(|&x| common::factor::c(x)).collect();
+    let thresholds = [
+        i64::MIN as i128,
+        -250 * 7_919,
+        -1,
+        0,
+        1_000_000,
+        i64::MAX as i128,
+        (1 << 63) + 5,
+        u64::MAX as i128,
+    ];
+    let expected = common::factor::sums(&values, &counts, &thresholds);
+    let array = Array::from_i128(values.clone()).unwrap();
+    let mut all = runners();
+    if gpu().is_some() {
+        all.push(Runner::GpuStreamed(Algorithm::Fast, 100));
+        all.push(Runner::Gpu(Algorithm::Naive, Some(64)));
+    }
+    assert_all_runners(&all, &values, &array, &thresholds, &expected);
+}
+
+#[test]
 fn sums_above_u32_max_are_exact() {
     // 3,300,000 elements with 1344 divisors each: 4,435,200,000 > 2^32 - 1. The naive path
     // shares the shader's 64-bit add (add_to_sum) but would take minutes here.

@@ -1027,7 +1027,8 @@ fn factored_above_2_63(rng: &mut u64, count: usize) -> Vec<(i128, u64)> {
 }
 
 /// Text arrays holding both negatives and values above 2^63-1 (no 64-bit type holds both): on
-/// the CPU, every algorithm, 1 and 2 threads, against an oracle of known factorizations.
+/// the CPU, every algorithm, 1 and 2 threads, and on the GPU, against an oracle of known
+/// factorizations.
 #[test]
 fn text_arrays_of_both_signs_beyond_64_bits() {
     let dir = temp_dir();
@@ -1101,10 +1102,21 @@ fn text_arrays_of_both_signs_beyond_64_bits() {
             assert_eq!(report.results, expected, "{algorithm}, {threads} threads");
         }
     }
-    // The GPU path does not read them yet: refused in one line rather than a wrong number.
+    // The GPU splits such an array by sign (negatives with signed keys, the rest unsigned).
     if gpu_tests_enabled() {
-        let out = divgpu(&["-i", input.to_str().unwrap(), "--backend", "gpu"]);
-        assert_fails(&out, 1, &["--backend cpu"]);
+        for algorithm in ["fast", "naive"] {
+            let report = json_run(&[
+                "-i",
+                input.to_str().unwrap(),
+                "--backend",
+                "gpu",
+                "--algorithm",
+                algorithm,
+                "--thresholds",
+                &list,
+            ]);
+            assert_eq!(report.results, expected, "gpu {algorithm}");
+        }
     }
 }
 

@@ -58,6 +58,10 @@ struct Dtype {
 
 impl Dtype {
     fn range(self) -> (i128, i128) {
+        if self.width == 16 {
+            // both negatives and values above 2^63 - 1: only text and memory hold these
+            return (i128::from(i64::MIN), i128::from(u64::MAX));
+        }
         let bits = 8 * self.width as u32;
         if self.signed {
             (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
@@ -68,6 +72,9 @@ impl Dtype {
 
     /// numpy's name for it.
     fn descr(self) -> String {
+        if self.width == 16 {
+            return "i128 (mixed)".to_string();
+        }
         let order = if self.width == 1 {
             '|'
         } else if self.big_endian {
@@ -95,7 +102,7 @@ enum Reader {
     /// little-endian raw with a dtype, as `--dtype` reads
     Raw,
     Text,
-    /// `Array::from_i64` / `Array::from_u64`
+    /// `Array::from_i64` / `Array::from_u64` / `Array::from_i128`
     Owned,
 }
 
@@ -266,13 +273,19 @@ fn thresholds(rng: &mut Rng, values: &[i128], lo: i128, hi: i128) -> Vec<i128> {
 
 fn make_case(seed: u64, pools: &Pools, wg: usize, with_gpu: bool) -> Case {
     let mut rng = Rng(seed);
-    let dtype = Dtype {
+    let mut dtype = Dtype {
         signed: rng.chance(50),
-        width: rng.pick(&[1, 2, 4, 8, 8]),
+        width: rng.pick(&[1, 2, 4, 8, 8, 16]),
         big_endian: rng.chance(30),
     };
+    if dtype.width == 16 {
+        dtype.signed = true;
+        dtype.big_endian = false;
+    }
     let (lo, hi) = dtype.range();
-    let reader = if dtype.width == 8 && !dtype.big_endian {
+    let reader = if dtype.width == 16 {
+        rng.pick(&[Reader::Text, Reader::Owned])
+    } else if dtype.width == 8 && !dtype.big_endian {
         rng.pick(&[Reader::Npy, Reader::Raw, Reader::Text, Reader::Owned])
     } else if dtype.big_endian {
         Reader::Npy
@@ -426,6 +439,7 @@ fn open(case: &Case, dir: &std::path::Path) -> Array {
             std::fs::write(&path, text).unwrap();
             Array::open_text(&path).unwrap()
         }
+        Reader::Owned if d.width == 16 => Array::from_i128(case.values.clone()).unwrap(),
         Reader::Owned if d.signed => {
             Array::from_i64(case.values.iter().map(|&x| x as i64).collect())
         }

@@ -114,16 +114,44 @@ enum Storage<'a> {
     /// Chunks taken from the host array one at a time (straight from its memory map) into two
     /// buffers in turn, for every query.
     Streamed {
-        source: &'a Array,
+        source: Source<'a>,
         ring: [wgpu::Buffer; 2],
     },
 }
 
-/// The array, ready for queries: its keys resident on the GPU or streamed from the host.
-pub struct GpuArray<'a> {
+/// The host array a streamed part reads: the caller's, or one of the two halves of a 128-bit
+/// array that the upload made.
+enum Source<'a> {
+    Borrowed(&'a Array),
+    Owned(Box<Array>),
+}
+
+impl std::ops::Deref for Source<'_> {
+    type Target = Array;
+
+    fn deref(&self) -> &Array {
+        match self {
+            Source::Borrowed(array) => array,
+            Source::Owned(array) => array,
+        }
+    }
+}
+
+/// Elements that share one key type: signed (the value with its sign bit flipped) or unsigned.
+struct Part<'a> {
     storage: Storage<'a>,
     chunk_len: usize,
     signed: bool,
+    len: usize,
+}
+
+/// The array, ready for queries: its keys resident on the GPU or streamed from the host. One
+/// part for every array of a 64-bit (or narrower) type; an array of 128-bit values (text holding
+/// both negatives and values above 2^63 - 1, which no 64-bit key orders) is two: its negatives
+/// with signed keys and the rest with unsigned keys, each answered on its own and added up (the
+/// order of the elements does not change any answer).
+pub struct GpuArray<'a> {
+    parts: Vec<Part<'a>>,
     len: usize,
 }
 
@@ -148,10 +176,22 @@ impl GpuArray<'_> {
     }
 
     pub fn chunk_count(&self) -> usize {
-        self.len.div_ceil(self.chunk_len.max(1))
+        self.parts.iter().map(Part::chunk_count).sum()
     }
 
     pub fn is_streamed(&self) -> bool {
+        self.parts
+            .iter()
+            .any(|p| matches!(p.storage, Storage::Streamed { .. }))
+    }
+}
+
+impl Part<'_> {
+    fn chunk_count(&self) -> usize {
+        self.len.div_ceil(self.chunk_len.max(1))
+    }
+
+    fn is_streamed(&self) -> bool {
         matches!(self.storage, Storage::Streamed { .. })
     }
 
@@ -187,34 +227,55 @@ impl GpuContext {
             Some(n) => n,
             None => max,
         };
-        let signed = array.dtype().signed;
-        let total_bytes = array.len() as u64 * KEY_BYTES;
+        let sources = match array.split_sign() {
+            Some((negatives, rest)) => vec![
+                Source::Owned(Box::new(negatives)),
+                Source::Owned(Box::new(rest)),
+            ],
+            None => vec![Source::Borrowed(array)],
+        };
+        let parts = sources
+            .into_iter()
+            .filter(|source| !source.is_empty())
+            .map(|source| self.upload_part(source, chunk_len, options.resident_bytes))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(GpuArray {
+            parts,
+            len: array.len(),
+        })
+    }
+
+    fn upload_part<'a>(
+        &self,
+        source: Source<'a>,
+        chunk_len: usize,
+        resident_bytes: u64,
+    ) -> Result<Part<'a>> {
+        let signed = source.dtype().signed;
+        let len = source.len();
         let storage = self.check("uploading the array", || {
-            if total_bytes <= options.resident_bytes {
-                let chunks = (0..array.len())
+            if len as u64 * KEY_BYTES <= resident_bytes {
+                let chunks = (0..len)
                     .step_by(chunk_len)
                     .map(|start| {
-                        let range = start..(start + chunk_len).min(array.len());
+                        let range = start..(start + chunk_len).min(len);
                         let buffer = self.keys_buffer(range.len());
-                        let wide = self.write_keys(&buffer, array, range)?;
+                        let wide = self.write_keys(&buffer, &source, range)?;
                         Ok((buffer, wide))
                     })
                     .collect::<Result<Vec<_>>>()?;
                 Ok(Storage::Resident(chunks))
             } else {
-                let ring_len = chunk_len.min(array.len());
+                let ring_len = chunk_len.min(len);
                 let ring = [self.keys_buffer(ring_len), self.keys_buffer(ring_len)];
-                Ok(Storage::Streamed {
-                    source: array,
-                    ring,
-                })
+                Ok(Storage::Streamed { source, ring })
             }
         })?;
-        Ok(GpuArray {
+        Ok(Part {
             storage,
             chunk_len,
             signed,
-            len: array.len(),
+            len,
         })
     }
 
@@ -276,12 +337,42 @@ impl GpuContext {
         algorithm: Algorithm,
         observer: &dyn Observer,
     ) -> Result<(Vec<u64>, QueryTimings)> {
-        let key = |t| threshold_key(t, array.signed);
-        let keys: Vec<Option<u64>> = match algorithm {
-            Algorithm::Naive => plan.given().iter().map(key).collect(),
-            Algorithm::Fast => plan.distinct().iter().copied().map(key).collect(),
+        let slots = match algorithm {
+            Algorithm::Naive => plan.given().len(),
+            Algorithm::Fast => plan.distinct().len(),
         };
-        let (sums, timings) = self.run_query(array, &keys, algorithm, observer)?;
+        let keys: Vec<Vec<Option<u64>>> = array
+            .parts
+            .iter()
+            .map(|part| {
+                let key = |t| threshold_key(t, part.signed);
+                match algorithm {
+                    Algorithm::Naive => plan.given().iter().map(key).collect(),
+                    Algorithm::Fast => plan.distinct().iter().copied().map(key).collect(),
+                }
+            })
+            .collect();
+        let work = array
+            .parts
+            .iter()
+            .zip(&keys)
+            .map(|(part, keys)| (part.len * passes(keys, algorithm).len()) as u64)
+            .sum();
+        observer.start(work);
+        let mut sums = vec![0u64; slots];
+        let mut timings = QueryTimings::default();
+        for (part, keys) in array.parts.iter().zip(&keys) {
+            let (part_sums, part_timings) = self.run_query(part, keys, algorithm, observer)?;
+            for (sum, part_sum) in sums.iter_mut().zip(part_sums) {
+                *sum += part_sum;
+            }
+            timings.compute += part_timings.compute;
+            timings.readback += part_timings.readback;
+            timings.gpu = match (timings.gpu, part_timings.gpu) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
+        }
         let results = match algorithm {
             Algorithm::Naive => sums,
             Algorithm::Fast => plan.answer(&sums),
@@ -289,12 +380,13 @@ impl GpuContext {
         Ok((results, timings))
     }
 
-    /// One u64 sum per threshold key: naive, the sum for that threshold; fast, the bucket sum
-    /// for that distinct threshold. `None` keys (no element can qualify) are never dispatched and
-    /// sum to 0; for fast they are always a prefix of the ascending distinct thresholds.
+    /// One u64 sum per threshold key over one part: naive, the sum for that threshold; fast,
+    /// the bucket sum for that distinct threshold. `None` keys (no element can qualify) are never
+    /// dispatched and sum to 0; for fast they are always a prefix of the ascending distinct
+    /// thresholds.
     fn run_query(
         &self,
-        array: &GpuArray<'_>,
+        part: &Part<'_>,
         keys: &[Option<u64>],
         algorithm: Algorithm,
         observer: &dyn Observer,
@@ -302,18 +394,8 @@ impl GpuContext {
         let mut timings = QueryTimings::default();
         let skipped = keys.iter().take_while(|k| k.is_none()).count();
         let live = &keys[skipped..];
-        // Per chunk: the thresholds answered by one pass over it each (naive: every live
-        // threshold on its own; fast: all buckets at once, marked by `None`).
-        let passes: Vec<Option<u32>> = match algorithm {
-            Algorithm::Naive => (0..live.len() as u32)
-                .filter(|&t| live[t as usize].is_some())
-                .map(Some)
-                .collect(),
-            Algorithm::Fast if live.is_empty() => Vec::new(),
-            Algorithm::Fast => vec![None],
-        };
-        observer.start((array.len() * passes.len()) as u64);
-        if array.is_empty() || passes.is_empty() {
+        let passes = passes(keys, algorithm);
+        if part.len == 0 || passes.is_empty() {
             return Ok((vec![0; keys.len()], timings));
         }
         self.check("running the query", || {
@@ -365,18 +447,18 @@ impl GpuContext {
             self.queue.submit([encoder.finish()]);
             // the wide blocks of the streamed chunk being counted
             let mut streamed_wide = Vec::new();
-            let bound: Vec<wgpu::BindGroup> = match &array.storage {
+            let bound: Vec<wgpu::BindGroup> = match &part.storage {
                 Storage::Resident(chunks) => chunks.iter().map(|(keys, _)| bind(keys)).collect(),
                 Storage::Streamed { source, ring } => {
-                    streamed_wide = self.write_keys(&ring[0], source, array.chunk_range(0))?;
+                    streamed_wide = self.write_keys(&ring[0], source, part.chunk_range(0))?;
                     ring.iter().map(&bind).collect()
                 }
             };
             let mut wide: Option<WideState> = None;
             let mut timer = PassTimer::new(self);
-            for chunk in 0..array.chunk_count() {
-                let range = array.chunk_range(chunk);
-                let bind_group = &bound[match array.storage {
+            for chunk in 0..part.chunk_count() {
+                let range = part.chunk_range(chunk);
+                let bind_group = &bound[match part.storage {
                     Storage::Resident(_) => chunk,
                     Storage::Streamed { .. } => chunk % 2,
                 }];
@@ -391,7 +473,7 @@ impl GpuContext {
                         let dispatch = Params {
                             base: base as u32,
                             end: (base + n) as u32,
-                            signed_keys: u32::from(array.signed),
+                            signed_keys: u32::from(part.signed),
                             num_thresholds,
                             threshold: pass.unwrap_or(0),
                             naive: 0,
@@ -416,15 +498,15 @@ impl GpuContext {
                         self.queue.submit([encoder.finish()]);
                         let last_of_chunk = p + 1 == passes.len() && base + n == range.len() as u64;
                         if let (true, Storage::Streamed { source, ring }) =
-                            (last_of_chunk, &array.storage)
+                            (last_of_chunk, &part.storage)
                         {
                             // Convert and queue the next chunk while the GPU works on this one;
                             // the queue orders the write after the work that reads the buffer.
-                            if chunk + 1 < array.chunk_count() {
+                            if chunk + 1 < part.chunk_count() {
                                 next_wide = self.write_keys(
                                     &ring[(chunk + 1) % 2],
                                     source,
-                                    array.chunk_range(chunk + 1),
+                                    part.chunk_range(chunk + 1),
                                 )?;
                             }
                         }
@@ -436,7 +518,7 @@ impl GpuContext {
                         observer.advance(n);
                         base += n;
                     }
-                    let blocks = match &array.storage {
+                    let blocks = match &part.storage {
                         Storage::Resident(chunks) => &chunks[chunk].1,
                         Storage::Streamed { .. } => &streamed_wide,
                     };
@@ -447,7 +529,7 @@ impl GpuContext {
                         let template = Params {
                             base: elements.start as u32,
                             end: elements.end as u32,
-                            signed_keys: u32::from(array.signed),
+                            signed_keys: u32::from(part.signed),
                             num_thresholds,
                             threshold: pass.unwrap_or(0),
                             naive: u32::from(pass.is_some()),
@@ -457,7 +539,7 @@ impl GpuContext {
                         self.run_wide(state, bind_group, &params, template, &mut timer, observer)?;
                     }
                 }
-                if array.is_streamed() {
+                if part.is_streamed() {
                     streamed_wide = next_wide;
                 }
             }
@@ -641,6 +723,21 @@ impl GpuContext {
         );
         staging.unmap();
         Ok(data)
+    }
+}
+
+/// The passes one chunk takes for these threshold keys: naive, every live threshold on its own
+/// (its index among the live ones); fast, all buckets at once, marked by `None`.
+fn passes(keys: &[Option<u64>], algorithm: Algorithm) -> Vec<Option<u32>> {
+    let skipped = keys.iter().take_while(|k| k.is_none()).count();
+    let live = &keys[skipped..];
+    match algorithm {
+        Algorithm::Naive => (0..live.len() as u32)
+            .filter(|&t| live[t as usize].is_some())
+            .map(Some)
+            .collect(),
+        Algorithm::Fast if live.is_empty() => Vec::new(),
+        Algorithm::Fast => vec![None],
     }
 }
 
