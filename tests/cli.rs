@@ -554,6 +554,38 @@ fn gpu_counts_64_bit_values_and_refuses_oversized_chunks() {
     assert_fails(&forced, 1, &["--chunk-elements", "limit"]);
 }
 
+/// Issue 9's first finding, as a user met it: arange(20000) and 256 copies of 4294967291 (the
+/// largest prime below 2^32) with 565 distinct thresholds. The invocations holding the primes
+/// used up llvmpipe's loop cap on trial division, and the workgroup flush of buckets past the
+/// 256th was cut: `--backend gpu` printed too small numbers with exit 0.
+#[test]
+fn gpu_fast_with_hundreds_of_distinct_thresholds_over_large_primes_is_exact() {
+    if !gpu_tests_enabled() {
+        return;
+    }
+    let dir = temp_dir();
+    let mut values: Vec<i128> = (0..20_000).collect();
+    values.extend([4_294_967_291; 256]);
+    let text: String = values.iter().map(|v| format!("{v}\n")).collect();
+    let input = write(dir.path(), "primes.txt", text.as_bytes());
+    let mut thresholds: Vec<i128> = (0..564).map(|i| i * 35 + 3).collect();
+    thresholds.push(4_294_967_291);
+    let list: String = thresholds.iter().map(|t| format!("{t}\n")).collect();
+    let list = write(dir.path(), "thresholds.txt", list.as_bytes());
+    let counts: Vec<u64> = values.iter().map(|&x| common::factor::c(x)).collect();
+    let expected = common::factor::sums(&values, &counts, &thresholds);
+    let args = [
+        "-i",
+        input.to_str().unwrap(),
+        "--thresholds-file",
+        list.to_str().unwrap(),
+    ];
+    let report = json_run(&[&args[..], &["--backend", "gpu"]].concat());
+    assert_eq!(report.results, expected);
+    let both = divgpu(&[&args[..], &["--backend", "both"]].concat());
+    assert_eq!(both.status.code(), Some(0), "{}", stderr(&both));
+}
+
 #[test]
 fn devices_lists_adapters_as_json() {
     let out = divgpu(&["devices", "--json"]);
