@@ -371,6 +371,47 @@ fn sums_above_u32_max_are_exact() {
     );
 }
 
+/// One uploaded array queried from several threads at once, resident and streamed (whose chunk
+/// buffers each query must have to itself), every algorithm: every answer exact.
+#[test]
+fn concurrent_queries_on_one_uploaded_array_are_exact() {
+    let Some(gpu) = gpu() else { return };
+    let mut rng = SplitMix64::new(23);
+    let values = random_values(&mut rng, 3000);
+    let array = array(&values);
+    let batches: Vec<Vec<i128>> = (0..8).map(|_| random_thresholds(&mut rng)).collect();
+    let expected: Vec<Vec<u64>> = batches.iter().map(|t| oracle(&values, t)).collect();
+    for options in [
+        UploadOptions::default(),
+        UploadOptions {
+            chunk_elements: Some(700),
+            resident_bytes: 0,
+        },
+    ] {
+        let uploaded = gpu.upload(&array, options).unwrap();
+        std::thread::scope(|scope| {
+            for (i, (thresholds, expected)) in batches.iter().zip(&expected).enumerate() {
+                let uploaded = &uploaded;
+                scope.spawn(move || {
+                    let algorithm = [Algorithm::Fast, Algorithm::Naive][i % 2];
+                    for _ in 0..2 {
+                        let plan = divgpu::query::Plan::new(thresholds.as_slice());
+                        let (got, _) = gpu
+                            .query(uploaded, &plan, algorithm, &divgpu::Quiet)
+                            .unwrap();
+                        assert_eq!(
+                            &got,
+                            expected,
+                            "{algorithm:?}, streamed {}",
+                            uploaded.is_streamed()
+                        );
+                    }
+                });
+            }
+        });
+    }
+}
+
 #[test]
 fn arrays_past_the_adapters_binding_limit_match_the_cpu() {
     // lavapipe and llvmpipe bind 128 MiB (16 Mi elements) at once: one more chunk is needed.

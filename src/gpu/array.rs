@@ -1,6 +1,7 @@
 //! The uploaded (or streamed) array, the per-query buffers, the bounded dispatches and the
 //! readback.
 
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use bytemuck::{Pod, Zeroable};
@@ -112,11 +113,41 @@ enum Storage<'a> {
     /// it that hold wide elements.
     Resident(Vec<(wgpu::Buffer, Vec<u32>)>),
     /// Chunks taken from the host array one at a time (straight from its memory map) into two
-    /// buffers in turn, for every query.
+    /// buffers in turn (a ring), for every query. Each query holds a ring of its own while it
+    /// runs, taken from this pool (or made, when queries run side by side) and put back after:
+    /// queries from several threads never write each other's buffers.
     Streamed {
         source: Source<'a>,
-        ring: [wgpu::Buffer; 2],
+        rings: Mutex<Vec<Ring>>,
+        ring_len: usize,
     },
+}
+
+type Ring = [wgpu::Buffer; 2];
+
+/// A ring lent to one query; back to its pool when dropped.
+struct Lease<'p> {
+    pool: &'p Mutex<Vec<Ring>>,
+    ring: Option<Ring>,
+}
+
+impl Lease<'_> {
+    fn ring(&self) -> &Ring {
+        self.ring
+            .as_ref()
+            .expect("a lease holds its ring until dropped")
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        if let Some(ring) = self.ring.take() {
+            self.pool
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(ring);
+        }
+    }
 }
 
 /// The host array a streamed part reads: the caller's, or one of the two halves of a 128-bit
@@ -268,7 +299,11 @@ impl GpuContext {
             } else {
                 let ring_len = chunk_len.min(len);
                 let ring = [self.keys_buffer(ring_len), self.keys_buffer(ring_len)];
-                Ok(Storage::Streamed { source, ring })
+                Ok(Storage::Streamed {
+                    source,
+                    rings: Mutex::new(vec![ring]),
+                    ring_len,
+                })
             }
         })?;
         Ok(Part {
@@ -447,12 +482,22 @@ impl GpuContext {
             self.queue.submit([encoder.finish()]);
             // the wide blocks of the streamed chunk being counted
             let mut streamed_wide = Vec::new();
-            let bound: Vec<wgpu::BindGroup> = match &part.storage {
-                Storage::Resident(chunks) => chunks.iter().map(|(keys, _)| bind(keys)).collect(),
-                Storage::Streamed { source, ring } => {
-                    streamed_wide = self.write_keys(&ring[0], source, part.chunk_range(0))?;
-                    ring.iter().map(&bind).collect()
+            let lease = match &part.storage {
+                Storage::Resident(_) => None,
+                Storage::Streamed {
+                    rings, ring_len, ..
+                } => Some(self.lease(rings, *ring_len)),
+            };
+            let bound: Vec<wgpu::BindGroup> = match (&part.storage, &lease) {
+                (Storage::Streamed { source, .. }, Some(lease)) => {
+                    streamed_wide =
+                        self.write_keys(&lease.ring()[0], source, part.chunk_range(0))?;
+                    lease.ring().iter().map(&bind).collect()
                 }
+                (Storage::Resident(chunks), _) => {
+                    chunks.iter().map(|(keys, _)| bind(keys)).collect()
+                }
+                (Storage::Streamed { .. }, None) => unreachable!("a streamed part has a lease"),
             };
             let mut wide: Option<WideState> = None;
             let mut timer = PassTimer::new(self);
@@ -497,14 +542,14 @@ impl GpuContext {
                         let submitted = Instant::now();
                         self.queue.submit([encoder.finish()]);
                         let last_of_chunk = p + 1 == passes.len() && base + n == range.len() as u64;
-                        if let (true, Storage::Streamed { source, ring }) =
-                            (last_of_chunk, &part.storage)
+                        if let (true, Storage::Streamed { source, .. }, Some(lease)) =
+                            (last_of_chunk, &part.storage, &lease)
                         {
                             // Convert and queue the next chunk while the GPU works on this one;
                             // the queue orders the write after the work that reads the buffer.
                             if chunk + 1 < part.chunk_count() {
                                 next_wide = self.write_keys(
-                                    &ring[(chunk + 1) % 2],
+                                    &lease.ring()[(chunk + 1) % 2],
                                     source,
                                     part.chunk_range(chunk + 1),
                                 )?;
@@ -560,6 +605,17 @@ impl GpuContext {
             );
             Ok((result, timings))
         })
+    }
+
+    /// A ring of two chunk buffers for one streamed query: one the pool has, or a new one.
+    fn lease<'p>(&self, pool: &'p Mutex<Vec<Ring>>, ring_len: usize) -> Lease<'p> {
+        let spare = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        let ring =
+            spare.unwrap_or_else(|| [self.keys_buffer(ring_len), self.keys_buffer(ring_len)]);
+        Lease {
+            pool,
+            ring: Some(ring),
+        }
     }
 
     /// The wide pipeline's buffers, made when a query first meets a wide element.
