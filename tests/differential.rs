@@ -375,6 +375,9 @@ fn runners(
             1 << 14,
             (1 << 16) + 1,
             len.div_ceil(3),
+            // the array one element past or short of a chunk
+            len.saturating_sub(1),
+            len + 1,
         ];
         // at most 64 chunks: each one is a dispatch per query
         rng.pick(&choices).max(len.div_ceil(64)).max(1)
