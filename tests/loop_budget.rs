@@ -12,7 +12,7 @@ mod common;
 
 use divgpu::divisors::odd_primes_below_2_16;
 use divgpu::gpu::array::WIDE_MAX_STEPS;
-use divgpu::gpu::pipelines::{runtime_checks, shader_sources, PARAMS_BYTES, WIDE_STATE_BYTES};
+use divgpu::gpu::pipelines::{compute_pipeline, shader_sources, PARAMS_BYTES, WIDE_STATE_BYTES};
 use divgpu::gpu::GpuContext;
 use wgpu::util::DeviceExt;
 
@@ -261,28 +261,13 @@ fn counts_used(gpu: &GpuContext, case: &Case) -> Option<u32> {
         bind_group_layouts: &layouts,
         immediate_size: 0,
     });
-    // SAFETY: the checks divgpu's own pipelines are built with (pipelines::runtime_checks).
-    let module = unsafe {
-        device.create_shader_module_trusted(
-            wgpu::ShaderModuleDescriptor {
-                label: Some(case.label),
-                source: wgpu::ShaderSource::Wgsl(metered(case.label).into()),
-            },
-            runtime_checks(),
-        )
-    };
     let wg = gpu.workgroup_size();
-    let pipeline = device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some(case.label),
-        layout: Some(&pipeline_layout),
-        module: &module,
-        entry_point: Some("main"),
-        compilation_options: wgpu::PipelineCompilationOptions {
-            constants: &[("WG_SIZE", f64::from(wg))],
-            ..Default::default()
-        },
-        cache: None,
-    });
+    let pipeline = compute_pipeline(
+        device,
+        &pipeline_layout,
+        (case.label, metered(case.label)),
+        wg,
+    );
     let words = |keys: &[u64]| -> Vec<u32> {
         keys.iter()
             .flat_map(|&k| [k as u32, (k >> 32) as u32])

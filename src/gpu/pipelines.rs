@@ -187,7 +187,10 @@ impl Pipelines {
     }
 }
 
-fn compute_pipeline(
+/// A pipeline of divgpu's: `source` compiled with [`runtime_checks`] and `WG_SIZE` set to
+/// `workgroup_size`. Public so that tests can build variants of the shaders exactly as divgpu
+/// builds its own.
+pub fn compute_pipeline(
     device: &wgpu::Device,
     layout: &wgpu::PipelineLayout,
     (label, source): (&str, String),
