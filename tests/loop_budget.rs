@@ -11,8 +11,8 @@
 mod common;
 
 use divgpu::divisors::odd_primes_below_2_16;
-use divgpu::gpu::array::WIDE_MAX_STEPS;
 use divgpu::gpu::pipelines::{compute_pipeline, shader_sources, PARAMS_BYTES, WIDE_STATE_BYTES};
+use divgpu::gpu::wide::WIDE_MAX_STEPS;
 use divgpu::gpu::GpuContext;
 use wgpu::util::DeviceExt;
 

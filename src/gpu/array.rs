@@ -1,22 +1,14 @@
-//! The uploaded (or streamed) array, the per-query buffers, the bounded dispatches and the
-//! readback.
+//! The array on the GPU: its keys uploaded once (resident) or converted chunk by chunk for
+//! every query (streamed), in one part per key type.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
-
-use bytemuck::{Pod, Zeroable};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::pipelines::{KEY_BYTES, PARAMS_BYTES, WIDE_STATE_BYTES};
-use crate::gpu::timer::PassTimer;
-
-const _: () = assert!(std::mem::size_of::<Params>() as u64 == PARAMS_BYTES);
+use crate::gpu::keys::{key, split};
+use crate::gpu::pipelines::KEY_BYTES;
+use crate::gpu::wide::WIDE_BLOCK;
 use crate::input::Array;
-use crate::query::Plan;
-use crate::{Algorithm, Observer};
-
-const SIGN: u64 = 1 << 63;
 
 /// Elements converted per step of an upload (512 KiB of keys).
 const UPLOAD_STEP: usize = 1 << 16;
@@ -25,69 +17,9 @@ const UPLOAD_STEP: usize = 1 << 16;
 /// until a submission completes, and this keeps that staging from growing to a copy of the array.
 const UPLOAD_FLUSH_BYTES: u64 = 64 << 20;
 
-/// What one submission aims to take. Each submission is measured and the next one sized from
-/// it, so none comes near a driver watchdog (Windows resets a GPU after 2 s), and Ctrl-C and the
-/// progress bar are served between submissions.
-pub const SUBMIT_TARGET: Duration = Duration::from_millis(100);
-
-/// Elements in the first submission of a query, before anything has been measured.
-const FIRST_SLICE: u64 = 1 << 14;
-
-/// Elements of 2^32 and above are counted by the wide pipeline over blocks of this many elements
-/// (one state each, 4.5 MiB in all), only over blocks that hold one.
-const WIDE_BLOCK: usize = 1 << 14;
-
-/// Steps per element of the first wide dispatch of a block, and the bounds of later ones (each
-/// sized, like the slices, from the rate just measured). Every step is loop-free, so one
-/// dispatch loops at most `WIDE_MAX_STEPS` + 34 times: an eighth of llvmpipe's cap of 65,535
-/// loop iterations per invocation (the budget in `shaders/wide.wgsl`).
-const WIDE_FIRST_STEPS: u32 = 1 << 10;
-const WIDE_MIN_STEPS: u32 = 1 << 6;
-pub const WIDE_MAX_STEPS: u32 = 1 << 13;
-
 /// Arrays whose keys take more than this many bytes are streamed through two chunk buffers
 /// instead of being kept on the GPU.
 pub const DEFAULT_RESIDENT_BYTES: u64 = 2 << 30;
-
-/// `Params` in `shaders/divisors.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Default, Pod, Zeroable)]
-struct Params {
-    base: u32,
-    end: u32,
-    signed_keys: u32,
-    num_thresholds: u32,
-    threshold: u32,
-    naive: u32,
-    init: u32,
-    steps: u32,
-}
-
-/// An element or threshold as the shaders compare it: an order-preserving 64-bit key, the
-/// value with its sign bit flipped for signed arrays, the value itself for unsigned ones.
-fn key(value: i128, signed: bool) -> u64 {
-    if signed {
-        (value as i64 as u64) ^ SIGN
-    } else {
-        value as u64
-    }
-}
-
-/// The key of a threshold, saturated into the array's range; `None` for a threshold below
-/// every value the array's type holds (a negative one over an unsigned array), which no
-/// element can be at or below.
-fn threshold_key(t: i128, signed: bool) -> Option<u64> {
-    let (lowest, highest) = if signed {
-        (i128::from(i64::MIN), i128::from(i64::MAX))
-    } else {
-        (0, i128::from(u64::MAX))
-    };
-    (t >= lowest).then(|| key(t.min(highest), signed))
-}
-
-fn split(key: u64) -> [u32; 2] {
-    [key as u32, (key >> 32) as u32]
-}
 
 /// How an array goes to the GPU.
 #[derive(Clone, Copy, Debug)]
@@ -108,7 +40,7 @@ impl Default for UploadOptions {
     }
 }
 
-enum Storage<'a> {
+pub(super) enum Storage<'a> {
     /// Every chunk in its own buffer, uploaded once, reused by every query, with the blocks of
     /// it that hold wide elements.
     Resident(Vec<(wgpu::Buffer, Vec<u32>)>),
@@ -123,16 +55,16 @@ enum Storage<'a> {
     },
 }
 
-type Ring = [wgpu::Buffer; 2];
+pub(super) type Ring = [wgpu::Buffer; 2];
 
 /// A ring lent to one query; back to its pool when dropped.
-struct Lease<'p> {
+pub(super) struct Lease<'p> {
     pool: &'p Mutex<Vec<Ring>>,
     ring: Option<Ring>,
 }
 
 impl Lease<'_> {
-    fn ring(&self) -> &Ring {
+    pub(super) fn ring(&self) -> &Ring {
         self.ring
             .as_ref()
             .expect("a lease holds its ring until dropped")
@@ -152,7 +84,7 @@ impl Drop for Lease<'_> {
 
 /// The host array a streamed part reads: the caller's, or one of the two halves of a 128-bit
 /// array that the upload made.
-enum Source<'a> {
+pub(super) enum Source<'a> {
     Borrowed(&'a Array),
     Owned(Box<Array>),
 }
@@ -169,11 +101,11 @@ impl std::ops::Deref for Source<'_> {
 }
 
 /// Elements that share one key type: signed (the value with its sign bit flipped) or unsigned.
-struct Part<'a> {
-    storage: Storage<'a>,
+pub(super) struct Part<'a> {
+    pub(super) storage: Storage<'a>,
     chunk_len: usize,
-    signed: bool,
-    len: usize,
+    pub(super) signed: bool,
+    pub(super) len: usize,
 }
 
 /// The array, ready for queries: its keys resident on the GPU or streamed from the host. One
@@ -182,19 +114,8 @@ struct Part<'a> {
 /// with signed keys and the rest with unsigned keys, each answered on its own and added up (the
 /// order of the elements does not change any answer).
 pub struct GpuArray<'a> {
-    parts: Vec<Part<'a>>,
+    pub(super) parts: Vec<Part<'a>>,
     len: usize,
-}
-
-/// Wall-clock times of one GPU query.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct QueryTimings {
-    /// Dispatches, and the uploads of a streamed array.
-    pub compute: Duration,
-    pub readback: Duration,
-    /// The compute passes alone, by timestamp queries on the GPU; `None` where the device has
-    /// none.
-    pub gpu: Option<Duration>,
 }
 
 impl GpuArray<'_> {
@@ -218,15 +139,15 @@ impl GpuArray<'_> {
 }
 
 impl Part<'_> {
-    fn chunk_count(&self) -> usize {
+    pub(super) fn chunk_count(&self) -> usize {
         self.len.div_ceil(self.chunk_len.max(1))
     }
 
-    fn is_streamed(&self) -> bool {
+    pub(super) fn is_streamed(&self) -> bool {
         matches!(self.storage, Storage::Streamed { .. })
     }
 
-    fn chunk_range(&self, chunk: usize) -> std::ops::Range<usize> {
+    pub(super) fn chunk_range(&self, chunk: usize) -> std::ops::Range<usize> {
         let start = chunk * self.chunk_len;
         start..(start + self.chunk_len).min(self.len)
     }
@@ -326,7 +247,7 @@ impl GpuContext {
     /// Converts `range` of `array` to keys a step at a time (never the whole array in host
     /// memory) and queues them into `buffer` from its start. Returns the blocks of `WIDE_BLOCK`
     /// elements (counted from `range.start`) that hold a value of 2^32 or above.
-    fn write_keys(
+    pub(super) fn write_keys(
         &self,
         buffer: &wgpu::Buffer,
         array: &Array,
@@ -364,251 +285,8 @@ impl GpuContext {
         Ok(wide_blocks)
     }
 
-    /// Answers every threshold of `plan` over the array.
-    pub fn query(
-        &self,
-        array: &GpuArray<'_>,
-        plan: &Plan,
-        algorithm: Algorithm,
-        observer: &dyn Observer,
-    ) -> Result<(Vec<u64>, QueryTimings)> {
-        let slots = match algorithm {
-            Algorithm::Naive => plan.given().len(),
-            Algorithm::Fast => plan.distinct().len(),
-        };
-        let keys: Vec<Vec<Option<u64>>> = array
-            .parts
-            .iter()
-            .map(|part| {
-                let key = |t| threshold_key(t, part.signed);
-                match algorithm {
-                    Algorithm::Naive => plan.given().iter().map(key).collect(),
-                    Algorithm::Fast => plan.distinct().iter().copied().map(key).collect(),
-                }
-            })
-            .collect();
-        let work = array
-            .parts
-            .iter()
-            .zip(&keys)
-            .map(|(part, keys)| (part.len * passes(keys, algorithm).len()) as u64)
-            .sum();
-        observer.start(work);
-        let mut sums = vec![0u64; slots];
-        let mut timings = QueryTimings::default();
-        for (part, keys) in array.parts.iter().zip(&keys) {
-            let (part_sums, part_timings) = self.run_query(part, keys, algorithm, observer)?;
-            for (sum, part_sum) in sums.iter_mut().zip(part_sums) {
-                *sum += part_sum;
-            }
-            timings.compute += part_timings.compute;
-            timings.readback += part_timings.readback;
-            timings.gpu = match (timings.gpu, part_timings.gpu) {
-                (Some(a), Some(b)) => Some(a + b),
-                (a, b) => a.or(b),
-            };
-        }
-        let results = match algorithm {
-            Algorithm::Naive => sums,
-            Algorithm::Fast => plan.answer(&sums),
-        };
-        Ok((results, timings))
-    }
-
-    /// One u64 sum per threshold key over one part: naive, the sum for that threshold; fast,
-    /// the bucket sum for that distinct threshold. `None` keys (no element can qualify) are never
-    /// dispatched and sum to 0; for fast they are always a prefix of the ascending distinct
-    /// thresholds.
-    fn run_query(
-        &self,
-        part: &Part<'_>,
-        keys: &[Option<u64>],
-        algorithm: Algorithm,
-        observer: &dyn Observer,
-    ) -> Result<(Vec<u64>, QueryTimings)> {
-        let mut timings = QueryTimings::default();
-        let skipped = keys.iter().take_while(|k| k.is_none()).count();
-        let live = &keys[skipped..];
-        let passes = passes(keys, algorithm);
-        if part.len == 0 || passes.is_empty() {
-            return Ok((vec![0; keys.len()], timings));
-        }
-        self.check("running the query", || {
-            let threshold_words: Vec<[u32; 2]> =
-                live.iter().map(|k| split(k.unwrap_or(0))).collect();
-            let thresholds = self.init_buffer(
-                "divgpu thresholds",
-                wgpu::BufferUsages::STORAGE,
-                &threshold_words,
-            );
-            let sums_size = live.len() as u64 * 8;
-            let sums = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("divgpu sums"),
-                size: sums_size,
-                usage: wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_SRC
-                    | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            let params = self.init_buffer(
-                "divgpu params",
-                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                &[Params::default()],
-            );
-            let bind = |keys: &wgpu::Buffer| {
-                self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("divgpu bindings"),
-                    layout: &self.pipelines.layout,
-                    entries: &[
-                        entry(0, keys.as_entire_binding()),
-                        entry(1, thresholds.as_entire_binding()),
-                        entry(2, sums.as_entire_binding()),
-                        entry(3, params.as_entire_binding()),
-                        entry(4, self.pipelines.odd_primes.as_entire_binding()),
-                    ],
-                })
-            };
-            let (pipeline, num_thresholds) = match algorithm {
-                Algorithm::Naive => (&self.pipelines.naive, 1),
-                Algorithm::Fast => (&self.pipelines.fast, live.len() as u32),
-            };
-            let wg = u64::from(self.pipelines.workgroup_size);
-            let max_slice = u64::from(self.limits.max_compute_workgroups_per_dimension).pow(2) * wg;
-            let mut slice = FIRST_SLICE.min(max_slice);
-
-            let start = Instant::now();
-            let mut encoder = self.device.create_command_encoder(&Default::default());
-            encoder.clear_buffer(&sums, 0, None);
-            self.queue.submit([encoder.finish()]);
-            // the wide blocks of the streamed chunk being counted
-            let mut streamed_wide = Vec::new();
-            let lease = match &part.storage {
-                Storage::Resident(_) => None,
-                Storage::Streamed {
-                    rings, ring_len, ..
-                } => Some(self.lease(rings, *ring_len)),
-            };
-            let bound: Vec<wgpu::BindGroup> = match (&part.storage, &lease) {
-                (Storage::Streamed { source, .. }, Some(lease)) => {
-                    streamed_wide =
-                        self.write_keys(&lease.ring()[0], source, part.chunk_range(0))?;
-                    lease.ring().iter().map(&bind).collect()
-                }
-                (Storage::Resident(chunks), _) => {
-                    chunks.iter().map(|(keys, _)| bind(keys)).collect()
-                }
-                (Storage::Streamed { .. }, None) => unreachable!("a streamed part has a lease"),
-            };
-            let mut wide: Option<WideState> = None;
-            let mut timer = PassTimer::new(self);
-            for chunk in 0..part.chunk_count() {
-                let range = part.chunk_range(chunk);
-                let bind_group = &bound[match part.storage {
-                    Storage::Resident(_) => chunk,
-                    Storage::Streamed { .. } => chunk % 2,
-                }];
-                let mut next_wide = Vec::new();
-                for (p, &pass) in passes.iter().enumerate() {
-                    let mut base = 0u64;
-                    while base < range.len() as u64 {
-                        if observer.cancelled() {
-                            return Err(Error::Cancelled);
-                        }
-                        let n = slice.min(range.len() as u64 - base);
-                        let dispatch = Params {
-                            base: base as u32,
-                            end: (base + n) as u32,
-                            signed_keys: u32::from(part.signed),
-                            num_thresholds,
-                            threshold: pass.unwrap_or(0),
-                            naive: 0,
-                            init: 0,
-                            steps: 0,
-                        };
-                        self.queue
-                            .write_buffer(&params, 0, bytemuck::bytes_of(&dispatch));
-                        let mut encoder = self.device.create_command_encoder(&Default::default());
-                        {
-                            let mut cpass =
-                                encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                                    label: Some("divgpu query"),
-                                    timestamp_writes: timer.as_mut().map(PassTimer::next_pass),
-                                });
-                            cpass.set_pipeline(pipeline);
-                            cpass.set_bind_group(0, bind_group, &[]);
-                            let (x, y) = self.grid(n.div_ceil(wg));
-                            cpass.dispatch_workgroups(x, y, 1);
-                        }
-                        let submitted = Instant::now();
-                        self.queue.submit([encoder.finish()]);
-                        let last_of_chunk = p + 1 == passes.len() && base + n == range.len() as u64;
-                        if let (true, Storage::Streamed { source, .. }, Some(lease)) =
-                            (last_of_chunk, &part.storage, &lease)
-                        {
-                            // Convert and queue the next chunk while the GPU works on this one;
-                            // the queue orders the write after the work that reads the buffer.
-                            if chunk + 1 < part.chunk_count() {
-                                next_wide = self.write_keys(
-                                    &lease.ring()[(chunk + 1) % 2],
-                                    source,
-                                    part.chunk_range(chunk + 1),
-                                )?;
-                            }
-                        }
-                        self.wait()?;
-                        if let Some(timer) = &mut timer {
-                            timer.collect_if_full(self)?;
-                        }
-                        slice = next_slice(slice, n, submitted.elapsed(), wg, max_slice);
-                        observer.advance(n);
-                        base += n;
-                    }
-                    let blocks = match &part.storage {
-                        Storage::Resident(chunks) => &chunks[chunk].1,
-                        Storage::Streamed { .. } => &streamed_wide,
-                    };
-                    for &block in blocks {
-                        let state = wide.get_or_insert_with(|| self.wide_state());
-                        let start = block as usize * WIDE_BLOCK;
-                        let elements = start..(start + WIDE_BLOCK).min(range.len());
-                        let template = Params {
-                            base: elements.start as u32,
-                            end: elements.end as u32,
-                            signed_keys: u32::from(part.signed),
-                            num_thresholds,
-                            threshold: pass.unwrap_or(0),
-                            naive: u32::from(pass.is_some()),
-                            init: 0,
-                            steps: 0,
-                        };
-                        self.run_wide(state, bind_group, &params, template, &mut timer, observer)?;
-                    }
-                }
-                if part.is_streamed() {
-                    streamed_wide = next_wide;
-                }
-            }
-            if let Some(timer) = &mut timer {
-                timer.collect(self)?;
-                timings.gpu = Some(timer.total());
-            }
-            timings.compute = start.elapsed();
-
-            let start = Instant::now();
-            let words: Vec<u32> = self.read_back(&sums, sums_size)?;
-            timings.readback = start.elapsed();
-            let mut result = vec![0u64; skipped];
-            result.extend(
-                words
-                    .chunks_exact(2)
-                    .map(|w| u64::from(w[0]) | (u64::from(w[1]) << 32)),
-            );
-            Ok((result, timings))
-        })
-    }
-
     /// A ring of two chunk buffers for one streamed query: one the pool has, or a new one.
-    fn lease<'p>(&self, pool: &'p Mutex<Vec<Ring>>, ring_len: usize) -> Lease<'p> {
+    pub(super) fn lease<'p>(&self, pool: &'p Mutex<Vec<Ring>>, ring_len: usize) -> Lease<'p> {
         let spare = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
         let ring =
             spare.unwrap_or_else(|| [self.keys_buffer(ring_len), self.keys_buffer(ring_len)]);
@@ -616,274 +294,5 @@ impl GpuContext {
             pool,
             ring: Some(ring),
         }
-    }
-
-    /// The wide pipeline's buffers, made when a query first meets a wide element.
-    fn wide_state(&self) -> WideState {
-        let buffer = |label, size, usage| {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage,
-                mapped_at_creation: false,
-            })
-        };
-        let states = buffer(
-            "divgpu wide states",
-            WIDE_BLOCK as u64 * WIDE_STATE_BYTES,
-            wgpu::BufferUsages::STORAGE,
-        );
-        let pending = buffer(
-            "divgpu wide pending",
-            4,
-            wgpu::BufferUsages::STORAGE
-                | wgpu::BufferUsages::COPY_SRC
-                | wgpu::BufferUsages::COPY_DST,
-        );
-        let staging = buffer(
-            "divgpu wide pending readback",
-            4,
-            wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-        );
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-            label: Some("divgpu wide bindings"),
-            layout: &self.pipelines.wide_layout,
-            entries: &[
-                entry(0, states.as_entire_binding()),
-                entry(1, pending.as_entire_binding()),
-            ],
-        });
-        WideState {
-            steps: WIDE_FIRST_STEPS,
-            bind_group,
-            pending,
-            staging,
-            _states: states,
-        }
-    }
-
-    /// Counts the wide elements of `template.base..template.end` (one block) into the sums:
-    /// dispatches of at most `state.steps` steps per element, the first starting every state
-    /// from its key, until none is left unfinished. The steps follow the measured rate like the
-    /// slices.
-    fn run_wide(
-        &self,
-        state: &mut WideState,
-        keys: &wgpu::BindGroup,
-        params: &wgpu::Buffer,
-        template: Params,
-        timer: &mut Option<PassTimer>,
-        observer: &dyn Observer,
-    ) -> Result<()> {
-        let pipeline = self.pipelines.wide(&self.device);
-        let groups = u64::from(template.end - template.base)
-            .div_ceil(u64::from(self.pipelines.workgroup_size));
-        let mut init = 1;
-        loop {
-            if observer.cancelled() {
-                return Err(Error::Cancelled);
-            }
-            let dispatch = Params {
-                init,
-                steps: state.steps,
-                ..template
-            };
-            self.queue
-                .write_buffer(params, 0, bytemuck::bytes_of(&dispatch));
-            let mut encoder = self.device.create_command_encoder(&Default::default());
-            encoder.clear_buffer(&state.pending, 0, None);
-            {
-                let mut cpass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("divgpu wide"),
-                    timestamp_writes: timer.as_mut().map(PassTimer::next_pass),
-                });
-                cpass.set_pipeline(pipeline);
-                cpass.set_bind_group(0, keys, &[]);
-                cpass.set_bind_group(1, &state.bind_group, &[]);
-                let (x, y) = self.grid(groups);
-                cpass.dispatch_workgroups(x, y, 1);
-            }
-            encoder.copy_buffer_to_buffer(&state.pending, 0, &state.staging, 0, 4);
-            let submitted = Instant::now();
-            self.queue.submit([encoder.finish()]);
-            let unfinished: Vec<u32> = self.map_read(&state.staging)?;
-            if let Some(timer) = timer {
-                timer.collect_if_full(self)?;
-            }
-            state.steps = next_steps(state.steps, submitted.elapsed());
-            init = 0;
-            if unfinished[0] == 0 {
-                return Ok(());
-            }
-        }
-    }
-
-    /// A 2D grid of at least `groups` workgroups within the per-dimension limit.
-    fn grid(&self, groups: u64) -> (u32, u32) {
-        let per_dim = u64::from(self.limits.max_compute_workgroups_per_dimension);
-        let x = groups.min(per_dim).max(1);
-        (x as u32, groups.div_ceil(x) as u32)
-    }
-
-    fn init_buffer<T: Pod>(
-        &self,
-        label: &str,
-        usage: wgpu::BufferUsages,
-        data: &[T],
-    ) -> wgpu::Buffer {
-        let bytes: &[u8] = bytemuck::cast_slice(data);
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes.len() as u64,
-            usage,
-            mapped_at_creation: true,
-        });
-        buffer
-            .slice(..)
-            .get_mapped_range_mut()
-            .expect("a buffer mapped at creation is mapped")
-            .slice(..)
-            .copy_from_slice(bytes);
-        buffer.unmap();
-        buffer
-    }
-
-    /// Copies `size` bytes of `source` into a mappable buffer and reads them on the host.
-    fn read_back<T: Pod>(&self, source: &wgpu::Buffer, size: u64) -> Result<Vec<T>> {
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("divgpu readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
-        let mut encoder = self.device.create_command_encoder(&Default::default());
-        encoder.copy_buffer_to_buffer(source, 0, &staging, 0, size);
-        self.queue.submit([encoder.finish()]);
-        self.map_read(&staging)
-    }
-
-    /// Waits for the queue, then reads a mappable buffer on the host.
-    pub(crate) fn map_read<T: Pod>(&self, staging: &wgpu::Buffer) -> Result<Vec<T>> {
-        let (tx, rx) = std::sync::mpsc::channel();
-        staging.map_async(wgpu::MapMode::Read, .., move |r| {
-            let _ = tx.send(r);
-        });
-        self.wait()?;
-        rx.recv()
-            .map_err(|_| Error::Gpu("the readback was never mapped".into()))?
-            .map_err(|e| Error::Gpu(format!("mapping the readback: {e}")))?;
-        let data = bytemuck::pod_collect_to_vec(
-            &staging
-                .get_mapped_range(..)
-                .map_err(|e| Error::Gpu(format!("reading the readback: {e}")))?,
-        );
-        staging.unmap();
-        Ok(data)
-    }
-}
-
-/// The passes one chunk takes for these threshold keys: naive, every live threshold on its own
-/// (its index among the live ones); fast, all buckets at once, marked by `None`.
-fn passes(keys: &[Option<u64>], algorithm: Algorithm) -> Vec<Option<u32>> {
-    let skipped = keys.iter().take_while(|k| k.is_none()).count();
-    let live = &keys[skipped..];
-    match algorithm {
-        Algorithm::Naive => (0..live.len() as u32)
-            .filter(|&t| live[t as usize].is_some())
-            .map(Some)
-            .collect(),
-        Algorithm::Fast if live.is_empty() => Vec::new(),
-        Algorithm::Fast => vec![None],
-    }
-}
-
-/// The next wide dispatch's steps per element: what `SUBMIT_TARGET` allows at the rate just
-/// measured, at most 4 times the last, within `WIDE_MIN_STEPS..=WIDE_MAX_STEPS`.
-fn next_steps(steps: u32, took: Duration) -> u32 {
-    let wanted = f64::from(steps) * SUBMIT_TARGET.as_secs_f64() / took.as_secs_f64().max(1e-6);
-    (wanted as u64)
-        .min(u64::from(steps) * 4)
-        .clamp(u64::from(WIDE_MIN_STEPS), u64::from(WIDE_MAX_STEPS)) as u32
-}
-
-/// The wide pipeline's group 1, what reads its count of unfinished elements back, and the steps
-/// per element of the next dispatch.
-struct WideState {
-    steps: u32,
-    bind_group: wgpu::BindGroup,
-    pending: wgpu::Buffer,
-    staging: wgpu::Buffer,
-    _states: wgpu::Buffer,
-}
-
-/// The next submission's element count: what `SUBMIT_TARGET` allows at the rate just measured,
-/// at most 4 times the last (work per element varies), at least one workgroup, within the grid.
-fn next_slice(slice: u64, done: u64, took: Duration, wg: u64, max_slice: u64) -> u64 {
-    if done < slice {
-        return slice; // a chunk's tail says little about the rate
-    }
-    let rate = done as f64 / took.as_secs_f64().max(1e-6);
-    let wanted = (rate * SUBMIT_TARGET.as_secs_f64()) as u64;
-    wanted.min(slice * 4).clamp(wg, max_slice) / wg * wg
-}
-
-fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
-    wgpu::BindGroupEntry { binding, resource }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn keys_preserve_order() {
-        let signed = [i64::MIN as i128, -5, -1, 0, 1, 2, 1 << 40, i64::MAX as i128];
-        for w in signed.windows(2) {
-            assert!(key(w[0], true) < key(w[1], true), "{w:?}");
-        }
-        let unsigned = [0, 1, 2, 1 << 40, u64::MAX as i128];
-        for w in unsigned.windows(2) {
-            assert!(key(w[0], false) < key(w[1], false), "{w:?}");
-        }
-    }
-
-    #[test]
-    fn thresholds_saturate_into_the_arrays_range() {
-        assert_eq!(threshold_key(-1, false), None);
-        assert_eq!(threshold_key(0, false), Some(0));
-        assert_eq!(threshold_key(u64::MAX as i128, true), Some(u64::MAX));
-        assert_eq!(threshold_key(-1, true), Some(SIGN - 1));
-        assert_eq!(threshold_key(i128::from(i64::MIN) - 1, true), None);
-        assert_eq!(
-            threshold_key(i128::from(u64::MAX) + 1, false),
-            Some(u64::MAX)
-        );
-    }
-
-    #[test]
-    fn slices_follow_the_measured_rate_within_bounds() {
-        let ms = Duration::from_millis;
-        // 1 Mi elements in 10 ms: 100 ms would allow 10 Mi, but growth is capped at 4x
-        assert_eq!(next_slice(1 << 20, 1 << 20, ms(10), 256, 1 << 40), 4 << 20);
-        // 1 Mi elements in 1 s: a tenth of that
-        assert_eq!(
-            next_slice(1 << 20, 1 << 20, ms(1000), 256, 1 << 40),
-            104_704
-        );
-        // never below one workgroup, never above the grid
-        assert_eq!(next_slice(256, 256, ms(100_000), 256, 1 << 40), 256);
-        assert_eq!(next_slice(1 << 20, 1 << 20, ms(1), 256, 1 << 21), 1 << 21);
-        // a short tail keeps the slice
-        assert_eq!(next_slice(1 << 20, 5, ms(1), 256, 1 << 40), 1 << 20);
-    }
-
-    #[test]
-    fn wide_steps_follow_the_measured_rate_within_bounds() {
-        let ms = Duration::from_millis;
-        assert_eq!(next_steps(1000, ms(50)), 2000);
-        assert_eq!(next_steps(1000, ms(1)), 4000); // growth capped at 4x
-        assert_eq!(next_steps(1000, ms(1000)), 100);
-        assert_eq!(next_steps(1000, ms(100_000)), WIDE_MIN_STEPS);
-        assert_eq!(next_steps(WIDE_MAX_STEPS, ms(1)), WIDE_MAX_STEPS);
     }
 }

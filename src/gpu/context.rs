@@ -2,6 +2,8 @@
 
 use std::sync::{Arc, Mutex};
 
+use bytemuck::Pod;
+
 use serde::Serialize;
 
 use crate::error::{Error, Result};
@@ -226,6 +228,62 @@ impl GpuContext {
             Some(e) => Err(Error::Gpu(format!("{doing}: {e}"))),
             None => result,
         }
+    }
+
+    pub(crate) fn init_buffer<T: Pod>(
+        &self,
+        label: &str,
+        usage: wgpu::BufferUsages,
+        data: &[T],
+    ) -> wgpu::Buffer {
+        let bytes: &[u8] = bytemuck::cast_slice(data);
+        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some(label),
+            size: bytes.len() as u64,
+            usage,
+            mapped_at_creation: true,
+        });
+        buffer
+            .slice(..)
+            .get_mapped_range_mut()
+            .expect("a buffer mapped at creation is mapped")
+            .slice(..)
+            .copy_from_slice(bytes);
+        buffer.unmap();
+        buffer
+    }
+
+    /// Copies `size` bytes of `source` into a mappable buffer and reads them on the host.
+    pub(crate) fn read_back<T: Pod>(&self, source: &wgpu::Buffer, size: u64) -> Result<Vec<T>> {
+        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("divgpu readback"),
+            size,
+            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        encoder.copy_buffer_to_buffer(source, 0, &staging, 0, size);
+        self.queue.submit([encoder.finish()]);
+        self.map_read(&staging)
+    }
+
+    /// Waits for the queue, then reads a mappable buffer on the host.
+    pub(crate) fn map_read<T: Pod>(&self, staging: &wgpu::Buffer) -> Result<Vec<T>> {
+        let (tx, rx) = std::sync::mpsc::channel();
+        staging.map_async(wgpu::MapMode::Read, .., move |r| {
+            let _ = tx.send(r);
+        });
+        self.wait()?;
+        rx.recv()
+            .map_err(|_| Error::Gpu("the readback was never mapped".into()))?
+            .map_err(|e| Error::Gpu(format!("mapping the readback: {e}")))?;
+        let data = bytemuck::pod_collect_to_vec(
+            &staging
+                .get_mapped_range(..)
+                .map_err(|e| Error::Gpu(format!("reading the readback: {e}")))?,
+        );
+        staging.unmap();
+        Ok(data)
     }
 
     /// Blocks until the GPU has finished everything submitted so far.

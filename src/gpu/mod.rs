@@ -1,14 +1,19 @@
 //! The wgpu backend: [`context`] chooses the adapter and owns the device, [`pipelines`] builds the
-//! WGSL pipelines, [`array`] uploads the array once and runs queries against it, `timer` times
-//! the passes by timestamp queries.
+//! WGSL pipelines, [`array`] uploads the array once, `query` runs queries against it, [`wide`]
+//! steps the elements of 2^32 and above, `keys` orders elements and thresholds as the shaders
+//! compare them, `timer` times the passes by timestamp queries.
 
 pub mod array;
 pub mod context;
+mod keys;
 pub mod pipelines;
+mod query;
 mod timer;
+pub mod wide;
 
-pub use array::{GpuArray, QueryTimings, UploadOptions};
+pub use array::{GpuArray, UploadOptions};
 pub use context::{AdapterSummary, GpuContext};
+pub use query::QueryTimings;
 
 use serde::Serialize;
 

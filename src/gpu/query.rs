@@ -1,0 +1,355 @@
+//! Queries: the threshold keys per part, bounded dispatches over each chunk, and the sums read
+//! back.
+
+use std::time::{Duration, Instant};
+
+use bytemuck::{Pod, Zeroable};
+
+use crate::error::{Error, Result};
+use crate::gpu::array::{GpuArray, Part, Storage};
+use crate::gpu::context::GpuContext;
+use crate::gpu::keys::{split, threshold_key};
+use crate::gpu::pipelines::PARAMS_BYTES;
+use crate::gpu::timer::PassTimer;
+use crate::gpu::wide::{WideState, WIDE_BLOCK};
+use crate::query::Plan;
+use crate::{Algorithm, Observer};
+
+const _: () = assert!(std::mem::size_of::<Params>() as u64 == PARAMS_BYTES);
+
+/// What one submission aims to take. Each submission is measured and the next one sized from
+/// it, so none comes near a driver watchdog (Windows resets a GPU after 2 s), and Ctrl-C and the
+/// progress bar are served between submissions.
+pub const SUBMIT_TARGET: Duration = Duration::from_millis(100);
+
+/// Elements in the first submission of a query, before anything has been measured.
+const FIRST_SLICE: u64 = 1 << 14;
+
+/// `Params` in `shaders/divisors.wgsl`.
+#[repr(C)]
+#[derive(Clone, Copy, Default, Pod, Zeroable)]
+pub(super) struct Params {
+    pub(super) base: u32,
+    pub(super) end: u32,
+    pub(super) signed_keys: u32,
+    pub(super) num_thresholds: u32,
+    pub(super) threshold: u32,
+    pub(super) naive: u32,
+    pub(super) init: u32,
+    pub(super) steps: u32,
+}
+
+/// Wall-clock times of one GPU query.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct QueryTimings {
+    /// Dispatches, and the uploads of a streamed array.
+    pub compute: Duration,
+    pub readback: Duration,
+    /// The compute passes alone, by timestamp queries on the GPU; `None` where the device has
+    /// none.
+    pub gpu: Option<Duration>,
+}
+
+impl GpuContext {
+    /// Answers every threshold of `plan` over the array.
+    pub fn query(
+        &self,
+        array: &GpuArray<'_>,
+        plan: &Plan,
+        algorithm: Algorithm,
+        observer: &dyn Observer,
+    ) -> Result<(Vec<u64>, QueryTimings)> {
+        let slots = match algorithm {
+            Algorithm::Naive => plan.given().len(),
+            Algorithm::Fast => plan.distinct().len(),
+        };
+        let keys: Vec<Vec<Option<u64>>> = array
+            .parts
+            .iter()
+            .map(|part| {
+                let key = |t| threshold_key(t, part.signed);
+                match algorithm {
+                    Algorithm::Naive => plan.given().iter().map(key).collect(),
+                    Algorithm::Fast => plan.distinct().iter().copied().map(key).collect(),
+                }
+            })
+            .collect();
+        let work = array
+            .parts
+            .iter()
+            .zip(&keys)
+            .map(|(part, keys)| (part.len * passes(keys, algorithm).len()) as u64)
+            .sum();
+        observer.start(work);
+        let mut sums = vec![0u64; slots];
+        let mut timings = QueryTimings::default();
+        for (part, keys) in array.parts.iter().zip(&keys) {
+            let (part_sums, part_timings) = self.run_query(part, keys, algorithm, observer)?;
+            for (sum, part_sum) in sums.iter_mut().zip(part_sums) {
+                *sum += part_sum;
+            }
+            timings.compute += part_timings.compute;
+            timings.readback += part_timings.readback;
+            timings.gpu = match (timings.gpu, part_timings.gpu) {
+                (Some(a), Some(b)) => Some(a + b),
+                (a, b) => a.or(b),
+            };
+        }
+        let results = match algorithm {
+            Algorithm::Naive => sums,
+            Algorithm::Fast => plan.answer(&sums),
+        };
+        Ok((results, timings))
+    }
+
+    /// One u64 sum per threshold key over one part: naive, the sum for that threshold; fast,
+    /// the bucket sum for that distinct threshold. `None` keys (no element can qualify) are never
+    /// dispatched and sum to 0; for fast they are always a prefix of the ascending distinct
+    /// thresholds.
+    fn run_query(
+        &self,
+        part: &Part<'_>,
+        keys: &[Option<u64>],
+        algorithm: Algorithm,
+        observer: &dyn Observer,
+    ) -> Result<(Vec<u64>, QueryTimings)> {
+        let mut timings = QueryTimings::default();
+        let skipped = keys.iter().take_while(|k| k.is_none()).count();
+        let live = &keys[skipped..];
+        let passes = passes(keys, algorithm);
+        if part.len == 0 || passes.is_empty() {
+            return Ok((vec![0; keys.len()], timings));
+        }
+        self.check("running the query", || {
+            let threshold_words: Vec<[u32; 2]> =
+                live.iter().map(|k| split(k.unwrap_or(0))).collect();
+            let thresholds = self.init_buffer(
+                "divgpu thresholds",
+                wgpu::BufferUsages::STORAGE,
+                &threshold_words,
+            );
+            let sums_size = live.len() as u64 * 8;
+            let sums = self.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some("divgpu sums"),
+                size: sums_size,
+                usage: wgpu::BufferUsages::STORAGE
+                    | wgpu::BufferUsages::COPY_SRC
+                    | wgpu::BufferUsages::COPY_DST,
+                mapped_at_creation: false,
+            });
+            let params = self.init_buffer(
+                "divgpu params",
+                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+                &[Params::default()],
+            );
+            let bind = |keys: &wgpu::Buffer| {
+                self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+                    label: Some("divgpu bindings"),
+                    layout: &self.pipelines.layout,
+                    entries: &[
+                        entry(0, keys.as_entire_binding()),
+                        entry(1, thresholds.as_entire_binding()),
+                        entry(2, sums.as_entire_binding()),
+                        entry(3, params.as_entire_binding()),
+                        entry(4, self.pipelines.odd_primes.as_entire_binding()),
+                    ],
+                })
+            };
+            let (pipeline, num_thresholds) = match algorithm {
+                Algorithm::Naive => (&self.pipelines.naive, 1),
+                Algorithm::Fast => (&self.pipelines.fast, live.len() as u32),
+            };
+            let wg = u64::from(self.pipelines.workgroup_size);
+            let max_slice = u64::from(self.limits.max_compute_workgroups_per_dimension).pow(2) * wg;
+            let mut slice = FIRST_SLICE.min(max_slice);
+
+            let start = Instant::now();
+            let mut encoder = self.device.create_command_encoder(&Default::default());
+            encoder.clear_buffer(&sums, 0, None);
+            self.queue.submit([encoder.finish()]);
+            // the wide blocks of the streamed chunk being counted
+            let mut streamed_wide = Vec::new();
+            let lease = match &part.storage {
+                Storage::Resident(_) => None,
+                Storage::Streamed {
+                    rings, ring_len, ..
+                } => Some(self.lease(rings, *ring_len)),
+            };
+            let bound: Vec<wgpu::BindGroup> = match (&part.storage, &lease) {
+                (Storage::Streamed { source, .. }, Some(lease)) => {
+                    streamed_wide =
+                        self.write_keys(&lease.ring()[0], source, part.chunk_range(0))?;
+                    lease.ring().iter().map(&bind).collect()
+                }
+                (Storage::Resident(chunks), _) => {
+                    chunks.iter().map(|(keys, _)| bind(keys)).collect()
+                }
+                (Storage::Streamed { .. }, None) => unreachable!("a streamed part has a lease"),
+            };
+            let mut wide: Option<WideState> = None;
+            let mut timer = PassTimer::new(self);
+            for chunk in 0..part.chunk_count() {
+                let range = part.chunk_range(chunk);
+                let bind_group = &bound[match part.storage {
+                    Storage::Resident(_) => chunk,
+                    Storage::Streamed { .. } => chunk % 2,
+                }];
+                let mut next_wide = Vec::new();
+                for (p, &pass) in passes.iter().enumerate() {
+                    let mut base = 0u64;
+                    while base < range.len() as u64 {
+                        if observer.cancelled() {
+                            return Err(Error::Cancelled);
+                        }
+                        let n = slice.min(range.len() as u64 - base);
+                        let dispatch = Params {
+                            base: base as u32,
+                            end: (base + n) as u32,
+                            signed_keys: u32::from(part.signed),
+                            num_thresholds,
+                            threshold: pass.unwrap_or(0),
+                            naive: 0,
+                            init: 0,
+                            steps: 0,
+                        };
+                        self.queue
+                            .write_buffer(&params, 0, bytemuck::bytes_of(&dispatch));
+                        let mut encoder = self.device.create_command_encoder(&Default::default());
+                        {
+                            let mut cpass =
+                                encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                                    label: Some("divgpu query"),
+                                    timestamp_writes: timer.as_mut().map(PassTimer::next_pass),
+                                });
+                            cpass.set_pipeline(pipeline);
+                            cpass.set_bind_group(0, bind_group, &[]);
+                            let (x, y) = self.grid(n.div_ceil(wg));
+                            cpass.dispatch_workgroups(x, y, 1);
+                        }
+                        let submitted = Instant::now();
+                        self.queue.submit([encoder.finish()]);
+                        let last_of_chunk = p + 1 == passes.len() && base + n == range.len() as u64;
+                        if let (true, Storage::Streamed { source, .. }, Some(lease)) =
+                            (last_of_chunk, &part.storage, &lease)
+                        {
+                            // Convert and queue the next chunk while the GPU works on this one;
+                            // the queue orders the write after the work that reads the buffer.
+                            if chunk + 1 < part.chunk_count() {
+                                next_wide = self.write_keys(
+                                    &lease.ring()[(chunk + 1) % 2],
+                                    source,
+                                    part.chunk_range(chunk + 1),
+                                )?;
+                            }
+                        }
+                        self.wait()?;
+                        if let Some(timer) = &mut timer {
+                            timer.collect_if_full(self)?;
+                        }
+                        slice = next_slice(slice, n, submitted.elapsed(), wg, max_slice);
+                        observer.advance(n);
+                        base += n;
+                    }
+                    let blocks = match &part.storage {
+                        Storage::Resident(chunks) => &chunks[chunk].1,
+                        Storage::Streamed { .. } => &streamed_wide,
+                    };
+                    for &block in blocks {
+                        let state = wide.get_or_insert_with(|| self.wide_state());
+                        let start = block as usize * WIDE_BLOCK;
+                        let elements = start..(start + WIDE_BLOCK).min(range.len());
+                        let template = Params {
+                            base: elements.start as u32,
+                            end: elements.end as u32,
+                            signed_keys: u32::from(part.signed),
+                            num_thresholds,
+                            threshold: pass.unwrap_or(0),
+                            naive: u32::from(pass.is_some()),
+                            init: 0,
+                            steps: 0,
+                        };
+                        self.run_wide(state, bind_group, &params, template, &mut timer, observer)?;
+                    }
+                }
+                if part.is_streamed() {
+                    streamed_wide = next_wide;
+                }
+            }
+            if let Some(timer) = &mut timer {
+                timer.collect(self)?;
+                timings.gpu = Some(timer.total());
+            }
+            timings.compute = start.elapsed();
+
+            let start = Instant::now();
+            let words: Vec<u32> = self.read_back(&sums, sums_size)?;
+            timings.readback = start.elapsed();
+            let mut result = vec![0u64; skipped];
+            result.extend(
+                words
+                    .chunks_exact(2)
+                    .map(|w| u64::from(w[0]) | (u64::from(w[1]) << 32)),
+            );
+            Ok((result, timings))
+        })
+    }
+
+    /// A 2D grid of at least `groups` workgroups within the per-dimension limit.
+    pub(super) fn grid(&self, groups: u64) -> (u32, u32) {
+        let per_dim = u64::from(self.limits.max_compute_workgroups_per_dimension);
+        let x = groups.min(per_dim).max(1);
+        (x as u32, groups.div_ceil(x) as u32)
+    }
+}
+
+/// The passes one chunk takes for these threshold keys: naive, every live threshold on its own
+/// (its index among the live ones); fast, all buckets at once, marked by `None`.
+fn passes(keys: &[Option<u64>], algorithm: Algorithm) -> Vec<Option<u32>> {
+    let skipped = keys.iter().take_while(|k| k.is_none()).count();
+    let live = &keys[skipped..];
+    match algorithm {
+        Algorithm::Naive => (0..live.len() as u32)
+            .filter(|&t| live[t as usize].is_some())
+            .map(Some)
+            .collect(),
+        Algorithm::Fast if live.is_empty() => Vec::new(),
+        Algorithm::Fast => vec![None],
+    }
+}
+
+/// The next submission's element count: what `SUBMIT_TARGET` allows at the rate just measured,
+/// at most 4 times the last (work per element varies), at least one workgroup, within the grid.
+fn next_slice(slice: u64, done: u64, took: Duration, wg: u64, max_slice: u64) -> u64 {
+    if done < slice {
+        return slice; // a chunk's tail says little about the rate
+    }
+    let rate = done as f64 / took.as_secs_f64().max(1e-6);
+    let wanted = (rate * SUBMIT_TARGET.as_secs_f64()) as u64;
+    wanted.min(slice * 4).clamp(wg, max_slice) / wg * wg
+}
+
+pub(super) fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry { binding, resource }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slices_follow_the_measured_rate_within_bounds() {
+        let ms = Duration::from_millis;
+        // 1 Mi elements in 10 ms: 100 ms would allow 10 Mi, but growth is capped at 4x
+        assert_eq!(next_slice(1 << 20, 1 << 20, ms(10), 256, 1 << 40), 4 << 20);
+        // 1 Mi elements in 1 s: a tenth of that
+        assert_eq!(
+            next_slice(1 << 20, 1 << 20, ms(1000), 256, 1 << 40),
+            104_704
+        );
+        // never below one workgroup, never above the grid
+        assert_eq!(next_slice(256, 256, ms(100_000), 256, 1 << 40), 256);
+        assert_eq!(next_slice(1 << 20, 1 << 20, ms(1), 256, 1 << 21), 1 << 21);
+        // a short tail keeps the slice
+        assert_eq!(next_slice(1 << 20, 5, ms(1), 256, 1 << 40), 1 << 20);
+    }
+}
