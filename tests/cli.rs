@@ -935,19 +935,11 @@ fn inputs_that_are_not_regular_files_say_what_they_are() {
     for name in ["dir.npy", "dir.txt", "dir.bin"] {
         let path = dir.path().join(name);
         std::fs::create_dir(&path).unwrap();
-        let out = divgpu(&[
-            "-i",
-            path.to_str().unwrap(),
-            "--backend",
-            "cpu",
-            "--dtype",
-            "u8",
-        ]);
-        let out = if name.ends_with(".bin") {
-            out
-        } else {
-            divgpu(&["-i", path.to_str().unwrap(), "--backend", "cpu"])
-        };
+        let mut args = vec!["-i", path.to_str().unwrap(), "--backend", "cpu"];
+        if name.ends_with(".bin") {
+            args.extend(["--dtype", "u8"]);
+        }
+        let out = divgpu(&args);
         assert_fails(&out, 1, &[name, "is a directory"]);
         assert!(!stderr(&out).contains("os error 19"));
     }
@@ -1105,33 +1097,37 @@ fn text_arrays_of_both_signs_beyond_64_bits() {
         u64::MAX as i128 - 1,
     ];
     thresholds.extend(values.iter().step_by(97).map(|&(v, _)| v));
-    let expected: Vec<u64> = thresholds
-        .iter()
-        .map(|&t| {
-            values
-                .iter()
-                .filter(|&&(v, _)| v <= t)
-                .map(|&(_, c)| c)
-                .sum()
-        })
-        .collect();
-    let list = joined(&thresholds);
-    for algorithm in ["fast", "naive"] {
-        for threads in ["1", "2"] {
-            let report = json_run(&[
-                "-i",
-                input.to_str().unwrap(),
-                "--backend",
-                "cpu",
-                "--algorithm",
-                algorithm,
-                "--threads",
-                threads,
-                "--thresholds",
-                &list,
-            ]);
-            assert_eq!(report.elements, values.len());
-            assert_eq!(report.results, expected, "{algorithm}, {threads} threads");
+    // and a few small ones, which `fast` answers with a histogram of the values up to 100
+    let small: Vec<i128> = vec![-5, 0, 1, 50, 100];
+    for thresholds in [thresholds, small] {
+        let expected: Vec<u64> = thresholds
+            .iter()
+            .map(|&t| {
+                values
+                    .iter()
+                    .filter(|&&(v, _)| v <= t)
+                    .map(|&(_, c)| c)
+                    .sum()
+            })
+            .collect();
+        let list = joined(&thresholds);
+        for algorithm in ["fast", "naive"] {
+            for threads in ["1", "2"] {
+                let report = json_run(&[
+                    "-i",
+                    input.to_str().unwrap(),
+                    "--backend",
+                    "cpu",
+                    "--algorithm",
+                    algorithm,
+                    "--threads",
+                    threads,
+                    "--thresholds",
+                    &list,
+                ]);
+                assert_eq!(report.elements, values.len());
+                assert_eq!(report.results, expected, "{algorithm}, {threads} threads");
+            }
         }
     }
     // The GPU splits such an array by sign (negatives with signed keys, the rest unsigned).

@@ -477,9 +477,10 @@ impl<'a> Parser<'a> {
 
     fn int(&mut self) -> Result<Value, String> {
         let start = self.at;
+        // one sign at most: `ast.literal_eval` takes a unary minus or plus on a number, not two
         let mut negative = false;
-        while let Some(sign @ (b'-' | b'+')) = self.peek() {
-            negative ^= sign == b'-';
+        if let Some(sign @ (b'-' | b'+')) = self.peek() {
+            negative = sign == b'-';
             self.at += 1;
             self.skip_space();
         }
@@ -692,6 +693,7 @@ mod tests {
             (1, "{'descr': '<i8', 'fortran_order': False, 'shape': [3]}", "a list"),
             (1, "{'descr': '<i8', 'fortran_order': False, 'shape': 3}", "an integer"),
             (1, "{'descr': '<i8', 'fortran_order': False, 'shape': (-3,)}", "negative"),
+            (1, "{'descr': '<i8', 'fortran_order': False, 'shape': (--3,)}", "a number"),
             (1, "{'descr': '<i8', 'fortran_order': False, 'shape': (3.0,)}", "decimal"),
             (1, "{'descr': '<i8', 'fortran_order': False, 'shape': (03,)}", "leading zero"),
             // Python 3 headers have no longs

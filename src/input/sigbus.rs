@@ -172,6 +172,33 @@ mod imp {
             }
         });
     }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        fn live(start: usize) -> usize {
+            TABLE
+                .iter()
+                .filter(|s| s.state.load(SeqCst) == LIVE && s.start.load(SeqCst) == start)
+                .count()
+        }
+
+        #[test]
+        fn ranges_are_registered_until_dropped() {
+            // addresses no map has: other tests register real maps meanwhile
+            let (a, b) = (usize::MAX - 0x3000, usize::MAX - 0x2000);
+            let first = register(a..a + 0x1000, "first\n".to_string()).unwrap();
+            let second = register(b..b + 0x1000, "second\n".to_string()).unwrap();
+            assert_ne!(first.0, second.0);
+            assert_eq!((live(a), live(b)), (1, 1));
+            drop(first);
+            assert_eq!((live(a), live(b)), (0, 1));
+            drop(second);
+            assert_eq!(live(b), 0);
+            assert!(register(a..a, String::new()).is_none());
+        }
+    }
 }
 
 #[cfg(not(unix))]

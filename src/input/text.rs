@@ -110,12 +110,12 @@ pub fn read_integer_lines(path: &Path) -> Result<Integers> {
     // A map spares copying the text (a million thresholds are 7 MB); what cannot be mapped (a
     // pipe) is read.
     let contents = file::open(path)?;
-    let parsed = parse_integer_lines(contents.bytes())
-        .map_err(|(line, e)| Error::Data(format!("{}:{line}: {e}", path.display())))?;
+    let parsed = parse_integer_lines(contents.bytes());
+    // before a parse error too: a file cut inside its last page reads as zeros there
     if let Contents::Mapped(mapped) = &contents {
         mapped.check_unchanged()?;
     }
-    Ok(parsed)
+    parsed.map_err(|(line, e)| Error::Data(format!("{}:{line}: {e}", path.display())))
 }
 
 /// Text is parsed in pieces of about this many bytes, each ending at a line's end.
