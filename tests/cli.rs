@@ -1129,21 +1129,21 @@ fn text_arrays_of_both_signs_beyond_64_bits() {
                 assert_eq!(report.results, expected, "{algorithm}, {threads} threads");
             }
         }
-    }
-    // The GPU splits such an array by sign (negatives with signed keys, the rest unsigned).
-    if gpu_tests_enabled() {
-        for algorithm in ["fast", "naive"] {
-            let report = json_run(&[
-                "-i",
-                input.to_str().unwrap(),
-                "--backend",
-                "gpu",
-                "--algorithm",
-                algorithm,
-                "--thresholds",
-                &list,
-            ]);
-            assert_eq!(report.results, expected, "gpu {algorithm}");
+        // The GPU splits such an array by sign (negatives with signed keys, the rest unsigned).
+        if gpu_tests_enabled() {
+            for algorithm in ["fast", "naive"] {
+                let report = json_run(&[
+                    "-i",
+                    input.to_str().unwrap(),
+                    "--backend",
+                    "gpu",
+                    "--algorithm",
+                    algorithm,
+                    "--thresholds",
+                    &list,
+                ]);
+                assert_eq!(report.results, expected, "gpu {algorithm}");
+            }
         }
     }
 }
