@@ -908,3 +908,17 @@ fn an_unwritable_stderr_loses_diagnostics_not_results() {
         }
     }
 }
+
+#[test]
+fn gen_reports_a_file_it_cannot_write() {
+    let dir = temp_dir();
+    let missing = dir.path().join("no-such-dir").join("a.npy");
+    for target in [
+        "/dev/full".to_string(),
+        missing.to_str().unwrap().to_string(),
+        dir.path().to_str().unwrap().to_string(),
+    ] {
+        let out = divgpu(&["gen", "-o", &target, "--size", "1000"]);
+        assert_fails(&out, 1, &[&target]);
+    }
+}
