@@ -270,6 +270,8 @@ fn bench(
     thresholds: &job::Thresholds,
     options: &BenchOptions,
 ) -> Result<ExitCode, Failure> {
+    // Ctrl-C stops the bench as it stops a run: exit 130, nothing on stdout
+    let console = &Console::new();
     let (array, thresholds) = job::load(source, thresholds)?;
     let gpu = match &options.adapter {
         None => None,
@@ -295,6 +297,7 @@ fn bench(
         &thresholds,
         options.runs,
         gpu.as_ref(),
+        console,
         &mut |row| note!("bench: {row} ..."),
     )?;
     if let Some(path) = &options.chart {

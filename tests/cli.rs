@@ -648,6 +648,23 @@ fn ctrl_c_stops_a_long_gpu_run() {
     ]);
 }
 
+#[test]
+fn ctrl_c_stops_a_bench() {
+    assert_interrupts(&[
+        "bench",
+        "--no-gpu",
+        "--size",
+        "3000000",
+        "--max-value",
+        "4000000000",
+        "--thresholds",
+        "4000000000",
+        "--runs",
+        "1",
+        "--json",
+    ]);
+}
+
 /// `divgpu bench --json`, read strictly.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
