@@ -176,6 +176,10 @@ fn usage_errors_exit_2_and_name_the_flag() {
     assert_fails(&divgpu(&["--backend", "tpu"]), 2, &["--backend"]);
     assert_fails(&divgpu(&["--algorithm", "clever"]), 2, &["--algorithm"]);
     assert_fails(&divgpu(&["--threads", "0"]), 2, &["--threads"]);
+    // thousands of threads took seconds to start and 100,000 never finished: refused at once
+    for many in ["1025", "100000", "4294967296"] {
+        assert_fails(&divgpu(&["--threads", many]), 2, &["--threads", "1024"]);
+    }
     assert_fails(&divgpu(&["--thresholds", "5,x"]), 2, &["--thresholds", "x"]);
     assert_fails(&divgpu(&["--thresholds", ""]), 2, &["--thresholds"]);
     assert_fails(
