@@ -30,10 +30,43 @@ pub fn thread_count(threads: usize) -> usize {
     }
 }
 
+/// A rayon pool whose threads have exited when it is dropped. rayon's `ThreadPool` only asks
+/// its threads to stop and returns: they finish in the background, freeing their
+/// thread-local state, and a process that exits meanwhile runs its libraries' destructors at
+/// the same time. On llvmpipe-GL (whose LLVM and Mesa state lives on the thread that ran the
+/// GPU work) that race crashed in glibc's `free` about one run in 150, after correct output.
+/// Dropping a `Pool` drops the rayon pool, then joins every thread it started: exit runs with
+/// none of them left.
+pub struct Pool {
+    pool: Option<rayon::ThreadPool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pool {
+    /// Runs `op` in the pool, as [`rayon::ThreadPool::install`].
+    pub fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
+        self.pool
+            .as_ref()
+            .expect("a pool until dropped")
+            .install(op)
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // the threads leave their loop once the pool is gone, and only then
+        drop(self.pool.take());
+        for thread in self.threads.drain(..) {
+            // a worker that panicked has exited too, which is all that is waited for here
+            thread.join().ok();
+        }
+    }
+}
+
 /// A pool of `threads` threads (0: one per core), named for profilers. With `with_this_thread`
 /// the calling thread is one of them, and one thread fewer is started. More than
-/// [`MAX_THREADS`] is an error.
-pub fn pool(threads: usize, with_this_thread: bool) -> Result<rayon::ThreadPool> {
+/// [`MAX_THREADS`] is an error. Never drop it on one of its own threads (it joins them).
+pub fn pool(threads: usize, with_this_thread: bool) -> Result<Pool> {
     let threads = thread_count(threads);
     if threads > MAX_THREADS {
         return Err(Error::Threads {
@@ -41,18 +74,43 @@ pub fn pool(threads: usize, with_this_thread: bool) -> Result<rayon::ThreadPool>
             message: format!("at most {MAX_THREADS} are allowed"),
         });
     }
+    let mut handles = Vec::with_capacity(threads);
     let builder = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
-        .thread_name(|i| format!("divgpu-cpu-{i}"));
+        .thread_name(|i| format!("divgpu-cpu-{i}"))
+        .spawn_handler(|thread| {
+            let mut spawn = std::thread::Builder::new();
+            if let Some(name) = thread.name() {
+                spawn = spawn.name(name.to_string());
+            }
+            if let Some(size) = thread.stack_size() {
+                spawn = spawn.stack_size(size);
+            }
+            handles.push(spawn.spawn(|| thread.run())?);
+            Ok(())
+        });
     let builder = if with_this_thread {
         builder.use_current_thread()
     } else {
         builder
     };
-    builder.build().map_err(|e| Error::Threads {
-        threads,
-        message: e.to_string(),
-    })
+    match builder.build() {
+        Ok(pool) => Ok(Pool {
+            pool: Some(pool),
+            threads: handles,
+        }),
+        Err(e) => {
+            // rayon has told the threads it started to stop
+            drop(Pool {
+                pool: None,
+                threads: handles,
+            });
+            Err(Error::Threads {
+                threads,
+                message: e.to_string(),
+            })
+        }
+    }
 }
 
 /// Answers every threshold of `plan` over `array` on `threads` threads (0: one per core): in
