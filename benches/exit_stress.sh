@@ -56,7 +56,11 @@ for i in $(seq "$runs"); do
     [ "$complete" = 0 ] && bad_output=$((bad_output + 1))
     cp "$keep/err" "$keep/run-$i.stderr"
     cp "$keep/out" "$keep/run-$i.stdout"
-    echo "run $i: exit $rc${complete:+}$([ "$complete" = 0 ] && echo ', incomplete stdout')" >&2
+    if [ "$complete" = 0 ]; then
+        echo "run $i: exit $rc, incomplete stdout" >&2
+    else
+        echo "run $i: exit $rc" >&2
+    fi
 done
 
 echo "exit_stress: $runs runs of: $bin ${args[*]} (WGPU_BACKEND=$WGPU_BACKEND, $busy busy loops)"
