@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::gpu::{AdapterSummary, GpuArray, GpuContext};
 use crate::input::{Array, Integers};
 use crate::query::Plan;
-use crate::{cpu, Algorithm, Quiet};
+use crate::{cpu, Algorithm, Observer};
 
 /// What was measured.
 #[derive(Debug, Serialize)]
@@ -60,13 +60,18 @@ enum Runner<'a> {
 
 impl Runner<'_> {
     /// The results, and the GPU's time for its passes where it has timestamp queries.
-    fn run(&self, array: &Array, plan: &Plan) -> Result<(Vec<u64>, Option<Duration>)> {
+    fn run(
+        &self,
+        array: &Array,
+        plan: &Plan,
+        stop: &StopOnly,
+    ) -> Result<(Vec<u64>, Option<Duration>)> {
         match self {
             Runner::Cpu(algorithm, threads) => {
-                cpu::run(array, plan, *algorithm, *threads, &Quiet).map(|r| (r, None))
+                cpu::run(array, plan, *algorithm, *threads, stop).map(|r| (r, None))
             }
             Runner::Gpu(algorithm, gpu, uploaded) => gpu
-                .query(uploaded, plan, *algorithm, &Quiet)
+                .query(uploaded, plan, *algorithm, stop)
                 .map(|(r, t)| (r, t.gpu)),
         }
     }
@@ -94,18 +99,39 @@ impl Runner<'_> {
     }
 }
 
+/// An observer's [`Observer::cancelled`] only: each timed run would restart its progress, and
+/// the bench reports its rows instead.
+struct StopOnly<'a>(&'a dyn Observer);
+
+impl Observer for StopOnly<'_> {
+    fn cancelled(&self) -> bool {
+        self.0.cancelled()
+    }
+}
+
 /// Runs every row: CPU naive on 1 and all threads, CPU fast likewise, then GPU naive and fast
-/// when `gpu` is given. `progress` hears of each row as it starts.
+/// when `gpu` is given. `progress` hears of each row as it starts. `observer` can stop the
+/// bench, between runs and inside each (as it stops any run); its progress is not used.
 pub fn run(
     array: &Array,
     thresholds: &Integers,
     runs: usize,
     gpu: Option<&GpuContext>,
+    observer: &dyn Observer,
     progress: &mut dyn FnMut(&str),
 ) -> Result<BenchReport> {
+    let stop = StopOnly(observer);
+    let checked = || {
+        if observer.cancelled() {
+            Err(Error::Cancelled)
+        } else {
+            Ok(())
+        }
+    };
     let plan = Plan::new(thresholds.clone());
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let reference = cpu::run(array, &plan, Algorithm::Fast, 0, &Quiet)?;
+    let reference = cpu::run(array, &plan, Algorithm::Fast, 0, &stop)?;
+    checked()?;
     let uploaded = gpu
         .map(|g| g.upload(array, Default::default()))
         .transpose()?;
@@ -122,13 +148,15 @@ pub fn run(
     }
     let mut rows: Vec<Row> = Vec::new();
     for runner in &runners {
+        checked()?;
         progress(&runner.row(Duration::ZERO, None, true).label());
-        let mut results_match = runner.run(array, &plan)?.0 == reference; // warm-up
+        let mut results_match = runner.run(array, &plan, &stop)?.0 == reference; // warm-up
         let mut walls = Vec::with_capacity(runs);
         let mut timestamps = Vec::with_capacity(runs);
         for _ in 0..runs.max(1) {
+            checked()?;
             let start = Instant::now();
-            let (results, gpu_time) = runner.run(array, &plan)?;
+            let (results, gpu_time) = runner.run(array, &plan, &stop)?;
             walls.push(start.elapsed());
             timestamps.extend(gpu_time);
             results_match &= results == reference;

@@ -84,8 +84,8 @@ pub struct RunArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
-    /// CPU threads [default: one per core].
-    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    /// CPU threads, at most 1024 [default: one per core].
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=divgpu::cpu::MAX_THREADS as i64))]
     pub threads: Option<u32>,
     /// Use the adapter whose name contains this (case-insensitive); see `divgpu devices`.
     #[arg(long)]

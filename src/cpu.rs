@@ -15,6 +15,13 @@ const NAIVE_TASKS_PER_THREAD: usize = 64;
 /// Fast's accumulator is one u64 per distinct threshold (8 MB for a million): few tasks.
 const FAST_TASKS_PER_THREAD: usize = 4;
 
+/// The most CPU threads a pool may have. Beyond the cores, threads add nothing to this
+/// CPU-bound work, and starting them is not free: on 2 cores 1,000 threads cost 0.7 s, 5,000
+/// took 15 s and 100,000 never finished. 1,024 is above the hardware threads of today's largest
+/// machines (2 x 192 cores with SMT: 768), and the same limit everywhere, so that a script that
+/// runs on one machine runs on another.
+pub const MAX_THREADS: usize = 1024;
+
 /// The threads `threads` asks for: 0 is one per core.
 pub fn thread_count(threads: usize) -> usize {
     match threads {
@@ -23,22 +30,87 @@ pub fn thread_count(threads: usize) -> usize {
     }
 }
 
+/// A rayon pool whose threads have exited when it is dropped. rayon's `ThreadPool` only asks
+/// its threads to stop and returns: they finish in the background, freeing their
+/// thread-local state, and a process that exits meanwhile runs its libraries' destructors at
+/// the same time. On llvmpipe-GL (whose LLVM and Mesa state lives on the thread that ran the
+/// GPU work) that race crashed in glibc's `free` about one run in 150, after correct output.
+/// Dropping a `Pool` drops the rayon pool, then joins every thread it started: exit runs with
+/// none of them left.
+pub struct Pool {
+    pool: Option<rayon::ThreadPool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Pool {
+    /// Runs `op` in the pool, as [`rayon::ThreadPool::install`].
+    pub fn install<R: Send>(&self, op: impl FnOnce() -> R + Send) -> R {
+        self.pool
+            .as_ref()
+            .expect("a pool until dropped")
+            .install(op)
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        // the threads leave their loop once the pool is gone, and only then
+        drop(self.pool.take());
+        for thread in self.threads.drain(..) {
+            // a worker that panicked has exited too, which is all that is waited for here
+            thread.join().ok();
+        }
+    }
+}
+
 /// A pool of `threads` threads (0: one per core), named for profilers. With `with_this_thread`
-/// the calling thread is one of them, and one thread fewer is started.
-pub fn pool(threads: usize, with_this_thread: bool) -> Result<rayon::ThreadPool> {
+/// the calling thread is one of them, and one thread fewer is started. More than
+/// [`MAX_THREADS`] is an error. Never drop it on one of its own threads (it joins them).
+pub fn pool(threads: usize, with_this_thread: bool) -> Result<Pool> {
     let threads = thread_count(threads);
+    if threads > MAX_THREADS {
+        return Err(Error::Threads {
+            threads,
+            message: format!("at most {MAX_THREADS} are allowed"),
+        });
+    }
+    let mut handles = Vec::with_capacity(threads);
     let builder = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
-        .thread_name(|i| format!("divgpu-cpu-{i}"));
+        .thread_name(|i| format!("divgpu-cpu-{i}"))
+        .spawn_handler(|thread| {
+            let mut spawn = std::thread::Builder::new();
+            if let Some(name) = thread.name() {
+                spawn = spawn.name(name.to_string());
+            }
+            if let Some(size) = thread.stack_size() {
+                spawn = spawn.stack_size(size);
+            }
+            handles.push(spawn.spawn(|| thread.run())?);
+            Ok(())
+        });
     let builder = if with_this_thread {
         builder.use_current_thread()
     } else {
         builder
     };
-    builder.build().map_err(|e| Error::Threads {
-        threads,
-        message: e.to_string(),
-    })
+    match builder.build() {
+        Ok(pool) => Ok(Pool {
+            pool: Some(pool),
+            threads: handles,
+        }),
+        Err(e) => {
+            // rayon has told the threads it started to stop
+            drop(Pool {
+                pool: None,
+                threads: handles,
+            });
+            Err(Error::Threads {
+                threads,
+                message: e.to_string(),
+            })
+        }
+    }
 }
 
 /// Answers every threshold of `plan` over `array` on `threads` threads (0: one per core): in
@@ -84,28 +156,57 @@ fn proceed(observer: &dyn Observer, block: &[i128]) -> bool {
 }
 
 /// The post's algorithm: for every threshold, every element `x <= n` runs the seed kernel.
+/// Cancelled, it stops within [`NAIVE_CHECK`] elements per thread, and returns fewer sums than
+/// thresholds (which [`run`] never returns: it sees the cancellation).
 fn naive(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
     plan.given()
         .iter()
-        .map(|n| {
-            array.par_blocks(
-                BLOCK,
-                NAIVE_TASKS_PER_THREAD * rayon::current_num_threads(),
-                || 0u64,
-                |sum, _, xs| {
-                    if !proceed(observer, xs) {
-                        return;
+        .map_while(|n| naive_pass(array, n, observer))
+        .collect()
+}
+
+/// Elements of the naive kernel between two looks at [`Observer::cancelled`]: the kernel's
+/// work grows like sqrt(x), up to 2^16 trial divisions for a value below 2^32 (larger ones are
+/// factored), so 256 of the slowest take some 10 ms on one core, where a block of [`BLOCK`]
+/// took 0.3 s. One atomic load per 256 elements costs nothing measurable.
+const NAIVE_CHECK: usize = 256;
+
+/// One threshold's sum, or `None` once cancelled. Not [`Array::par_blocks`]: that decodes
+/// every block before its function can look at the observer, and decoding what is left of
+/// a large array costs seconds per threshold (134M elements, 13 thresholds: Ctrl-C took 1.1 to
+/// 2.6 s, up to 11 s on a loaded machine); `try_fold` stops every thread at its next block.
+fn naive_pass(array: &Array, n: i128, observer: &dyn Observer) -> Option<u64> {
+    use rayon::prelude::*;
+    let blocks = array.len().div_ceil(BLOCK);
+    let tasks = NAIVE_TASKS_PER_THREAD * rayon::current_num_threads();
+    (0..blocks)
+        .into_par_iter()
+        .with_min_len(blocks.div_ceil(tasks).max(1))
+        .try_fold(
+            || (0u64, Vec::with_capacity(BLOCK)),
+            |(mut sum, mut scratch), b| {
+                if observer.cancelled() {
+                    return None;
+                }
+                let start = b * BLOCK;
+                scratch.clear();
+                array.decode_into(start..(start + BLOCK).min(array.len()), &mut scratch);
+                for xs in scratch.chunks(NAIVE_CHECK) {
+                    if observer.cancelled() {
+                        return None;
                     }
-                    *sum += xs
+                    sum += xs
                         .iter()
                         .filter(|&&x| x <= n)
                         .map(|&x| u64::from(divisors::seed_kernel(x)))
-                        .sum::<u64>()
-                },
-                |a, b| a + b,
-            )
-        })
-        .collect()
+                        .sum::<u64>();
+                }
+                observer.advance(scratch.len() as u64);
+                Some((sum, scratch))
+            },
+        )
+        .map(|partial| partial.map(|(sum, _)| sum))
+        .try_reduce(|| 0, |a, b| Some(a + b))
 }
 
 /// c(x) once per element, into the bucket of its threshold, then one prefix sum.

@@ -1,4 +1,4 @@
-use std::io::{BufWriter, IsTerminal, StdoutLock, Write};
+use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -8,9 +8,11 @@ use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 mod cli;
+mod output;
 
 use cli::{Cli, Command};
 use divgpu::{gpu, job, workload, Error, Observer};
+use output::{note, write_stdout, StdoutError};
 
 /// The exit code after Ctrl-C, as shells report a SIGINT death.
 const INTERRUPTED: u8 = 130;
@@ -78,11 +80,16 @@ fn main() -> ExitCode {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {
             // --help and --version
-            let _ = e.print();
-            return ExitCode::SUCCESS;
+            return match output::print_clap_output(&e) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    note!("{e}");
+                    ExitCode::from(1)
+                }
+            };
         }
         Err(e) => {
-            eprintln!("divgpu: {} (see --help)", clap_message(&e));
+            note!("{} (see --help)", clap_message(&e));
             return ExitCode::from(2);
         }
     };
@@ -106,7 +113,7 @@ fn main() -> ExitCode {
                 bench(&source, &thresholds, &options)
             }
             Err(usage) => {
-                eprintln!("divgpu: {usage}");
+                note!("{usage}");
                 return ExitCode::from(2);
             }
         },
@@ -115,32 +122,57 @@ fn main() -> ExitCode {
             workload: w,
         }) => {
             let values = workload::values_iter(w.size, w.max_value, w.seed);
-            workload::write_npy(&output, w.size, values).map(|()| {
-                eprintln!(
-                    "divgpu: wrote {} int64 values to {}",
-                    w.size,
-                    output.display()
-                );
-                ExitCode::SUCCESS
-            })
+            workload::write_npy(&output, w.size, values)
+                .map(|()| {
+                    note!("wrote {} int64 values to {}", w.size, output.display());
+                    ExitCode::SUCCESS
+                })
+                .map_err(Failure::from)
         }
         None => match (cli.run.json, cli.run.job()) {
             (json, Ok(job)) => run(&job, json),
             (_, Err(usage)) => {
-                eprintln!("divgpu: {usage}");
+                note!("{usage}");
                 return ExitCode::from(2);
             }
         },
     };
     match outcome {
         Ok(code) => code,
-        Err(Error::Cancelled) => {
-            eprintln!("divgpu: interrupted");
+        Err(Failure::Run(Error::Cancelled)) => {
+            note!("interrupted");
             ExitCode::from(INTERRUPTED)
         }
         Err(e) => {
-            eprintln!("divgpu: {e}");
+            note!("{e}");
             ExitCode::from(1)
+        }
+    }
+}
+
+/// Why a command failed (exit 1, or 130 when interrupted).
+enum Failure {
+    Run(Error),
+    Stdout(StdoutError),
+}
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure::Run(e)
+    }
+}
+
+impl From<StdoutError> for Failure {
+    fn from(e: StdoutError) -> Self {
+        Failure::Stdout(e)
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Run(e) => e.fmt(f),
+            Failure::Stdout(e) => e.fmt(f),
         }
     }
 }
@@ -157,7 +189,7 @@ fn clap_message(e: &clap::Error) -> String {
         .to_string()
 }
 
-fn run(job: &job::Job, json: bool) -> divgpu::Result<ExitCode> {
+fn run(job: &job::Job, json: bool) -> Result<ExitCode, Failure> {
     // Reading, counting and printing all run on one pool. With this thread among its workers
     // the post's workload took 10.4-11.1 ms instead of 11.0-12.2 (one thread fewer to start,
     // no hand-over), but `naive`'s long uneven loops took 0.42 s instead of 0.29 s on 300,000
@@ -166,18 +198,28 @@ fn run(job: &job::Job, json: bool) -> divgpu::Result<ExitCode> {
     divgpu::cpu::pool(job.threads, with_this_thread)?.install(|| run_in_pool(job, json))
 }
 
-fn run_in_pool(job: &job::Job, json: bool) -> divgpu::Result<ExitCode> {
+fn run_in_pool(job: &job::Job, json: bool) -> Result<ExitCode, Failure> {
     let console = Console::new();
     let outcome = job::execute(job, &console);
     console.bar.finish_and_clear();
     let outcome = outcome?;
     let report = &outcome.report;
+    // Everything is computed by now: stream it out (a million rows need no second copy).
+    // How the run went is said after, so that a failure to write is the one line on stderr.
+    write_stdout(|out| {
+        if json {
+            serde_json::to_writer(&mut *out, report)?;
+            out.write_all(b"\n")
+        } else {
+            report.write_table(out)
+        }
+    })?;
     for note in &outcome.notes {
-        eprintln!("divgpu: {note}");
+        note!("{note}");
     }
     match &report.adapter {
-        Some(a) => eprintln!(
-            "divgpu: {} backend, {} algorithm, adapter {} ({}, {})",
+        Some(a) => note!(
+            "{} backend, {} algorithm, adapter {} ({}, {})",
             if report.backend == "both" {
                 "gpu and cpu"
             } else {
@@ -190,31 +232,25 @@ fn run_in_pool(job: &job::Job, json: bool) -> divgpu::Result<ExitCode> {
         ),
         None => {
             let threads = report.threads.unwrap_or(1);
-            eprintln!(
-                "divgpu: cpu backend, {} algorithm, {threads} thread{}",
+            note!(
+                "cpu backend, {} algorithm, {threads} thread{}",
                 report.algorithm,
                 if threads == 1 { "" } else { "s" }
             )
         }
     }
-    // Everything is computed by now: stream it out (a million rows need no second copy).
-    write_stdout(|out| {
-        if json {
-            serde_json::to_writer(&mut *out, report)?;
-            out.write_all(b"\n")
-        } else {
-            report.write_table(out)
-        }
-    });
     let mismatch = report
         .comparison
         .as_ref()
         .and_then(|c| c.first_mismatch.as_ref());
     Ok(match mismatch {
         Some(m) => {
-            eprintln!(
-                "divgpu: backends disagree at threshold #{} ({}): gpu {} cpu {}",
-                m.index, m.threshold, m.gpu, m.cpu
+            note!(
+                "backends disagree at threshold #{} ({}): gpu {} cpu {}",
+                m.index,
+                m.threshold,
+                m.gpu,
+                m.cpu
             );
             ExitCode::from(1)
         }
@@ -234,7 +270,9 @@ fn bench(
     source: &job::Source,
     thresholds: &job::Thresholds,
     options: &BenchOptions,
-) -> divgpu::Result<ExitCode> {
+) -> Result<ExitCode, Failure> {
+    // Ctrl-C stops the bench as it stops a run: exit 130, nothing on stdout
+    let console = &Console::new();
     let (array, thresholds) = job::load(source, thresholds)?;
     let gpu = match &options.adapter {
         None => None,
@@ -243,7 +281,7 @@ fn bench(
             match gpu::context::choose_adapter(&instance, name.as_deref(), false)? {
                 Some(adapter) => Some(gpu::GpuContext::new(&adapter)?),
                 None => {
-                    eprintln!("divgpu: no GPU adapter found; the bench has CPU rows only");
+                    note!("no GPU adapter found; the bench has CPU rows only");
                     None
                 }
             }
@@ -253,18 +291,19 @@ fn bench(
         .as_ref()
         .and_then(|g| gpu::context::software_warning(g.adapter_info()))
     {
-        eprintln!("divgpu: {warning}");
+        note!("{warning}");
     }
     let report = divgpu::bench::run(
         &array,
         &thresholds,
         options.runs,
         gpu.as_ref(),
-        &mut |row| eprintln!("divgpu: bench: {row} ..."),
+        console,
+        &mut |row| note!("bench: {row} ..."),
     )?;
     if let Some(path) = &options.chart {
         report.chart(path)?;
-        eprintln!("divgpu: wrote {}", path.display());
+        note!("wrote {}", path.display());
     }
     write_stdout(|out| {
         if options.json {
@@ -273,19 +312,19 @@ fn bench(
         } else {
             out.write_all(report.table().as_bytes())
         }
-    });
+    })?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn devices(json: bool) -> divgpu::Result<ExitCode> {
+fn devices(json: bool) -> Result<ExitCode, Failure> {
     let devices = gpu::devices();
     if json {
         write_stdout(|out| {
             serde_json::to_writer(&mut *out, &devices)?;
             out.write_all(b"\n")
-        });
+        })?;
     } else if devices.is_empty() {
-        eprintln!("divgpu: {}", gpu::context::no_adapter_message());
+        note!("{}", gpu::context::no_adapter_message());
     } else {
         let mut out = String::new();
         for d in &devices {
@@ -301,7 +340,7 @@ fn devices(json: bool) -> divgpu::Result<ExitCode> {
                 yes_no(d.timestamp_query),
             );
         }
-        write_stdout(|stdout| stdout.write_all(out.as_bytes()));
+        write_stdout(|stdout| stdout.write_all(out.as_bytes()))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -312,12 +351,4 @@ fn yes_no(b: bool) -> &'static str {
     } else {
         "no"
     }
-}
-
-/// Writes to stdout through a buffer, a concrete type so that serde_json's many small writes
-/// (two million numbers for a million thresholds) are inlined copies, not dynamic calls. A
-/// closed pipe (`divgpu ... | head`) is not an error.
-fn write_stdout(write: impl FnOnce(&mut BufWriter<StdoutLock<'static>>) -> std::io::Result<()>) {
-    let mut out = BufWriter::with_capacity(1 << 16, std::io::stdout().lock());
-    let _ = write(&mut out).and_then(|()| out.flush());
 }

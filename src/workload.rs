@@ -3,7 +3,7 @@
 //! with every version of divgpu's dependencies.
 
 use std::fs::File;
-use std::io::BufWriter;
+use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use crate::error::{Error, Result};
@@ -66,21 +66,36 @@ pub fn values_iter(size: usize, max_value: u64, seed: u64) -> impl Iterator<Item
     (0..size).map(move |_| rng.below(bound) as i64)
 }
 
-/// Writes `len` values as a one-dimensional little-endian int64 `.npy` file, streaming.
+/// Writes `len` values as a one-dimensional little-endian int64 `.npy` file, streaming. Every
+/// write error is returned, the last buffer's flush included (a `BufWriter` dropped unflushed
+/// would swallow it: `-o /dev/full` would succeed), and a regular file left half written is
+/// removed: a file is either complete or absent.
 pub fn write_npy(path: &Path, len: usize, values: impl IntoIterator<Item = i64>) -> Result<()> {
+    let file = File::create(path).map_err(|e| Error::io(path, e))?;
+    let written = write_npy_to(BufWriter::new(file), len, values);
+    if written.is_err() && std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+        // the error being reported says more than a failure to clean up would
+        std::fs::remove_file(path).ok();
+    }
+    written.map_err(|e| Error::io(path, e))
+}
+
+fn write_npy_to(
+    mut out: BufWriter<File>,
+    len: usize,
+    values: impl IntoIterator<Item = i64>,
+) -> std::io::Result<()> {
     use npyz::WriterBuilder;
-    let io = |e| Error::io(path, e);
-    let file = File::create(path).map_err(io)?;
     let mut writer = npyz::WriteOptions::new()
         .dtype(npyz::DType::new_scalar(
             "<i8".parse().expect("a valid type string"),
         ))
         .shape(&[len as u64])
-        .writer(BufWriter::new(file))
-        .begin_nd()
-        .map_err(io)?;
-    writer.extend(values).map_err(io)?;
-    writer.finish().map_err(io)
+        .writer(&mut out)
+        .begin_nd()?;
+    writer.extend(values)?;
+    writer.finish()?;
+    out.flush()
 }
 
 #[cfg(test)]
