@@ -1198,12 +1198,29 @@ fn text_arrays_of_both_signs_beyond_64_bits() {
     }
 }
 
+/// Starts the binary, truncates `path` to `len` bytes after `delay_ms`, and waits for the run.
+fn truncated_while_running(args: &[&str], path: &Path, delay_ms: u64, len: u64) -> Output {
+    let child = Command::new(env!("CARGO_BIN_EXE_divgpu"))
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap()
+        .set_len(len)
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
 /// A file truncated while divgpu reads it (through a map: a SIGBUS at the next page past the
 /// new end) ends the run with one line naming it, exit 1, nothing on stdout. The truncation
 /// comes while a run of several seconds is under way; a run that ends first or a truncation
 /// that comes before the file is opened is tried again with other timings.
 fn assert_truncation_is_reported(backend: &str, thresholds: &str, delays_ms: &[u64]) {
-    use std::time::Duration;
     let dir = temp_dir();
     let path = dir.path().join("big.npy");
     // 4M elements of 1,000,003 (prime): naive's trial division runs 1000 steps for each
@@ -1215,29 +1232,17 @@ fn assert_truncation_is_reported(backend: &str, thresholds: &str, delays_ms: &[u
     let mut last = String::new();
     for &delay_ms in delays_ms {
         std::fs::write(&path, &file).unwrap();
-        let child = Command::new(env!("CARGO_BIN_EXE_divgpu"))
-            .args([
-                "-i",
-                path.to_str().unwrap(),
-                "--backend",
-                backend,
-                "--algorithm",
-                "naive",
-                "--thresholds",
-                thresholds,
-            ])
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&path)
-            .unwrap()
-            .set_len(4096 + 100)
-            .unwrap();
-        let out = child.wait_with_output().unwrap();
+        let args = [
+            "-i",
+            path.to_str().unwrap(),
+            "--backend",
+            backend,
+            "--algorithm",
+            "naive",
+            "--thresholds",
+            thresholds,
+        ];
+        let out = truncated_while_running(&args, &path, delay_ms, 4096 + 100);
         let err = stderr(&out);
         assert_ne!(
             out.status.code(),
@@ -1260,7 +1265,6 @@ fn assert_truncation_is_reported(backend: &str, thresholds: &str, delays_ms: &[u
 #[cfg(unix)]
 #[test]
 fn a_text_file_truncated_while_parsed_is_one_line() {
-    use std::time::Duration;
     let dir = temp_dir();
     let text = "1000003\n".repeat(12_000_000);
     for (name, flag) in [("t.txt", "--thresholds-file"), ("a.txt", "-i")] {
@@ -1270,20 +1274,8 @@ fn a_text_file_truncated_while_parsed_is_one_line() {
             .iter()
             .any(|&delay_ms| {
                 std::fs::write(&path, &text).unwrap();
-                let child = Command::new(env!("CARGO_BIN_EXE_divgpu"))
-                    .args([flag, path.to_str().unwrap(), "--backend", "cpu"])
-                    .stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped())
-                    .spawn()
-                    .unwrap();
-                std::thread::sleep(Duration::from_millis(delay_ms));
-                std::fs::OpenOptions::new()
-                    .write(true)
-                    .open(&path)
-                    .unwrap()
-                    .set_len(5000)
-                    .unwrap();
-                let out = child.wait_with_output().unwrap();
+                let args = [flag, path.to_str().unwrap(), "--backend", "cpu"];
+                let out = truncated_while_running(&args, &path, delay_ms, 5000);
                 assert_ne!(
                     out.status.code(),
                     None,
@@ -1393,13 +1385,18 @@ fn a_closed_stdout_ends_the_run_quietly() {
     use std::process::Stdio;
     for args in stdout_commands() {
         let out = divgpu_io(&args, closed_pipe(), Stdio::piped());
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
-        assert!(
-            !err.contains("stdout") && !err.contains("panicked"),
-            "{args:?}: {err}"
-        );
+        assert_ended_quietly(&out, &args);
     }
+}
+
+/// A run whose reader left: exit 0, no word of stdout on stderr, no panic.
+fn assert_ended_quietly(out: &Output, args: &[&str]) {
+    let err = stderr(out);
+    assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    assert!(
+        !err.contains("stdout") && !err.contains("panicked"),
+        "{args:?}: {err}"
+    );
 }
 
 /// `divgpu ... | head -c 100`: the reader leaves in the middle of a long table.
@@ -1434,12 +1431,7 @@ fn a_pipe_closed_early_ends_the_run_quietly() {
         stdout.read_exact(&mut start).unwrap();
         drop(stdout);
         let out = child.wait_with_output().unwrap();
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(0), "{err}");
-        assert!(
-            !err.contains("stdout") && !err.contains("panicked"),
-            "{err}"
-        );
+        assert_ended_quietly(&out, &args);
     }
 }
 
