@@ -459,27 +459,20 @@ fn text_input_and_thresholds_file() {
         "t.txt",
         format!("{}\n", joined(&thresholds).replace(',', "\n")).as_bytes(),
     );
-    let report = json_run(&[
-        "--backend",
-        "cpu",
-        "-i",
-        input.to_str().unwrap(),
-        "--thresholds-file",
-        tfile.to_str().unwrap(),
-    ]);
-    assert_eq!(report.thresholds, thresholds);
-    assert_eq!(report.results, oracle(&unsigned, &thresholds));
     // a negative and a value above 2^63 - 1 fit no single 64-bit type: read as i128s
     let mixed = write(dir.path(), "mixed.txt", text.as_bytes());
-    let report = json_run(&[
-        "--backend",
-        "cpu",
-        "-i",
-        mixed.to_str().unwrap(),
-        "--thresholds-file",
-        tfile.to_str().unwrap(),
-    ]);
-    assert_eq!(report.results, oracle(&values, &thresholds));
+    for (file, elements) in [(input, unsigned), (mixed, values)] {
+        let report = json_run(&[
+            "--backend",
+            "cpu",
+            "-i",
+            file.to_str().unwrap(),
+            "--thresholds-file",
+            tfile.to_str().unwrap(),
+        ]);
+        assert_eq!(report.thresholds, thresholds);
+        assert_eq!(report.results, oracle(&elements, &thresholds), "{file:?}");
+    }
 }
 
 #[test]
