@@ -8,7 +8,8 @@
 // iteration of its outer loop even when it runs no iteration or sits under an `if` no lane
 // takes (tests/loop_budget.rs measures all of this on the adapter itself). So each loop below
 // and in the pipelines' shaders states its worst case in counts, and each pipeline's total stays
-// under an eighth of the cap; tests/loop_budget.rs measures every pipeline at its worst case.
+// at or below 8,226 counts, about an eighth of the cap; tests/loop_budget.rs measures every
+// pipeline at its worst case.
 
 // Invocations per workgroup, set from Rust (src/gpu/pipelines.rs) from the adapter's limits.
 override WG_SIZE: u32 = 64u;

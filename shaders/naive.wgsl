@@ -1,6 +1,6 @@
 // --algorithm naive: the post's loop. One dispatch answers one threshold over a range of one
 // chunk. Loop budget per invocation (see divisors.wgsl): seed_kernel's 8,193 counts and nothing
-// else (the barrier costs none), an eighth of llvmpipe's 65,535.
+// else (the barrier costs none), 12.5% of llvmpipe's 65,535.
 
 var<workgroup> group_sum: atomic<u32>;
 

@@ -12,7 +12,7 @@
 //
 // Loop budget per invocation: bucket_of 33 (fast, on the first dispatch) + the step loop
 // params.steps + 1, with params.steps <= WIDE_MAX_STEPS = 8,192 (src/gpu/array.rs) = at most
-// 8,226 counts, an eighth of the cap. wide_step has no loop of its own: a loop inside it would
+// 8,226 counts, 12.6% of the cap. wide_step has no loop of its own: a loop inside it would
 // cost a count on every step, whichever phase each lane is in.
 //
 // TRIAL_PRIMES, TRIAL_PRIME_COUNT and TRIAL_BOUND are prepended by src/gpu/pipelines.rs from

@@ -16,7 +16,7 @@ pub(super) const WIDE_BLOCK: usize = 1 << 14;
 
 /// Steps per element of the first wide dispatch of a block, and the bounds of later ones (each
 /// sized, like the slices, from the rate just measured). Every step is loop-free, so one
-/// dispatch loops at most `WIDE_MAX_STEPS` + 34 times: an eighth of llvmpipe's cap of 65,535
+/// dispatch loops at most `WIDE_MAX_STEPS` + 34 times: about an eighth of llvmpipe's cap of 65,535
 /// loop iterations per invocation (the budget in `shaders/wide.wgsl`).
 const WIDE_FIRST_STEPS: u32 = 1 << 10;
 const WIDE_MIN_STEPS: u32 = 1 << 6;
