@@ -42,7 +42,7 @@ fn data_file(bytes: u64) -> PathBuf {
 fn floor(path: &Path) -> Duration {
     let start = Instant::now();
     let array = divgpu::input::Array::open_npy(path).unwrap();
-    let data = array.bytes();
+    let data = array.bytes().unwrap();
     let sum = data.chunks_exact(8).fold(0i64, |acc, c| {
         acc.wrapping_add(i64::from_le_bytes(c.try_into().unwrap()))
     });

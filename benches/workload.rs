@@ -7,12 +7,14 @@
 //! never times a wrong answer. Each GPU row names its adapter: a software adapter (llvmpipe,
 //! lavapipe) is not a GPU, and its numbers say nothing about one.
 
+use std::sync::Arc;
+
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 
-use divgpu::gpu::{context, GpuContext, UploadOptions};
-use divgpu::input::Array;
-use divgpu::query::Plan;
-use divgpu::{cpu, workload, Algorithm, Quiet};
+use divgpu::gpu::GpuContext;
+use divgpu::input::{Array, Integers};
+use divgpu::session::{open_gpu, Backend, Options, Session};
+use divgpu::{workload, Algorithm, Quiet};
 
 fn sizes() -> [usize; 2] {
     let large = std::env::var("DIVGPU_BENCH_SIZE")
@@ -22,45 +24,66 @@ fn sizes() -> [usize; 2] {
     [(large / 10).max(1), large]
 }
 
-fn gpu() -> Option<GpuContext> {
-    let instance = context::instance();
-    let adapter = context::choose_adapter(&instance, None, false).ok()??;
-    GpuContext::new(&adapter).ok()
+/// A session over `array`: on `gpu` when given, else on the CPU with `threads`; a pass over the
+/// array per batch unless `keep_table`.
+fn session(
+    array: &Arc<Array>,
+    algorithm: Algorithm,
+    threads: usize,
+    gpu: Option<&Arc<GpuContext>>,
+    keep_table: bool,
+) -> Session {
+    let options = Options {
+        backend: if gpu.is_some() {
+            Backend::Gpu
+        } else {
+            Backend::Cpu
+        },
+        algorithm,
+        threads,
+        keep_table,
+        ..Options::default()
+    };
+    match gpu {
+        Some(gpu) => Session::with_gpu(array.clone(), gpu.clone(), &options),
+        None => Session::new(array.clone(), &options),
+    }
+    .unwrap()
+}
+
+fn answer(session: &Session, thresholds: &Integers) -> Vec<u64> {
+    session.query(thresholds, &Quiet).unwrap().results
 }
 
 /// A006218(10^5) = 1,166,750, so the array 0..=10^5 at threshold 10^5 gives 1,166,751.
-fn assert_known_answer(gpu: Option<&GpuContext>) {
-    let array = Array::from_i64((0..=100_000).collect());
-    let plan = Plan::new([100_000]);
+fn assert_known_answer(gpu: Option<&Arc<GpuContext>>) {
+    let array = Arc::new(Array::from_i64((0..=100_000).collect()));
+    let thresholds = Integers::from(vec![100_000i64]);
     for algorithm in [Algorithm::Fast, Algorithm::Naive] {
-        assert_eq!(
-            cpu::run(&array, &plan, algorithm, 0, &Quiet).unwrap(),
-            [1_166_751]
-        );
-        if let Some(gpu) = gpu {
-            let uploaded = gpu.upload(&array, UploadOptions::default()).unwrap();
-            assert_eq!(
-                gpu.query(&uploaded, &plan, algorithm, &Quiet).unwrap().0,
-                [1_166_751]
-            );
+        for on in [None, gpu] {
+            let session = session(&array, algorithm, 0, on, false);
+            assert_eq!(answer(&session, &thresholds), [1_166_751]);
         }
     }
 }
 
 fn post_workload(c: &mut Criterion) {
-    let gpu = gpu();
+    let gpu = open_gpu(Backend::Gpu, None).ok().flatten().map(Arc::new);
     assert_known_answer(gpu.as_ref());
     for n in sizes() {
         one_size(c, n, gpu.as_ref());
     }
 }
 
-fn one_size(c: &mut Criterion, n: usize, gpu: Option<&GpuContext>) {
-    let array = Array::from_i64(
+fn one_size(c: &mut Criterion, n: usize, gpu: Option<&Arc<GpuContext>>) {
+    let array = Arc::new(Array::from_i64(
         workload::generate(n, workload::DEFAULT_MAX_VALUE, workload::DEFAULT_SEED).unwrap(),
+    ));
+    let thresholds = Integers::from(workload::default_thresholds());
+    let reference = answer(
+        &session(&array, Algorithm::Fast, 0, None, false),
+        &thresholds,
     );
-    let plan = Plan::new(workload::default_thresholds());
-    let reference = cpu::run(&array, &plan, Algorithm::Fast, 0, &Quiet).unwrap();
 
     let mut group = c.benchmark_group(format!("post_workload_{n}"));
     group.throughput(Throughput::Elements(n as u64));
@@ -72,32 +95,34 @@ fn one_size(c: &mut Criterion, n: usize, gpu: Option<&GpuContext>) {
             } else {
                 threads.to_string()
             };
-            assert_eq!(
-                cpu::run(&array, &plan, algorithm, threads, &Quiet).unwrap(),
-                reference
-            );
+            let cpu = session(&array, algorithm, threads, None, false);
+            assert_eq!(answer(&cpu, &thresholds), reference);
             group.bench_function(
                 BenchmarkId::new(
                     format!("cpu_{}", algorithm.name()),
                     format!("{label}_threads"),
                 ),
-                |b| b.iter(|| cpu::run(&array, &plan, algorithm, threads, &Quiet).unwrap()),
+                |b| b.iter(|| answer(&cpu, &thresholds)),
             );
         }
         if let Some(gpu) = gpu {
-            let uploaded = gpu.upload(&array, UploadOptions::default()).unwrap();
-            assert_eq!(
-                gpu.query(&uploaded, &plan, algorithm, &Quiet).unwrap().0,
-                reference
-            );
+            let on_gpu = session(&array, algorithm, 0, Some(gpu), false);
+            assert_eq!(answer(&on_gpu, &thresholds), reference);
             let adapter = gpu.summary();
             let name = format!("{} {}", adapter.name, adapter.backend);
             group.bench_function(
                 BenchmarkId::new(format!("gpu_{}", algorithm.name()), name),
-                |b| b.iter(|| gpu.query(&uploaded, &plan, algorithm, &Quiet).unwrap()),
+                |b| b.iter(|| answer(&on_gpu, &thresholds)),
             );
         }
     }
+    // a session's later batches: the prefix table, built by the first
+    let kept = session(&array, Algorithm::Fast, 0, None, true);
+    assert_eq!(answer(&kept, &thresholds), reference);
+    assert!(kept.has_table());
+    group.bench_function(BenchmarkId::new("cpu_fast", "session_table"), |b| {
+        b.iter(|| answer(&kept, &thresholds))
+    });
     group.finish();
 }
 

@@ -3,16 +3,16 @@
 //! row is the median of several runs after one warm-up, with its speed-up over the post's
 //! algorithm on one CPU thread and whether its results match the exact reference.
 
-use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::gpu::{AdapterSummary, GpuArray, GpuContext};
+use crate::gpu::{AdapterSummary, GpuContext};
 use crate::input::{Array, Integers};
-use crate::query::Plan;
-use crate::{cpu, Algorithm, Observer};
+use crate::session::{Backend, Options, Session};
+use crate::{Algorithm, Observer};
 
 /// What was measured.
 #[derive(Debug, Serialize)]
@@ -52,40 +52,49 @@ pub struct Row {
     pub results_match: bool,
 }
 
-/// One way to answer the queries.
-enum Runner<'a> {
-    Cpu(Algorithm, usize),
-    Gpu(Algorithm, &'a GpuContext, &'a GpuArray<'a>),
+/// One way to answer the queries: a session for one backend and algorithm (and thread count).
+struct Runner {
+    session: Session,
 }
 
-impl Runner<'_> {
+impl Runner {
+    fn cpu(array: &Arc<Array>, algorithm: Algorithm, threads: usize) -> Result<Runner> {
+        let options = Options {
+            backend: Backend::Cpu,
+            algorithm,
+            threads,
+            // every timed run is a pass over the array, as the post's were
+            keep_table: false,
+            ..Options::default()
+        };
+        Ok(Runner {
+            session: Session::new(array.clone(), &options)?,
+        })
+    }
+
+    fn gpu(array: &Arc<Array>, algorithm: Algorithm, gpu: &Arc<GpuContext>) -> Result<Runner> {
+        let options = Options {
+            backend: Backend::Gpu,
+            algorithm,
+            ..Options::default()
+        };
+        Ok(Runner {
+            session: Session::with_gpu(array.clone(), gpu.clone(), &options)?,
+        })
+    }
+
     /// The results, and the GPU's time for its passes where it has timestamp queries.
-    fn run(
-        &self,
-        array: &Array,
-        plan: &Plan,
-        stop: &StopOnly,
-    ) -> Result<(Vec<u64>, Option<Duration>)> {
-        match self {
-            Runner::Cpu(algorithm, threads) => {
-                cpu::run(array, plan, *algorithm, *threads, stop).map(|r| (r, None))
-            }
-            Runner::Gpu(algorithm, gpu, uploaded) => gpu
-                .query(uploaded, plan, *algorithm, stop)
-                .map(|(r, t)| (r, t.gpu)),
-        }
+    fn run(&self, thresholds: &Integers, stop: &StopOnly) -> Result<(Vec<u64>, Option<Duration>)> {
+        let answer = self.session.query(thresholds, stop)?;
+        Ok((answer.results, answer.timings.gpu_passes))
     }
 
     /// A row from the medians of wall-clock and (where every run had them) timestamp times.
     fn row(&self, wall: Duration, timestamps: Option<Duration>, results_match: bool) -> Row {
-        let (backend, algorithm, threads) = match self {
-            Runner::Cpu(a, t) => ("cpu", a.name(), Some(*t)),
-            Runner::Gpu(a, _, _) => ("gpu", a.name(), None),
-        };
         Row {
-            backend,
-            algorithm,
-            threads,
+            backend: self.session.backend(),
+            algorithm: self.session.algorithm().name(),
+            threads: self.session.threads(),
             median_s: timestamps.unwrap_or(wall).as_secs_f64(),
             timing: if timestamps.is_some() {
                 "timestamps"
@@ -113,10 +122,10 @@ impl Observer for StopOnly<'_> {
 /// when `gpu` is given. `progress` hears of each row as it starts. `observer` can stop the
 /// bench, between runs and inside each (as it stops any run); its progress is not used.
 pub fn run(
-    array: &Array,
+    array: &Arc<Array>,
     thresholds: &Integers,
     runs: usize,
-    gpu: Option<&GpuContext>,
+    gpu: Option<&Arc<GpuContext>>,
     observer: &dyn Observer,
     progress: &mut dyn FnMut(&str),
 ) -> Result<BenchReport> {
@@ -128,35 +137,34 @@ pub fn run(
             Ok(())
         }
     };
-    let plan = Plan::new(thresholds.clone());
     let all = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let reference = cpu::run(array, &plan, Algorithm::Fast, 0, &stop)?;
+    let reference = Runner::cpu(array, Algorithm::Fast, 0)?
+        .run(thresholds, &stop)?
+        .0;
     checked()?;
-    let uploaded = gpu
-        .map(|g| g.upload(array, Default::default()))
-        .transpose()?;
     let mut runners = Vec::new();
     for algorithm in [Algorithm::Naive, Algorithm::Fast] {
-        runners.push(Runner::Cpu(algorithm, 1));
+        runners.push(Runner::cpu(array, algorithm, 1)?);
         if all > 1 {
-            runners.push(Runner::Cpu(algorithm, all));
+            runners.push(Runner::cpu(array, algorithm, all)?);
         }
     }
-    if let (Some(g), Some(u)) = (gpu, &uploaded) {
-        runners.push(Runner::Gpu(Algorithm::Naive, g, u));
-        runners.push(Runner::Gpu(Algorithm::Fast, g, u));
+    if let Some(g) = gpu {
+        for algorithm in [Algorithm::Naive, Algorithm::Fast] {
+            runners.push(Runner::gpu(array, algorithm, g)?);
+        }
     }
     let mut rows: Vec<Row> = Vec::new();
     for runner in &runners {
         checked()?;
         progress(&runner.row(Duration::ZERO, None, true).label());
-        let mut results_match = runner.run(array, &plan, &stop)?.0 == reference; // warm-up
+        let mut results_match = runner.run(thresholds, &stop)?.0 == reference; // warm-up
         let mut walls = Vec::with_capacity(runs);
         let mut timestamps = Vec::with_capacity(runs);
         for _ in 0..runs.max(1) {
             checked()?;
             let start = Instant::now();
-            let (results, gpu_time) = runner.run(array, &plan, &stop)?;
+            let (results, gpu_time) = runner.run(thresholds, &stop)?;
             walls.push(start.elapsed());
             timestamps.extend(gpu_time);
             results_match &= results == reference;
@@ -169,7 +177,7 @@ pub fn run(
         row.speedup = baseline / row.median_s.max(1e-12);
     }
     Ok(BenchReport {
-        adapter: gpu.map(GpuContext::summary),
+        adapter: gpu.map(|g| g.summary()),
         workload: Workload {
             elements: array.len(),
             thresholds: thresholds.len(),
@@ -217,73 +225,5 @@ impl BenchReport {
             );
         }
         out
-    }
-
-    /// The speed-ups as a bar chart (log scale), written as SVG.
-    pub fn chart(&self, path: &Path) -> Result<()> {
-        use plotters::prelude::*;
-        use plotters::style::text_anchor::{HPos, Pos, VPos};
-        let fail = |e: &dyn std::fmt::Display| Error::Data(format!("{}: {e}", path.display()));
-        let top = self.rows.iter().map(|r| r.speedup).fold(1.0, f64::max) * 3.0;
-        let floor = self.rows.iter().map(|r| r.speedup).fold(1.0, f64::min) / 3.0;
-        let title = match &self.adapter {
-            Some(a) => format!(
-                "divgpu bench: speed-up over CPU naive, 1 thread (GPU: {})",
-                a.name
-            ),
-            None => "divgpu bench: speed-up over CPU naive, 1 thread".to_string(),
-        };
-        let root = SVGBackend::new(path, (960, 540)).into_drawing_area();
-        root.fill(&WHITE).map_err(|e| fail(&e))?;
-        let n = self.rows.len();
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 20))
-            .margin(20)
-            .x_label_area_size(50)
-            .y_label_area_size(70)
-            .build_cartesian_2d(
-                (0..n.saturating_sub(1)).into_segmented(),
-                (floor..top).log_scale(),
-            )
-            .map_err(|e| fail(&e))?;
-        let labels: Vec<String> = self.rows.iter().map(Row::label).collect();
-        chart
-            .configure_mesh()
-            .disable_x_mesh()
-            .x_labels(n)
-            .x_label_formatter(&|x| match x {
-                SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
-                _ => String::new(),
-            })
-            .y_desc("speed-up (log scale)")
-            .draw()
-            .map_err(|e| fail(&e))?;
-        chart
-            .draw_series(self.rows.iter().enumerate().map(|(i, r)| {
-                let color = if r.backend == "gpu" { RED } else { BLUE };
-                let mut bar = Rectangle::new(
-                    [
-                        (SegmentValue::Exact(i), floor),
-                        (SegmentValue::Exact(i + 1), r.speedup),
-                    ],
-                    color.mix(0.7).filled(),
-                );
-                bar.set_margin(0, 0, 12, 12);
-                bar
-            }))
-            .map_err(|e| fail(&e))?;
-        chart
-            .draw_series(self.rows.iter().enumerate().map(|(i, r)| {
-                let style = ("sans-serif", 14)
-                    .into_text_style(&root)
-                    .pos(Pos::new(HPos::Center, VPos::Bottom));
-                Text::new(
-                    format!("{:.1}x", r.speedup),
-                    (SegmentValue::CenterOf(i), r.speedup * 1.05),
-                    style,
-                )
-            }))
-            .map_err(|e| fail(&e))?;
-        root.present().map_err(|e| fail(&e))
     }
 }

@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use divgpu::input::{self, DType};
-use divgpu::job::{BackendChoice, Job, Source, Thresholds};
+use divgpu::job::{Job, Source, Thresholds};
+use divgpu::Backend;
 use divgpu::{workload, Algorithm};
 
 /// Sum the divisor counts of every array element <= each threshold, on the GPU (wgpu) or the
@@ -181,10 +182,10 @@ impl RunArgs {
             source,
             thresholds,
             backend: match self.backend {
-                BackendArg::Auto => BackendChoice::Auto,
-                BackendArg::Gpu => BackendChoice::Gpu,
-                BackendArg::Cpu => BackendChoice::Cpu,
-                BackendArg::Both => BackendChoice::Both,
+                BackendArg::Auto => Backend::Auto,
+                BackendArg::Gpu => Backend::Gpu,
+                BackendArg::Cpu => Backend::Cpu,
+                BackendArg::Both => Backend::Both,
             },
             algorithm: match self.algorithm {
                 AlgorithmArg::Fast => Algorithm::Fast,

@@ -339,66 +339,217 @@ fn per_element(
 /// sort of the thresholds at all. Elements below `lo` (negative: c = 1) are below every
 /// threshold and only counted; elements above every threshold are skipped.
 fn histogram(array: &Array, plan: &Plan, lo: i128, observer: &dyn Observer) -> Vec<u64> {
-    let top = plan.max();
-    let values = (top - lo + 1) as usize;
-    // a private histogram per task pays only over many elements per entry
-    let tasks = (array.len() / (HISTOGRAM_ELEMENTS_PER_ENTRY as usize * values))
-        .clamp(1, rayon::current_num_threads());
-    let (table, (mut counts, below)) = rayon::join(
-        || DivisorTable::new(top as u64),
-        || {
-            array.par_blocks(
-                BLOCK,
-                tasks,
-                || (vec![0u32; values], 0u64),
-                |(counts, below), _, xs| {
-                    if !proceed(observer, xs) {
-                        return;
-                    }
-                    for &x in xs {
-                        if x < lo {
-                            *below += 1;
-                        } else if x <= top {
-                            counts[(x - lo) as usize] += 1;
-                        }
-                    }
-                },
-                |(mut ca, ba), (cb, bb)| {
-                    ca.iter_mut().zip(cb).for_each(|(x, y)| *x += y);
-                    (ca, ba + bb)
-                },
-            )
-        },
-    );
-    let per_value = || table.counts_from(lo);
-    let total = below
-        + counts
-            .iter()
-            .zip(per_value())
-            .map(|(&n, c)| u64::from(n) * u64::from(c))
-            .sum::<u64>();
-    // The sum up to each value, in place when every sum fits 32 bits (the usual case: it
-    // saves a second array, and the lookups below touch half the memory).
-    if let Ok(total) = u32::try_from(total) {
-        let mut sum = below as u32;
-        for (n, c) in counts.iter_mut().zip(per_value()) {
-            sum += *n * c;
-            *n = sum;
-        }
-        debug_assert_eq!(sum, total);
-        look_up(plan, lo, &counts)
-    } else {
-        let mut sum = below;
-        let at_most: Vec<u64> = counts
-            .iter()
-            .zip(per_value())
-            .map(|(&n, c)| {
-                sum += u64::from(n) * u64::from(c);
-                sum
-            })
-            .collect();
-        look_up(plan, lo, &at_most)
+    let table = PrefixTable::count(array, lo, plan.max(), observer);
+    match &table.at_most {
+        AtMost::Narrow(at_most) => look_up(plan, lo, at_most),
+        AtMost::Wide(at_most) => look_up(plan, lo, at_most),
     }
+}
+
+/// For every value `v` of `lo..=top`, the answer to threshold `v`: the sum of c(x) over the
+/// elements `x <= v`. Built by [`histogram`] for one batch, and kept by a
+/// [`crate::session::Session`] for all of them when the array's values span few enough values
+/// ([`PrefixTable::MAX_VALUES`]): then every later threshold is one look-up.
+#[derive(Debug)]
+pub struct PrefixTable {
+    lo: i128,
+    top: i128,
+    /// Elements below `lo`, counted (their c is 1: they are all below 0).
+    below: u64,
+    at_most: AtMost,
+}
+
+#[derive(Debug)]
+enum AtMost {
+    /// Every sum fits 32 bits (the usual case: half the memory, and the histogram's own array).
+    Narrow(Vec<u32>),
+    Wide(Vec<u64>),
+}
+
+impl PrefixTable {
+    /// The most values a session's table spans: 32 MiB of u64 sums, 16 MiB of counts per task.
+    pub const MAX_VALUES: u64 = HISTOGRAM_LIMIT;
+
+    /// The table for `array` over `lo..=top` (`top` at most [`DivisorTable::MAX_LIMIT`], and
+    /// `top - lo` below [`PrefixTable::MAX_VALUES`]; fewer than `u32::MAX` elements). Elements
+    /// below `lo` must be negative. Cancelled, the sums are incomplete: the caller checks
+    /// the observer before using them.
+    fn count(array: &Array, lo: i128, top: i128, observer: &dyn Observer) -> PrefixTable {
+        debug_assert!(lo <= 0 || array.is_empty() || lo <= top);
+        let values = (top - lo + 1) as usize;
+        // a private histogram per task pays only over many elements per entry
+        let tasks = (array.len() / (HISTOGRAM_ELEMENTS_PER_ENTRY as usize * values))
+            .clamp(1, rayon::current_num_threads());
+        let (table, (mut counts, below)) = rayon::join(
+            || DivisorTable::new(top.max(2) as u64),
+            || {
+                array.par_blocks(
+                    BLOCK,
+                    tasks,
+                    || (vec![0u32; values], 0u64),
+                    |(counts, below), _, xs| {
+                        if !proceed(observer, xs) {
+                            return;
+                        }
+                        for &x in xs {
+                            if x < lo {
+                                *below += 1;
+                            } else if x <= top {
+                                counts[(x - lo) as usize] += 1;
+                            }
+                        }
+                    },
+                    |(mut ca, ba), (cb, bb)| {
+                        ca.iter_mut().zip(cb).for_each(|(x, y)| *x += y);
+                        (ca, ba + bb)
+                    },
+                )
+            },
+        );
+        let per_value = || table.counts_from(lo);
+        let total = below
+            + counts
+                .iter()
+                .zip(per_value())
+                .map(|(&n, c)| u64::from(n) * u64::from(c))
+                .sum::<u64>();
+        // The sum up to each value, in place when every sum fits 32 bits.
+        let at_most = if let Ok(total) = u32::try_from(total) {
+            let mut sum = below as u32;
+            for (n, c) in counts.iter_mut().zip(per_value()) {
+                sum += *n * c;
+                *n = sum;
+            }
+            debug_assert_eq!(sum, total);
+            AtMost::Narrow(counts)
+        } else {
+            let mut sum = below;
+            AtMost::Wide(
+                counts
+                    .iter()
+                    .zip(per_value())
+                    .map(|(&n, c)| {
+                        sum += u64::from(n) * u64::from(c);
+                        sum
+                    })
+                    .collect(),
+            )
+        };
+        PrefixTable {
+            lo,
+            top,
+            below,
+            at_most,
+        }
+    }
+
+    /// The table for every element of `array`, when its values span at most
+    /// [`PrefixTable::MAX_VALUES`] values up to [`DivisorTable::MAX_LIMIT`]: one pass for the
+    /// smallest and largest element (none for 8- and 16-bit dtypes, whose range is the
+    /// dtype's), one to count. `Ok(None)` when the values do not fit a table (then every batch
+    /// is a pass), `Err(Cancelled)` when `observer` stopped it.
+    pub fn of_array(array: &Array, observer: &dyn Observer) -> Result<Option<PrefixTable>> {
+        if array.len() >= u32::MAX as usize {
+            // a value's count could pass u32
+            return Ok(None);
+        }
+        let Some((lo, hi)) = value_range(array, observer) else {
+            return Ok(Some(PrefixTable {
+                lo: 0,
+                top: 0,
+                below: 0,
+                at_most: AtMost::Narrow(vec![0]),
+            }));
+        };
+        if observer.cancelled() {
+            return Err(Error::Cancelled);
+        }
+        let top = hi.max(lo);
+        let fits = top <= i128::from(DivisorTable::MAX_LIMIT)
+            && u64::try_from(top - lo + 1).is_ok_and(|n| n <= PrefixTable::MAX_VALUES);
+        if !fits {
+            return Ok(None);
+        }
+        let table = PrefixTable::count(array, lo, top, observer);
+        if observer.cancelled() {
+            return Err(Error::Cancelled);
+        }
+        debug_assert_eq!(table.below, 0);
+        Ok(Some(table))
+    }
+
+    /// The sum of c(x) over the elements `x <= t`. Exact for every `t` when no element is below
+    /// the table's range (a table [`PrefixTable::of_array`] built); `None` for `t` below the
+    /// range when some are.
+    pub fn at_most(&self, t: i128) -> Option<u64> {
+        if t < self.lo {
+            return (self.below == 0).then_some(0);
+        }
+        let i = (t.min(self.top) - self.lo) as usize;
+        Some(match &self.at_most {
+            AtMost::Narrow(sums) => u64::from(sums[i]),
+            AtMost::Wide(sums) => sums[i],
+        })
+    }
+
+    /// Values the table spans.
+    pub fn span(&self) -> usize {
+        match &self.at_most {
+            AtMost::Narrow(sums) => sums.len(),
+            AtMost::Wide(sums) => sums.len(),
+        }
+    }
+}
+
+/// The smallest and largest element, `None` for an empty array: from the dtype alone for 8-
+/// and 16-bit elements (at most 65,536 values: a table over the whole range costs less than
+/// a pass), else one pass (stopped early when `observer` is cancelled).
+fn value_range(array: &Array, observer: &dyn Observer) -> Option<(i128, i128)> {
+    use rayon::prelude::*;
+    if array.is_empty() {
+        return None;
+    }
+    let dtype = array.dtype();
+    if dtype.width <= 2 {
+        let bits = 8 * dtype.width as u32;
+        return Some(if dtype.signed {
+            (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+        } else {
+            (0, (1i128 << bits) - 1)
+        });
+    }
+    let merge = |(a, b): (i128, i128), (c, d): (i128, i128)| (a.min(c), b.max(d));
+    let empty = (i128::MAX, i128::MIN);
+    if let Some(values) = array.native_i64() {
+        // read in place: the common case, at memory speed
+        return Some(
+            values
+                .par_chunks(BLOCK)
+                .map(|xs| {
+                    if observer.cancelled() {
+                        return empty;
+                    }
+                    let lo = xs.iter().copied().min().unwrap_or(i64::MAX);
+                    let hi = xs.iter().copied().max().unwrap_or(i64::MIN);
+                    (i128::from(lo), i128::from(hi))
+                })
+                .reduce(|| empty, merge),
+        );
+    }
+    Some(array.par_blocks(
+        BLOCK,
+        rayon::current_num_threads(),
+        || empty,
+        |range, _, xs| {
+            if observer.cancelled() {
+                return;
+            }
+            for &x in xs {
+                *range = merge(*range, (x, x));
+            }
+        },
+        merge,
+    ))
 }
 
 /// Each threshold's entry of `at_most` (indexed by value from `lo`), on every thread.

@@ -1,7 +1,10 @@
 use std::path::PathBuf;
 
 /// Everything that can go wrong after the flags were accepted. Each one is a data or runtime
-/// error (exit 1); usage errors are the CLI's and never reach the library.
+/// error (exit 1); usage errors are the CLI's and never reach the library. The variants are
+/// what a binding tells apart (the Python package raises `TypeError` for [`Error::DType`],
+/// `ValueError` for [`Error::Threshold`] and [`Error::Option`], `KeyboardInterrupt` for
+/// [`Error::Cancelled`] and `divgpu.DivgpuError` for the rest); no message names a CLI flag.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("{}: {source}", path.display())]
@@ -9,9 +12,19 @@ pub enum Error {
         path: PathBuf,
         source: std::io::Error,
     },
-    /// The input or the thresholds are not what divgpu can read.
+    /// The input is not what divgpu can read.
     #[error("{0}")]
     Data(String),
+    /// The elements are not of an integer type divgpu reads (floats, say).
+    #[error("{0}")]
+    DType(String),
+    /// A threshold divgpu cannot answer (outside `[-2^63, 2^64)`, not an integer), or none.
+    #[error("{0}")]
+    Threshold(String),
+    /// An option out of its range; `name` is the library's (and the Python keyword's) name,
+    /// which the CLI shows as its flag.
+    #[error("{name} {message}")]
+    Option { name: &'static str, message: String },
     /// No adapter could serve `--backend gpu`.
     #[error("{0}")]
     NoAdapter(String),

@@ -1,16 +1,15 @@
 //! A validated run: where the array and thresholds come from, which backend and algorithm. The
-//! CLI builds one from its flags; [`execute`] loads, picks the backend at this one edge, runs,
-//! and compares when asked.
+//! CLI builds one from its flags; [`execute`] loads it and answers it through a [`Session`].
 
 use std::path::PathBuf;
-use std::time::Instant;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::gpu::{context, GpuContext, UploadOptions};
 use crate::input::{self, Array, DType, Integers};
-use crate::query::Plan;
-use crate::report::{Comparison, Report, Timings};
-use crate::{cpu, workload, Algorithm, Observer};
+use crate::report::{Report, Timings};
+use crate::session::{Backend, Options, Session};
+use crate::{workload, Algorithm, Observer};
 
 pub enum Source {
     /// The post's workload: `size` values uniform in `[0, max_value]` from `seed`.
@@ -32,20 +31,10 @@ pub enum Thresholds {
     File(PathBuf),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum BackendChoice {
-    /// A hardware GPU if there is one, else the CPU.
-    Auto,
-    Gpu,
-    Cpu,
-    /// GPU and CPU, compared.
-    Both,
-}
-
 pub struct Job {
     pub source: Source,
     pub thresholds: Thresholds,
-    pub backend: BackendChoice,
+    pub backend: Backend,
     pub algorithm: Algorithm,
     /// CPU threads, 0 for one per core.
     pub threads: usize,
@@ -79,94 +68,65 @@ pub fn load(source: &Source, thresholds: &Thresholds) -> Result<(Array, Integers
         Thresholds::File(path) => input::read_integer_lines(path)?,
     };
     if thresholds.is_empty() {
-        return Err(Error::Data("no thresholds given".to_string()));
+        return Err(Error::Threshold("no thresholds given".to_string()));
     }
     Ok((array, thresholds))
 }
 
+/// Loads the array, builds a [`Session`] for one batch (no prefix table: one pass is what a
+/// single batch costs), answers it, and reports.
 pub fn execute(job: &Job, observer: &dyn Observer) -> Result<Outcome> {
     let started = Instant::now();
-    let mut notes = Vec::new();
     let (array, thresholds) = load(&job.source, &job.thresholds)?;
-    let plan = Plan::new(thresholds);
-    let mut timings = Timings {
-        load: ms(started),
-        ..Timings::default()
+    let load_ms = ms(started);
+    let start = Instant::now();
+    let session = Session::new(Arc::new(array), &job.options(false))?;
+    // opening the device and uploading the array; nothing on the CPU
+    let upload = if session.gpu().is_some() {
+        ms(start)
+    } else {
+        0.0
     };
-
-    let adapter = match job.backend {
-        BackendChoice::Cpu => None,
-        BackendChoice::Auto => {
-            let instance = context::instance();
-            // Only real GPUs (unless one is named): a software rasteriser is slower than rayon.
-            let found = context::choose_adapter(&instance, job.adapter.as_deref(), true)?;
-            if found.is_none() {
-                notes.push("no hardware GPU adapter found; running on the CPU".to_string());
-            }
-            found
-        }
-        BackendChoice::Gpu | BackendChoice::Both => Some(
-            context::choose_adapter(&context::instance(), job.adapter.as_deref(), false)?
-                .ok_or_else(|| Error::NoAdapter(context::no_adapter_message()))?,
-        ),
+    let answer = session.query(&thresholds, observer)?;
+    let timings = Timings {
+        load: load_ms,
+        upload,
+        compute: millis(answer.timings.compute),
+        readback: millis(answer.timings.readback),
+        gpu_passes: answer.timings.gpu_passes.map(millis),
+        total: ms(started),
     };
-    let run_cpu = adapter.is_none() || job.backend == BackendChoice::Both;
-
-    let mut gpu_run = None;
-    if let Some(adapter) = &adapter {
-        let start = Instant::now();
-        let gpu = GpuContext::new(adapter)?;
-        notes.extend(context::software_warning(gpu.adapter_info()));
-        let options = UploadOptions {
-            chunk_elements: job.chunk_elements,
-            ..UploadOptions::default()
-        };
-        let uploaded = gpu.upload(&array, options)?;
-        timings.upload = ms(start);
-        let (results, t) = gpu.query(&uploaded, &plan, job.algorithm, observer)?;
-        timings.compute += t.compute.as_secs_f64() * 1e3;
-        timings.readback = t.readback.as_secs_f64() * 1e3;
-        timings.gpu_passes = t.gpu.map(|d| d.as_secs_f64() * 1e3);
-        gpu_run = Some((gpu.summary(), results));
-    }
-    let mut cpu_results = None;
-    if run_cpu {
-        let start = Instant::now();
-        cpu_results = Some(cpu::run(
-            &array,
-            &plan,
-            job.algorithm,
-            job.threads,
-            observer,
-        )?);
-        timings.compute += ms(start);
-    }
-    // A file truncated or rewritten while mapped: the answers may mix two files' elements.
-    array.check_unchanged()?;
-    let threads = run_cpu.then(|| cpu::thread_count(job.threads));
-
-    let (backend, adapter, results, comparison) = match (gpu_run, cpu_results) {
-        (Some((adapter, gpu)), Some(cpu)) => {
-            let comparison = Comparison::new(plan.given(), gpu, cpu.clone());
-            ("both", Some(adapter), cpu, Some(comparison))
-        }
-        (Some((adapter, gpu)), None) => ("gpu", Some(adapter), gpu, None),
-        (None, Some(cpu)) => ("cpu", None, cpu, None),
-        (None, None) => unreachable!("at least one backend runs"),
-    };
-    timings.total = ms(started);
     Ok(Outcome {
         report: Report {
-            results,
-            thresholds: plan.into_given(),
-            backend,
+            results: answer.results,
+            thresholds,
+            backend: session.backend(),
             algorithm: job.algorithm.name(),
-            adapter,
-            elements: array.len(),
-            threads,
+            adapter: session.adapter(),
+            elements: session.len(),
+            threads: session.threads(),
             timings_ms: timings,
-            comparison,
+            comparison: answer.comparison,
         },
-        notes,
+        notes: session.notes().to_vec(),
     })
+}
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+impl Job {
+    /// The session options this job asks for.
+    pub fn options(&self, keep_table: bool) -> Options {
+        Options {
+            backend: self.backend,
+            algorithm: self.algorithm,
+            threads: self.threads,
+            adapter: self.adapter.clone(),
+            chunk_elements: self.chunk_elements,
+            keep_table,
+            ..Options::default()
+        }
+    }
 }

@@ -13,9 +13,11 @@ pub mod input;
 pub mod job;
 pub mod query;
 pub mod report;
+pub mod session;
 pub mod workload;
 
 pub use error::{Error, Result};
+pub use session::{Backend, Options, Session};
 
 /// How each threshold is answered.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,6 +34,13 @@ impl Algorithm {
             Algorithm::Fast => "fast",
             Algorithm::Naive => "naive",
         }
+    }
+
+    /// `fast` or `naive`.
+    pub fn parse(name: &str) -> Option<Algorithm> {
+        [Algorithm::Fast, Algorithm::Naive]
+            .into_iter()
+            .find(|a| a.name() == name)
     }
 }
 

@@ -7,11 +7,12 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
+mod chart;
 mod cli;
 mod output;
 
 use cli::{Cli, Command};
-use divgpu::{gpu, job, workload, Error, Observer};
+use divgpu::{gpu, job, workload, Backend, Error, Observer};
 use output::{note, write_stdout, StdoutError};
 
 /// The exit code after Ctrl-C, as shells report a SIGINT death.
@@ -171,6 +172,10 @@ impl From<StdoutError> for Failure {
 impl std::fmt::Display for Failure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
+            // the library names its options as the Python keywords do; here they are flags
+            Failure::Run(Error::Option { name, message }) => {
+                write!(f, "--{} {message}", name.replace('_', "-"))
+            }
             Failure::Run(e) => e.fmt(f),
             Failure::Stdout(e) => e.fmt(f),
         }
@@ -276,16 +281,14 @@ fn bench(
     let (array, thresholds) = job::load(source, thresholds)?;
     let gpu = match &options.adapter {
         None => None,
-        Some(name) => {
-            let instance = gpu::context::instance();
-            match gpu::context::choose_adapter(&instance, name.as_deref(), false)? {
-                Some(adapter) => Some(gpu::GpuContext::new(&adapter)?),
-                None => {
-                    note!("no GPU adapter found; the bench has CPU rows only");
-                    None
-                }
+        Some(name) => match divgpu::session::open_gpu(Backend::Gpu, name.as_deref()) {
+            Ok(gpu) => gpu.map(Arc::new),
+            Err(Error::NoAdapter(_)) if name.is_none() => {
+                note!("no GPU adapter found; the bench has CPU rows only");
+                None
             }
-        }
+            Err(e) => return Err(e.into()),
+        },
     };
     if let Some(warning) = gpu
         .as_ref()
@@ -294,7 +297,7 @@ fn bench(
         note!("{warning}");
     }
     let report = divgpu::bench::run(
-        &array,
+        &Arc::new(array),
         &thresholds,
         options.runs,
         gpu.as_ref(),
@@ -302,7 +305,7 @@ fn bench(
         &mut |row| note!("bench: {row} ..."),
     )?;
     if let Some(path) = &options.chart {
-        report.chart(path)?;
+        chart::write(&report, path)?;
         note!("wrote {}", path.display());
     }
     write_stdout(|out| {

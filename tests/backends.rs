@@ -6,12 +6,14 @@ mod common;
 
 use common::{assert_all_runners, gpu, oracle, runners, Runner, A006218};
 use divgpu::gpu::UploadOptions;
+use std::sync::Arc;
+
 use divgpu::input::Array;
 use divgpu::workload::SplitMix64;
 use divgpu::Algorithm;
 
-fn array(values: &[i128]) -> Array {
-    Array::from_i64(values.iter().map(|&v| v as i64).collect())
+fn array(values: &[i128]) -> Arc<Array> {
+    Arc::new(Array::from_i64(values.iter().map(|&v| v as i64).collect()))
 }
 
 #[test]
@@ -83,8 +85,8 @@ const WIDE_VALUES: [(u64, u64); 18] = [
     ((1 << 32) + 1, 4),                // 641 * 6700417
 ];
 
-fn u64_array(values: &[u64]) -> Array {
-    Array::from_u64(values.to_vec())
+fn u64_array(values: &[u64]) -> Arc<Array> {
+    Arc::new(Array::from_u64(values.to_vec()))
 }
 
 #[test]
@@ -339,7 +341,7 @@ fn arrays_of_negatives_and_values_above_2_63_on_every_backend_match_the_oracle()
         u64::MAX as i128,
     ];
     let expected = common::factor::sums(&values, &counts, &thresholds);
-    let array = Array::from_i128(values.clone()).unwrap();
+    let array = Arc::new(Array::from_i128(values.clone()).unwrap());
     let mut all = runners();
     if gpu().is_some() {
         all.push(Runner::GpuStreamed(Algorithm::Fast, 100));
@@ -354,7 +356,7 @@ fn sums_above_u32_max_are_exact() {
     // shares the shader's 64-bit add (add_to_sum) but would take minutes here.
     let n = 3_300_000usize;
     let x = 735_134_400i64;
-    let values = Array::from_i64(vec![x; n]);
+    let values = Arc::new(Array::from_i64(vec![x; n]));
     let thresholds = [x as i128, x as i128 - 1, u64::MAX as i128];
     let total = n as u64 * 1344;
     assert!(total > u64::from(u32::MAX));
@@ -371,40 +373,38 @@ fn sums_above_u32_max_are_exact() {
     );
 }
 
-/// One uploaded array queried from several threads at once, resident and streamed (whose chunk
-/// buffers each query must have to itself), every algorithm: every answer exact.
+/// One session queried from several threads at once, every backend: GPU resident and streamed
+/// (whose chunk buffers each query must have to itself), CPU passes and the CPU's table (built
+/// once by whichever thread comes first): every answer exact.
 #[test]
-fn concurrent_queries_on_one_uploaded_array_are_exact() {
-    let Some(gpu) = gpu() else { return };
+fn concurrent_queries_on_one_session_are_exact() {
     let mut rng = SplitMix64::new(23);
     let values = random_values(&mut rng, 3000);
     let array = array(&values);
     let batches: Vec<Vec<i128>> = (0..8).map(|_| random_thresholds(&mut rng)).collect();
     let expected: Vec<Vec<u64>> = batches.iter().map(|t| oracle(&values, t)).collect();
-    for options in [
-        UploadOptions::default(),
-        UploadOptions {
-            chunk_elements: Some(700),
-            resident_bytes: 0,
-        },
-    ] {
-        let uploaded = gpu.upload(&array, options).unwrap();
+    let mut sessions = vec![
+        Runner::Cpu(Algorithm::Naive, 1),
+        Runner::Cpu(Algorithm::Fast, 2),
+        Runner::CpuSession(1),
+        Runner::CpuSession(2),
+    ];
+    if gpu().is_some() {
+        for algorithm in [Algorithm::Fast, Algorithm::Naive] {
+            sessions.push(Runner::Gpu(algorithm, None));
+            sessions.push(Runner::GpuStreamed(algorithm, 700));
+        }
+    }
+    for runner in sessions {
+        let session = runner.session(&array).unwrap();
         std::thread::scope(|scope| {
-            for (i, (thresholds, expected)) in batches.iter().zip(&expected).enumerate() {
-                let uploaded = &uploaded;
+            for (thresholds, expected) in batches.iter().zip(&expected) {
+                let session = &session;
                 scope.spawn(move || {
-                    let algorithm = [Algorithm::Fast, Algorithm::Naive][i % 2];
+                    let thresholds = divgpu::input::Integers::from(thresholds.as_slice());
                     for _ in 0..2 {
-                        let plan = divgpu::query::Plan::new(thresholds.as_slice());
-                        let (got, _) = gpu
-                            .query(uploaded, &plan, algorithm, &divgpu::Quiet)
-                            .unwrap();
-                        assert_eq!(
-                            &got,
-                            expected,
-                            "{algorithm:?}, streamed {}",
-                            uploaded.is_streamed()
-                        );
+                        let got = session.query(&thresholds, &divgpu::Quiet).unwrap();
+                        assert_eq!(&got.results, expected, "{runner:?}");
                     }
                 });
             }
@@ -425,20 +425,15 @@ fn arrays_past_the_adapters_binding_limit_match_the_cpu() {
     }
     let n = limit + 1000;
     let values = divgpu::workload::generate(n, 1000, 3).unwrap();
-    let array = Array::from_i64(values);
+    let array = Arc::new(Array::from_i64(values));
     let thresholds = [-1, 0, 1, 500, 999, 1000];
     let expected = Runner::Cpu(Algorithm::Fast, 2)
         .run(&array, &thresholds)
         .unwrap();
     let uploaded = gpu.upload(&array, UploadOptions::default()).unwrap();
     assert_eq!(uploaded.chunk_count(), 2);
-    let (got, _) = gpu
-        .query(
-            &uploaded,
-            &divgpu::query::Plan::new(thresholds.as_slice()),
-            Algorithm::Fast,
-            &divgpu::Quiet,
-        )
+    let got = Runner::Gpu(Algorithm::Fast, None)
+        .run(&array, &thresholds)
         .unwrap();
     assert_eq!(got, expected);
 }
@@ -486,7 +481,7 @@ fn histogram_sums_above_u32_max_are_exact() {
     // 64 bits; the same thresholds over 0 elements in between check the rest.
     let n = 12_000_000usize;
     let x = 3_603_600i64;
-    let values = Array::from_i64(vec![x; n]);
+    let values = Arc::new(Array::from_i64(vec![x; n]));
     let mut thresholds: Vec<i128> = (0..5000).collect();
     thresholds.extend([x as i128, x as i128 - 1, x as i128 + 1]);
     let total = n as u64 * 360;

@@ -11,6 +11,7 @@
 mod common;
 
 use std::io::Write;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{factor, gpu, Runner};
@@ -468,7 +469,7 @@ fn describe(case: &Case) -> String {
 /// Runs one case on every runner; `Err` says what differed and how to replay it.
 fn check(case: &Case, dir: &std::path::Path) -> Result<(), String> {
     let expected = factor::sums(&case.values, &case.counts, &case.thresholds);
-    let array = open(case, dir);
+    let array = Arc::new(open(case, dir));
     assert_eq!(array.len(), case.values.len(), "{}", describe(case));
     for runner in &case.runners {
         let got = runner

@@ -19,7 +19,7 @@ fuzz_target!(|data: &[u8]| {
         Ok(array) => {
             assert_eq!(bytes.len() % width, 0);
             assert_eq!(array.len() * width, bytes.len());
-            assert_eq!(array.bytes(), bytes);
+            assert_eq!(array.bytes().unwrap(), bytes);
             let mut out = Vec::new();
             array.decode_into(0..array.len(), &mut out);
             let expected: Vec<i128> = bytes

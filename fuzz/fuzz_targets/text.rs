@@ -32,7 +32,7 @@ fuzz_target!(|data: &[u8]| {
             let narrow = expected.iter().all(|&v| i64::try_from(v).is_ok());
             assert_eq!(matches!(integers, Integers::Narrow(_)), narrow);
             let array = Array::from_text_bytes(data).unwrap();
-            assert_eq!(array.bytes().len(), array.len() * array.dtype().width);
+            assert_eq!(array.bytes().unwrap().len(), array.len() * array.dtype().width);
             let mut out = Vec::new();
             array.decode_into(0..array.len(), &mut out);
             assert_eq!(out, expected);

@@ -1,7 +1,7 @@
 //! The array on the GPU: its keys uploaded once (resident) or converted chunk by chunk for
 //! every query (streamed), in one part per key type.
 
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
@@ -40,7 +40,7 @@ impl Default for UploadOptions {
     }
 }
 
-pub(super) enum Storage<'a> {
+pub(super) enum Storage {
     /// Every chunk in its own buffer, uploaded once, reused by every query, with the blocks of
     /// it that hold wide elements.
     Resident(Vec<(wgpu::Buffer, Vec<u32>)>),
@@ -49,7 +49,7 @@ pub(super) enum Storage<'a> {
     /// runs, taken from this pool (or made, when queries run side by side) and put back after:
     /// queries from several threads never write each other's buffers.
     Streamed {
-        source: Source<'a>,
+        source: Arc<Array>,
         rings: Mutex<Vec<Ring>>,
         ring_len: usize,
     },
@@ -82,27 +82,9 @@ impl Drop for Lease<'_> {
     }
 }
 
-/// The host array a streamed part reads: the caller's, or one of the two halves of a 128-bit
-/// array that the upload made.
-pub(super) enum Source<'a> {
-    Borrowed(&'a Array),
-    Owned(Box<Array>),
-}
-
-impl std::ops::Deref for Source<'_> {
-    type Target = Array;
-
-    fn deref(&self) -> &Array {
-        match self {
-            Source::Borrowed(array) => array,
-            Source::Owned(array) => array,
-        }
-    }
-}
-
 /// Elements that share one key type: signed (the value with its sign bit flipped) or unsigned.
-pub(super) struct Part<'a> {
-    pub(super) storage: Storage<'a>,
+pub(super) struct Part {
+    pub(super) storage: Storage,
     chunk_len: usize,
     pub(super) signed: bool,
     pub(super) len: usize,
@@ -113,12 +95,12 @@ pub(super) struct Part<'a> {
 /// both negatives and values above 2^63 - 1, which no 64-bit key orders) is two: its negatives
 /// with signed keys and the rest with unsigned keys, each answered on its own and added up (the
 /// order of the elements does not change any answer).
-pub struct GpuArray<'a> {
-    pub(super) parts: Vec<Part<'a>>,
+pub struct GpuArray {
+    pub(super) parts: Vec<Part>,
     len: usize,
 }
 
-impl GpuArray<'_> {
+impl GpuArray {
     pub fn len(&self) -> usize {
         self.len
     }
@@ -138,7 +120,7 @@ impl GpuArray<'_> {
     }
 }
 
-impl Part<'_> {
+impl Part {
     pub(super) fn chunk_count(&self) -> usize {
         self.len.div_ceil(self.chunk_len.max(1))
     }
@@ -164,27 +146,33 @@ impl GpuContext {
     }
 
     /// Readies `array` for queries: uploaded once when its keys fit `options.resident_bytes`,
-    /// streamed otherwise.
-    pub fn upload<'a>(&self, array: &'a Array, options: UploadOptions) -> Result<GpuArray<'a>> {
+    /// streamed otherwise (the streamed array keeps a handle on `array`, and reads it at every
+    /// query).
+    pub fn upload(&self, array: &Arc<Array>, options: UploadOptions) -> Result<GpuArray> {
         let max = self.max_chunk_elements();
         let chunk_len = match options.chunk_elements {
-            Some(0) => return Err(Error::Data("--chunk-elements must be at least 1".into())),
+            Some(0) => {
+                return Err(Error::Option {
+                    name: "chunk_elements",
+                    message: "must be at least 1".into(),
+                })
+            }
             Some(n) if n > max => {
-                return Err(Error::Unsupported(format!(
-                    "--chunk-elements {n} is above this adapter's limit of {max} elements \
-                     (max storage binding {} bytes, max buffer {} bytes)",
-                    self.limits.max_storage_buffer_binding_size, self.limits.max_buffer_size
-                )))
+                return Err(Error::Option {
+                    name: "chunk_elements",
+                    message: format!(
+                        "{n} is above this adapter's limit of {max} elements \
+                         (max storage binding {} bytes, max buffer {} bytes)",
+                        self.limits.max_storage_buffer_binding_size, self.limits.max_buffer_size
+                    ),
+                })
             }
             Some(n) => n,
             None => max,
         };
         let sources = match array.split_sign() {
-            Some((negatives, rest)) => vec![
-                Source::Owned(Box::new(negatives)),
-                Source::Owned(Box::new(rest)),
-            ],
-            None => vec![Source::Borrowed(array)],
+            Some((negatives, rest)) => vec![Arc::new(negatives), Arc::new(rest)],
+            None => vec![array.clone()],
         };
         let parts = sources
             .into_iter()
@@ -197,12 +185,12 @@ impl GpuContext {
         })
     }
 
-    fn upload_part<'a>(
+    fn upload_part(
         &self,
-        source: Source<'a>,
+        source: Arc<Array>,
         chunk_len: usize,
         resident_bytes: u64,
-    ) -> Result<Part<'a>> {
+    ) -> Result<Part> {
         let signed = source.dtype().signed;
         let len = source.len();
         let storage = self.check("uploading the array", || {

@@ -54,7 +54,7 @@ impl GpuContext {
     /// Answers every threshold of `plan` over the array.
     pub fn query(
         &self,
-        array: &GpuArray<'_>,
+        array: &GpuArray,
         plan: &Plan,
         algorithm: Algorithm,
         observer: &dyn Observer,
@@ -108,7 +108,7 @@ impl GpuContext {
     /// thresholds.
     fn run_query(
         &self,
-        part: &Part<'_>,
+        part: &Part,
         keys: &[Option<u64>],
         algorithm: Algorithm,
         observer: &dyn Observer,

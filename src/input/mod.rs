@@ -85,9 +85,26 @@ impl fmt::Display for DType {
     }
 }
 
+/// Bytes that their owner keeps alive and unchanged for as long as it lives: a numpy array's
+/// buffer, held by the Python package.
+pub trait ExternalBytes: Send + Sync {
+    fn bytes(&self) -> &[u8];
+}
+
+/// Where each element of a strided array sits in its owner's bytes.
+struct Strides {
+    shape: Vec<usize>,
+    /// Bytes from one element to the next along each axis (negative: backwards).
+    strides: Vec<isize>,
+    /// The first element's byte (the others may lie before it).
+    first: usize,
+}
+
 enum Storage {
     /// A file's bytes, mapped or read (a FIFO, bytes given in memory).
     File(Contents),
+    /// A caller's buffer, read in place: contiguous, or elements at `Strides`.
+    External(Box<dyn ExternalBytes>, Option<Strides>),
     /// `i64`s or `u64`s (generated or parsed text).
     Words(Vec<u64>),
     /// [`DType::I128`]'s values.
@@ -280,14 +297,86 @@ impl Array {
         self.dtype
     }
 
-    /// The elements' bytes as stored.
-    pub fn bytes(&self) -> &[u8] {
+    /// The elements' bytes as stored; `None` for a strided array, whose elements are not
+    /// one run of bytes.
+    pub fn bytes(&self) -> Option<&[u8]> {
         let all: &[u8] = match &self.storage {
             Storage::File(contents) => contents.bytes(),
             Storage::Words(words) => bytemuck::cast_slice(words),
             Storage::Wide(values) => bytemuck::cast_slice(values),
+            Storage::External(owner, None) => owner.bytes(),
+            Storage::External(_, Some(_)) => return None,
         };
-        &all[self.offset..self.offset + self.len * self.dtype.width]
+        Some(&all[self.offset..self.offset + self.len * self.dtype.width])
+    }
+
+    /// An array over a caller's buffer, read in place (never copied whole): `shape` elements
+    /// of `dtype` (width 1, 2, 4 or 8) in C order, `strides` bytes apart along each axis, the
+    /// first at byte `first` of `owner`'s bytes. Any alignment; negative strides too. An error
+    /// when an element would lie outside the bytes.
+    pub fn from_external(
+        owner: Box<dyn ExternalBytes>,
+        dtype: DType,
+        shape: &[usize],
+        strides: &[isize],
+        first: usize,
+    ) -> Result<Array> {
+        let w = dtype.width;
+        let layout = || Error::Data("the buffer's shape and strides leave its bytes".to_string());
+        if !matches!(w, 1 | 2 | 4 | 8) || shape.len() != strides.len() {
+            return Err(Error::DType(format!("cannot read elements of {w} bytes")));
+        }
+        let len = shape
+            .iter()
+            .try_fold(1usize, |n, &d| n.checked_mul(d))
+            .ok_or_else(layout)?;
+        let size = owner.bytes().len();
+        // C-contiguous: each axis's stride is the product of the later axes' lengths (any
+        // stride for an axis of length 1); an empty array is contiguous whatever its strides
+        let mut step = w as isize;
+        let mut contiguous = true;
+        for (&d, &s) in shape.iter().zip(strides).rev() {
+            contiguous &= d == 1 || s == step;
+            step = step.saturating_mul(d as isize);
+        }
+        if len == 0 || contiguous {
+            let end = first.checked_add(len * w).ok_or_else(layout)?;
+            if end > size {
+                return Err(layout());
+            }
+            return Ok(Array {
+                storage: Storage::External(owner, None),
+                offset: first,
+                len,
+                dtype,
+            });
+        }
+        // the lowest and highest byte any element takes
+        let (mut lo, mut hi) = (first as i128, first as i128 + w as i128);
+        for (&d, &s) in shape.iter().zip(strides) {
+            let reach = (d as i128 - 1) * s as i128;
+            if reach < 0 {
+                lo += reach;
+            } else {
+                hi += reach;
+            }
+        }
+        if lo < 0 || hi > size as i128 {
+            return Err(layout());
+        }
+        Ok(Array {
+            storage: Storage::External(
+                owner,
+                Some(Strides {
+                    shape: shape.to_vec(),
+                    strides: strides.to_vec(),
+                    first,
+                }),
+            ),
+            offset: 0,
+            len,
+            dtype,
+        })
     }
 
     /// An error when the file the array is mapped from changed since it was opened (see
@@ -321,7 +410,7 @@ impl Array {
         if self.dtype != DType::I64 {
             return None;
         }
-        bytemuck::try_cast_slice(self.bytes()).ok()
+        bytemuck::try_cast_slice(self.bytes()?).ok()
     }
 
     /// Appends the elements in `range`, widened to `i128`, to `out`.
@@ -331,24 +420,15 @@ impl Array {
             return;
         }
         let w = self.dtype.width;
-        let bytes = &self.bytes()[range.start * w..range.end * w];
-        match (self.dtype.signed, w, self.dtype.big_endian) {
-            (true, 1, _) => decode_as!(bytes, out, i8, from_le_bytes),
-            (false, 1, _) => decode_as!(bytes, out, u8, from_le_bytes),
-            (true, 2, false) => decode_as!(bytes, out, i16, from_le_bytes),
-            (true, 2, true) => decode_as!(bytes, out, i16, from_be_bytes),
-            (false, 2, false) => decode_as!(bytes, out, u16, from_le_bytes),
-            (false, 2, true) => decode_as!(bytes, out, u16, from_be_bytes),
-            (true, 4, false) => decode_as!(bytes, out, i32, from_le_bytes),
-            (true, 4, true) => decode_as!(bytes, out, i32, from_be_bytes),
-            (false, 4, false) => decode_as!(bytes, out, u32, from_le_bytes),
-            (false, 4, true) => decode_as!(bytes, out, u32, from_be_bytes),
-            (true, 8, false) => decode_as!(bytes, out, i64, from_le_bytes),
-            (true, 8, true) => decode_as!(bytes, out, i64, from_be_bytes),
-            (false, 8, false) => decode_as!(bytes, out, u64, from_le_bytes),
-            (false, 8, true) => decode_as!(bytes, out, u64, from_be_bytes),
-            _ => unreachable!("file dtypes are 1, 2, 4 or 8 bytes wide; i128s are Storage::Wide"),
+        if let Storage::External(owner, Some(strides)) = &self.storage {
+            // gathered a block at a time into contiguous bytes, then decoded as those are
+            let all = owner.bytes();
+            let mut gathered = Vec::with_capacity(range.len() * w);
+            strides.for_each_offset(range, |at| gathered.extend_from_slice(&all[at..at + w]));
+            return decode_bytes(self.dtype, &gathered, out);
         }
+        let bytes = &self.bytes().expect("not strided")[range.start * w..range.end * w];
+        decode_bytes(self.dtype, bytes, out);
     }
 
     /// Calls `f` on consecutive blocks of at most `block` decoded elements, with each block's
@@ -390,6 +470,55 @@ impl Array {
     }
 }
 
+/// Appends `bytes`, elements of `dtype` one after another, widened to `i128`, to `out`.
+fn decode_bytes(dtype: DType, bytes: &[u8], out: &mut Vec<i128>) {
+    match (dtype.signed, dtype.width, dtype.big_endian) {
+        (true, 1, _) => decode_as!(bytes, out, i8, from_le_bytes),
+        (false, 1, _) => decode_as!(bytes, out, u8, from_le_bytes),
+        (true, 2, false) => decode_as!(bytes, out, i16, from_le_bytes),
+        (true, 2, true) => decode_as!(bytes, out, i16, from_be_bytes),
+        (false, 2, false) => decode_as!(bytes, out, u16, from_le_bytes),
+        (false, 2, true) => decode_as!(bytes, out, u16, from_be_bytes),
+        (true, 4, false) => decode_as!(bytes, out, i32, from_le_bytes),
+        (true, 4, true) => decode_as!(bytes, out, i32, from_be_bytes),
+        (false, 4, false) => decode_as!(bytes, out, u32, from_le_bytes),
+        (false, 4, true) => decode_as!(bytes, out, u32, from_be_bytes),
+        (true, 8, false) => decode_as!(bytes, out, i64, from_le_bytes),
+        (true, 8, true) => decode_as!(bytes, out, i64, from_be_bytes),
+        (false, 8, false) => decode_as!(bytes, out, u64, from_le_bytes),
+        (false, 8, true) => decode_as!(bytes, out, u64, from_be_bytes),
+        _ => unreachable!("file dtypes are 1, 2, 4 or 8 bytes wide; i128s are Storage::Wide"),
+    }
+}
+
+impl Strides {
+    /// Calls `f` with the byte of each element in `range` (elements counted in C order).
+    fn for_each_offset(&self, range: Range<usize>, mut f: impl FnMut(usize)) {
+        let axes = self.shape.len();
+        let mut index = vec![0usize; axes];
+        let mut rest = range.start;
+        let mut at = self.first as isize;
+        for k in (0..axes).rev() {
+            index[k] = rest % self.shape[k];
+            rest /= self.shape[k];
+            at += index[k] as isize * self.strides[k];
+        }
+        for _ in range {
+            f(at as usize);
+            // the next index, last axis fastest
+            for k in (0..axes).rev() {
+                index[k] += 1;
+                at += self.strides[k];
+                if index[k] < self.shape[k] {
+                    break;
+                }
+                at -= self.strides[k] * self.shape[k] as isize;
+                index[k] = 0;
+            }
+        }
+    }
+}
+
 fn extension(path: &Path) -> Option<String> {
     path.extension()
         .and_then(|e| e.to_str())
@@ -422,7 +551,7 @@ mod tests {
         let array = Array::from_text_bytes(text).unwrap();
         assert_eq!(array.dtype(), DType::I128);
         assert_eq!(array.dtype().to_string(), "i128");
-        assert_eq!(array.bytes().len(), 4 * 16);
+        assert_eq!(array.bytes().unwrap().len(), 4 * 16);
         assert_eq!(array.native_i64(), None);
         let values = [-1, MAX_VALUE, 5, MIN_VALUE];
         assert_eq!(decoded(&array), values);

@@ -3,9 +3,9 @@
 
 pub mod factor;
 
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-use divgpu::gpu::{context, GpuContext};
+use divgpu::gpu::GpuContext;
 
 /// OEIS A006218: sum of d(k) for k = 1..N, at N = 10, 100, ..., 10^6.
 pub const A006218: [(i128, u64); 6] = [
@@ -59,24 +59,19 @@ pub const EXPECT_BACKEND_VAR: &str = "DIVGPU_EXPECT_BACKEND";
 
 /// The one GPU context of this test binary (adapter from `WGPU_BACKEND`/`WGPU_ADAPTER_NAME`),
 /// or `None` only when the person running the tests opted out with `DIVGPU_SKIP_GPU_TESTS=1`.
-pub fn gpu() -> Option<&'static GpuContext> {
-    static CONTEXT: OnceLock<Option<GpuContext>> = OnceLock::new();
+/// Opened as every session opens one ([`divgpu::session::open_gpu`]).
+pub fn gpu() -> Option<&'static Arc<GpuContext>> {
+    static CONTEXT: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
     CONTEXT
         .get_or_init(|| {
             if std::env::var(SKIP_GPU_VAR).is_ok_and(|v| v == "1") {
                 eprintln!("{SKIP_GPU_VAR}=1: skipping GPU checks");
                 return None;
             }
-            let instance = context::instance();
-            let adapter = context::choose_adapter(&instance, None, false)
-                .expect("choosing an adapter")
-                .unwrap_or_else(|| {
-                    panic!(
-                        "no GPU adapter: {}; or set {SKIP_GPU_VAR}=1 to skip GPU tests",
-                        context::no_adapter_message()
-                    )
-                });
-            let gpu = GpuContext::new(&adapter).expect("opening the GPU");
+            let gpu = divgpu::session::open_gpu(Backend::Gpu, None).unwrap_or_else(|e| {
+                panic!("no GPU adapter: {e}; or set {SKIP_GPU_VAR}=1 to skip GPU tests")
+            });
+            let gpu = gpu.expect("Backend::Gpu opens an adapter or fails");
             let info = gpu.adapter_info();
             eprintln!("GPU tests on {} ({:?})", info.name, info.backend);
             if let Ok(expected) = std::env::var(EXPECT_BACKEND_VAR) {
@@ -86,20 +81,24 @@ pub fn gpu() -> Option<&'static GpuContext> {
                     "{EXPECT_BACKEND_VAR} asks for another backend than the adapter found"
                 );
             }
-            Some(gpu)
+            Some(Arc::new(gpu))
         })
         .as_ref()
 }
 
-use divgpu::gpu::UploadOptions;
-use divgpu::input::Array;
-use divgpu::query::Plan;
+use divgpu::input::{Array, Integers};
+use divgpu::session::{Backend, Options, Session};
 use divgpu::{Algorithm, Quiet};
 
-/// One way of answering a query: a backend and an algorithm (and for the GPU, a chunk size).
+/// One way of answering a query: a backend and an algorithm (and for the GPU, a chunk size),
+/// each a [`Session`] as every caller of the library has.
 #[derive(Clone, Copy, Debug)]
 pub enum Runner {
+    /// One pass over the array per batch (no prefix table).
     Cpu(Algorithm, usize),
+    /// `fast` in a session that keeps its prefix table: each batch is answered twice, the
+    /// second time from the table where the values allow one, and both must agree.
+    CpuSession(usize),
     /// Resident on the GPU, in chunks of this many elements (default: the adapter's limit).
     Gpu(Algorithm, Option<usize>),
     /// Streamed through two chunk buffers of this many elements.
@@ -107,42 +106,60 @@ pub enum Runner {
 }
 
 impl Runner {
-    pub fn run(&self, array: &Array, thresholds: &[i128]) -> divgpu::Result<Vec<u64>> {
-        let plan = Plan::new(thresholds);
+    /// The session this runner answers with.
+    pub fn session(&self, array: &Arc<Array>) -> divgpu::Result<Session> {
+        let mut options = Options {
+            keep_table: false,
+            ..Options::default()
+        };
         match *self {
             Runner::Cpu(algorithm, threads) => {
-                divgpu::cpu::run(array, &plan, algorithm, threads, &Quiet)
+                options.backend = Backend::Cpu;
+                options.algorithm = algorithm;
+                options.threads = threads;
+            }
+            Runner::CpuSession(threads) => {
+                options.backend = Backend::Cpu;
+                options.threads = threads;
+                options.keep_table = true;
             }
             Runner::Gpu(algorithm, chunk_elements) => {
-                let options = UploadOptions {
-                    chunk_elements,
-                    ..UploadOptions::default()
-                };
-                gpu_query(array, &plan, algorithm, options, false)
+                options.backend = Backend::Gpu;
+                options.algorithm = algorithm;
+                options.chunk_elements = chunk_elements;
             }
             Runner::GpuStreamed(algorithm, chunk) => {
-                let options = UploadOptions {
-                    chunk_elements: Some(chunk),
-                    resident_bytes: 0,
-                };
-                gpu_query(array, &plan, algorithm, options, true)
+                options.backend = Backend::Gpu;
+                options.algorithm = algorithm;
+                options.chunk_elements = Some(chunk);
+                options.resident_bytes = 0;
             }
         }
+        if options.backend == Backend::Gpu {
+            let gpu = gpu().expect("GPU runners exist only with a GPU");
+            Session::with_gpu(array.clone(), gpu.clone(), &options)
+        } else {
+            Session::new(array.clone(), &options)
+        }
     }
-}
 
-fn gpu_query(
-    array: &Array,
-    plan: &Plan,
-    algorithm: Algorithm,
-    options: UploadOptions,
-    streamed: bool,
-) -> divgpu::Result<Vec<u64>> {
-    let gpu = gpu().expect("GPU runners exist only with a GPU");
-    let uploaded = gpu.upload(array, options)?;
-    assert_eq!(uploaded.is_streamed(), streamed && !array.is_empty());
-    gpu.query(&uploaded, plan, algorithm, &Quiet)
-        .map(|(r, _)| r)
+    pub fn run(&self, array: &Arc<Array>, thresholds: &[i128]) -> divgpu::Result<Vec<u64>> {
+        let session = self.session(array)?;
+        let streamed = matches!(self, Runner::GpuStreamed(..));
+        assert_eq!(session.is_streamed(), streamed && !array.is_empty());
+        let thresholds = Integers::from(thresholds);
+        let first = session.query(&thresholds, &Quiet)?.results;
+        if let Runner::CpuSession(_) = self {
+            let again = session.query(&thresholds, &Quiet)?;
+            assert_eq!(
+                again.timings.from_table,
+                session.has_table(),
+                "a session with a table answers from it"
+            );
+            assert_eq!(again.results, first, "the second batch of a session");
+        }
+        Ok(first)
+    }
 }
 
 /// Every backend and algorithm: CPU on 1 and 2 threads, and the GPU unless opted out.
@@ -151,6 +168,10 @@ pub fn runners() -> Vec<Runner> {
     for algorithm in [Algorithm::Fast, Algorithm::Naive] {
         all.push(Runner::Cpu(algorithm, 1));
         all.push(Runner::Cpu(algorithm, 2));
+        if algorithm == Algorithm::Fast {
+            all.push(Runner::CpuSession(1));
+            all.push(Runner::CpuSession(2));
+        }
         if gpu().is_some() {
             all.push(Runner::Gpu(algorithm, None));
         }
@@ -162,7 +183,7 @@ pub fn runners() -> Vec<Runner> {
 pub fn assert_all_runners(
     runners: &[Runner],
     values: &[i128],
-    array: &Array,
+    array: &Arc<Array>,
     thresholds: &[i128],
     expected: &[u64],
 ) {

@@ -1,0 +1,291 @@
+"""divgpu: sums of divisor counts over a numpy array, for many thresholds, on the GPU or the CPU.
+
+For an integer array ``A`` and a threshold ``n``, ``count(n)`` is the sum of ``c(x)`` over the
+elements ``x <= n``, where ``c(x)`` is the number of divisors of ``x`` (and 1 for every
+``x <= 1``). Results are exact unsigned 64-bit integers.
+
+    >>> import numpy as np, divgpu
+    >>> index = divgpu.Index(np.arange(11))
+    >>> index.count(10)          # 0 and 1 count 1 each; d(2) + ... + d(10) = 26
+    28
+    >>> index.count([1, 5, 10])
+    array([ 2, 11, 28], dtype=uint64)
+
+An :class:`Index` reads the array in place, uploads it to the GPU once, and answers any number
+of counts, from any number of threads.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import threading
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+from ._divgpu import MAX_THREADS, DivgpuError, Session, devices_json
+
+__all__ = ["DivgpuError", "Index", "count", "devices"]
+__version__ = "0.1.0"
+
+# How many live Indexes hold each array read-only, and whether it was writeable before the first.
+_locks: Dict[int, List[Any]] = {}
+_locks_guard = threading.Lock()
+
+
+def _chain(values: np.ndarray) -> List[np.ndarray]:
+    """The array and every ndarray it is a view of: the arrays a write could come through."""
+    arrays = []
+    a: Any = values
+    while isinstance(a, np.ndarray):
+        arrays.append(a)
+        a = a.base
+    return arrays
+
+
+def _lock(arrays: List[np.ndarray]) -> None:
+    with _locks_guard:
+        for a in arrays:
+            entry = _locks.get(id(a))
+            if entry is None:
+                _locks[id(a)] = [1, bool(a.flags.writeable)]
+                a.flags.writeable = False
+            else:
+                entry[0] += 1
+
+
+def _unlock(arrays: List[np.ndarray]) -> None:
+    with _locks_guard:
+        # bases first: numpy makes a view writeable only over a writeable base
+        for a in reversed(arrays):
+            entry = _locks.get(id(a))
+            if entry is None:
+                continue
+            entry[0] -= 1
+            if entry[0] == 0:
+                del _locks[id(a)]
+                if entry[1]:
+                    try:
+                        a.flags.writeable = True
+                    except ValueError:
+                        pass
+
+
+def _is_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+class Index:
+    """Divisor-count sums over one integer array, for any number of queries.
+
+    ``Index(values, *, backend="auto", algorithm="fast", threads=None, adapter=None,
+    chunk_elements=None)``
+
+    values
+        A numpy array of any integer dtype (int8 ... uint64, either byte order, any shape, read
+        flat in C order), ``np.memmap`` included; anything else ``np.asarray`` turns into one.
+        A C-contiguous array is read in place (no copy in host memory); misaligned and strided
+        arrays are read in place too, a block at a time. On the GPU the array is uploaded once.
+    backend
+        ``"auto"`` (a hardware GPU if there is one, else the CPU), ``"gpu"``, ``"cpu"``, or
+        ``"both"`` (both, compared: a disagreement raises :class:`DivgpuError`).
+    algorithm
+        ``"fast"`` (every threshold in one pass; on the CPU, later counts are look-ups in a
+        table kept by the Index when the array's values span at most 2**22 values) or
+        ``"naive"`` (the original post's loop, once per threshold).
+    threads
+        CPU threads for each count, ``None`` for one per core (at most ``MAX_THREADS``). With
+        ``threads=1`` each count runs on a thread of its own, so that counts from several
+        Python threads use several cores.
+    adapter
+        Use the GPU adapter whose name contains this (``divgpu.devices()`` lists them).
+    chunk_elements
+        Elements per GPU buffer (default: the most the adapter allows).
+
+    Writing to the array: the Index answers for the values the array held when it was built.
+    To keep that true it makes the array, and every array it is a view of, read-only while any
+    Index on it lives (a write raises numpy's ``ValueError``); :meth:`close`, or the last
+    Index's deletion, restores the flag. An array made writeable again by hand makes
+    :meth:`count` raise :class:`DivgpuError`. Writes through a view taken before the Index was
+    built, or through another process's mapping of a file, are not seen: copy such an array
+    first (``np.array(values)``).
+
+    Errors: ``TypeError`` for a non-integer array or a threshold that is not an int;
+    ``ValueError`` for an option out of range, an empty threshold list or a threshold outside
+    [-2**63, 2**64); :class:`DivgpuError` for GPU and runtime errors; ``KeyboardInterrupt``
+    when Ctrl-C arrives during a count on the main thread.
+    """
+
+    __slots__ = ("_session", "_values", "_locked", "__weakref__")
+
+    def __init__(
+        self,
+        values: Any,
+        *,
+        backend: str = "auto",
+        algorithm: str = "fast",
+        threads: Optional[int] = None,
+        adapter: Optional[str] = None,
+        chunk_elements: Optional[int] = None,
+    ) -> None:
+        self._session = None
+        self._locked: List[np.ndarray] = []
+        if not isinstance(values, np.ndarray):
+            values = np.asarray(values)
+        if values.dtype.kind not in "iu":
+            raise TypeError(
+                f"divgpu counts arrays of integers (int8 ... uint64); this one is {values.dtype}"
+            )
+        for name, value in (("backend", backend), ("algorithm", algorithm)):
+            if not isinstance(value, str):
+                raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+        if adapter is not None and not isinstance(adapter, str):
+            raise TypeError(f"adapter must be a str or None, not {type(adapter).__name__}")
+        threads = _count_option("threads", threads)
+        if threads is not None and threads > MAX_THREADS:
+            raise ValueError(f"threads must be at most {MAX_THREADS}, not {threads}")
+        chunk_elements = _count_option("chunk_elements", chunk_elements)
+        arrays = _chain(values)
+        _lock(arrays)
+        try:
+            self._session = Session(
+                values, backend, algorithm, threads or 0, adapter, chunk_elements
+            )
+        except BaseException:
+            _unlock(arrays)
+            raise
+        self._values = values
+        self._locked = arrays
+
+    def count(self, thresholds: Any) -> Any:
+        """The sum of c(x) over the elements ``x <= n``, for each threshold ``n``.
+
+        An ``int`` (or numpy integer) gives an ``int``; a sequence or an array of ints gives a
+        ``numpy.ndarray`` of ``uint64`` in the same order (and an array's shape). Thresholds
+        are any integers in [-2**63, 2**64). The GIL is released while counting.
+        """
+        session = self._check()
+        main = _is_main_thread()
+        t = thresholds
+        if isinstance(t, (bool, np.bool_)):
+            raise TypeError("a threshold is an int, not a bool")
+        if isinstance(t, int):
+            return session.count_one(t, main)
+        if isinstance(t, np.integer):
+            return session.count_one(int(t), main)
+        if isinstance(t, np.ndarray):
+            if t.dtype.kind == "i":
+                flat = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
+                if t.ndim == 0:
+                    return session.count_one(int(flat[0]), main)
+                return session.count_i64(flat, main).reshape(t.shape)
+            if t.dtype.kind == "u":
+                flat = np.ascontiguousarray(t, dtype=np.uint64).reshape(-1)
+                if t.ndim == 0:
+                    return session.count_one(int(flat[0]), main)
+                return session.count_u64(flat, main).reshape(t.shape)
+            if t.dtype.kind != "O":
+                raise TypeError(f"thresholds must be integers, not an array of {t.dtype}")
+            if t.ndim == 0:
+                return self.count(t.item())
+            return session.count_seq(t.reshape(-1).tolist(), main).reshape(t.shape)
+        if isinstance(t, (str, bytes, bytearray, float, complex)):
+            raise TypeError(
+                f"thresholds must be an int or a sequence of ints, not {type(t).__name__}"
+            )
+        try:
+            iter(t)
+        except TypeError:
+            raise TypeError(
+                f"thresholds must be an int or a sequence of ints, not {type(t).__name__}"
+            ) from None
+        return session.count_seq(t, main)
+
+    def _check(self) -> Session:
+        if self._session is None:
+            raise DivgpuError("this Index is closed")
+        for a in self._locked:
+            if a.flags.writeable:
+                raise DivgpuError(
+                    "the array was made writeable again after the Index was built; its "
+                    "answers could mix old and new values: build a new Index"
+                )
+        return self._session
+
+    def close(self) -> None:
+        """Frees the GPU buffers and the CPU table, and gives the array back its write flag."""
+        self._session = None
+        locked, self._locked = self._locked, []
+        if locked:
+            _unlock(locked)
+
+    def __enter__(self) -> "Index":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def __del__(self) -> None:
+        try:
+            self.close()
+        except Exception:
+            pass
+
+    def __len__(self) -> int:
+        return len(self._check())
+
+    @property
+    def backend(self) -> str:
+        """``"gpu"``, ``"cpu"`` or ``"both"``: where the counts run (``"auto"`` resolved)."""
+        return self._check().backend
+
+    @property
+    def algorithm(self) -> str:
+        """``"fast"`` or ``"naive"``."""
+        return self._check().algorithm
+
+    @property
+    def adapter(self) -> Optional[Dict[str, str]]:
+        """The GPU adapter (name, backend, device_type, driver), or None on the CPU."""
+        text = self._check().adapter_json
+        return None if text is None else json.loads(text)
+
+    @property
+    def threads(self) -> Optional[int]:
+        """CPU threads per count; None when only the GPU counts."""
+        return self._check().threads
+
+    def __repr__(self) -> str:
+        if self._session is None:
+            return "<divgpu.Index (closed)>"
+        where = self.backend
+        if self.adapter is not None:
+            where += f" on {self.adapter['name']}"
+        return f"<divgpu.Index of {len(self)} elements, {self.algorithm}, {where}>"
+
+
+def _count_option(name: str, value: Any) -> Optional[int]:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int or None, not bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or None, not {type(value).__name__}") from None
+    if value < 1:
+        raise ValueError(f"{name} must be at least 1, not {value}")
+    return value
+
+
+def count(values: Any, thresholds: Any, **options: Any) -> Any:
+    """``Index(values, **options).count(thresholds)`` in one call; the array's write flag is
+    as it was afterwards."""
+    with Index(values, **options) as index:
+        return index.count(thresholds)
+
+
+def devices() -> List[Dict[str, Any]]:
+    """Every GPU adapter wgpu sees, as ``divgpu devices --json`` prints them."""
+    return json.loads(devices_json())

@@ -1,0 +1,381 @@
+//! `divgpu._divgpu`: the extension module under the Python package `divgpu` (python/divgpu).
+//! A `Session` holds a divgpu [`divgpu::Session`] over a numpy array read in place; the
+//! package's `Index` wraps it with the argument checks and the array's write lock.
+//!
+//! PyO3 makes the bindings, rust-numpy (`numpy`) reads the arrays' layout and hands results
+//! back as ndarrays. Every count runs with the GIL released (`Python::detach`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::Duration;
+
+use divgpu::input::{Array, DType, ExternalBytes, Integers, MAX_VALUE, MIN_VALUE};
+use divgpu::session::{Backend, Options};
+use divgpu::{Algorithm, Error, Observer};
+use numpy::{
+    PyArray1, PyArrayDescrMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods,
+};
+use pyo3::create_exception;
+use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::PyBool;
+
+create_exception!(
+    _divgpu,
+    DivgpuError,
+    PyRuntimeError,
+    "A GPU or runtime error: no adapter, a lost device, an array changed underneath."
+);
+
+/// How often a count on the main thread looks for Ctrl-C (Python's signal handlers run only
+/// there, and only when it holds the GIL).
+const SIGNAL_POLL: Duration = Duration::from_millis(50);
+
+fn to_py(e: Error) -> PyErr {
+    match e {
+        Error::DType(m) => PyTypeError::new_err(m),
+        Error::Threshold(m) => PyValueError::new_err(m),
+        e @ Error::Option { .. } => PyValueError::new_err(e.to_string()),
+        Error::Cancelled => PyKeyboardInterrupt::new_err("interrupted"),
+        e => DivgpuError::new_err(e.to_string()),
+    }
+}
+
+/// A numpy array's bytes, from its lowest element's byte to past its highest, kept alive (and
+/// unmoved: numpy never moves a live array's data) by the reference held here.
+struct Buffer {
+    _owner: Py<PyAny>,
+    start: *const u8,
+    len: usize,
+}
+
+// SAFETY: the bytes are only read; the reference keeps them alive, and `Py` may be dropped on
+// any thread (PyO3 defers the decref until a thread holds the GIL).
+unsafe impl Send for Buffer {}
+unsafe impl Sync for Buffer {}
+
+impl ExternalBytes for Buffer {
+    fn bytes(&self) -> &[u8] {
+        if self.len == 0 {
+            return &[];
+        }
+        // SAFETY: [start, start + len) is the array's extent, computed from its own shape and
+        // strides, alive while `_owner` is.
+        unsafe { std::slice::from_raw_parts(self.start, self.len) }
+    }
+}
+
+/// The array read in place: any integer dtype, either byte order, any shape and strides.
+fn array_of(values: &Bound<'_, PyUntypedArray>) -> PyResult<Array> {
+    let descr = values.dtype();
+    let kind = descr.kind();
+    let width = descr.itemsize();
+    if !matches!(kind, b'i' | b'u') || !matches!(width, 1 | 2 | 4 | 8) {
+        return Err(PyTypeError::new_err(format!(
+            "divgpu counts arrays of integers (int8 ... uint64); this one is {}",
+            descr.str()?
+        )));
+    }
+    let big_endian = match descr.is_native_byteorder() {
+        Some(true) => cfg!(target_endian = "big"),
+        Some(false) => cfg!(target_endian = "little"),
+        None => false,
+    };
+    let dtype = DType {
+        signed: kind == b'i',
+        width,
+        big_endian,
+    };
+    let shape = values.shape().to_vec();
+    let strides = values.strides().to_vec();
+    // SAFETY: a live ndarray's data pointer
+    let data = unsafe { (*values.as_array_ptr()).data } as *const u8;
+    let empty = shape.contains(&0);
+    // the extent of the elements' bytes around `data`
+    let (mut below, mut above) = (0isize, width as isize);
+    if !empty {
+        for (&d, &s) in shape.iter().zip(&strides) {
+            let reach = (d as isize - 1) * s;
+            if reach < 0 {
+                below += reach;
+            } else {
+                above += reach;
+            }
+        }
+    }
+    let buffer = Buffer {
+        _owner: values.clone().into_any().unbind(),
+        start: if empty {
+            data
+        } else {
+            data.wrapping_offset(below)
+        },
+        len: if empty { 0 } else { (above - below) as usize },
+    };
+    Array::from_external(
+        Box::new(buffer),
+        dtype,
+        &shape,
+        &strides,
+        if empty { 0 } else { (-below) as usize },
+    )
+    .map_err(to_py)
+}
+
+/// Stops a count when set (Ctrl-C on the main thread).
+struct Cancel(AtomicBool);
+
+impl Observer for Cancel {
+    fn cancelled(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+fn threshold(item: &Bound<'_, PyAny>) -> PyResult<i128> {
+    if item.is_instance_of::<PyBool>() {
+        return Err(PyTypeError::new_err("a threshold is an int, not a bool"));
+    }
+    let value: i128 = match item.extract() {
+        Ok(v) => v,
+        Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(item.py()) => {
+            return Err(out_of_range(item));
+        }
+        Err(_) => {
+            return Err(PyTypeError::new_err(format!(
+                "a threshold is an int, not {}",
+                item.get_type().name()?
+            )))
+        }
+    };
+    if !(MIN_VALUE..=MAX_VALUE).contains(&value) {
+        return Err(out_of_range(item));
+    }
+    Ok(value)
+}
+
+fn out_of_range(item: &Bound<'_, PyAny>) -> PyErr {
+    let shown = item.str().map(|s| s.to_string()).unwrap_or_default();
+    PyValueError::new_err(format!("threshold {shown} is outside [-2**63, 2**64)"))
+}
+
+/// A divgpu session over one numpy array.
+#[pyclass(frozen, module = "divgpu._divgpu")]
+struct Session {
+    inner: Arc<divgpu::Session>,
+}
+
+impl Session {
+    /// Answers `thresholds` with the GIL released. `interruptible` (the caller is Python's main
+    /// thread): the work runs on a thread of its own while this one looks for Ctrl-C, and
+    /// KeyboardInterrupt stops it within about [`SIGNAL_POLL`] plus the backend's own check.
+    fn answer(
+        &self,
+        py: Python<'_>,
+        thresholds: Integers,
+        interruptible: bool,
+    ) -> PyResult<Vec<u64>> {
+        let session = &*self.inner;
+        let cancel = Cancel(AtomicBool::new(false));
+        if !interruptible || session.has_table() {
+            // a table answers in microseconds: nothing to interrupt
+            return py
+                .detach(|| session.query(&thresholds, &cancel))
+                .map_err(to_py)
+                .and_then(results);
+        }
+        let mut interrupt = None;
+        let outcome = py.detach(|| {
+            std::thread::scope(|scope| {
+                let (done, finished) = mpsc::channel();
+                let cancel = &cancel;
+                let thresholds = &thresholds;
+                scope.spawn(move || {
+                    done.send(session.query(thresholds, cancel)).ok();
+                });
+                loop {
+                    match finished.recv_timeout(SIGNAL_POLL) {
+                        Ok(outcome) => return outcome,
+                        Err(mpsc::RecvTimeoutError::Timeout) if interrupt.is_none() => {
+                            if let Err(e) = Python::attach(|py| py.check_signals()) {
+                                interrupt = Some(e);
+                                cancel.0.store(true, Ordering::Relaxed);
+                            }
+                        }
+                        Err(mpsc::RecvTimeoutError::Timeout) => {}
+                        Err(mpsc::RecvTimeoutError::Disconnected) => {
+                            return Err(Error::Gpu("the counting thread ended early".into()))
+                        }
+                    }
+                }
+            })
+        });
+        match (interrupt, outcome) {
+            // the handler's exception (KeyboardInterrupt, or whatever a custom handler raised)
+            (Some(e), _) => Err(e),
+            (None, outcome) => outcome.map_err(to_py).and_then(results),
+        }
+    }
+}
+
+/// The results, or with `backend="both"` an error when the backends disagree.
+fn results(answer: divgpu::session::Answer) -> PyResult<Vec<u64>> {
+    match answer.comparison.and_then(|c| c.first_mismatch) {
+        Some(m) => Err(DivgpuError::new_err(format!(
+            "backends disagree at threshold #{} ({}): gpu {} cpu {}",
+            m.index, m.threshold, m.gpu, m.cpu
+        ))),
+        None => Ok(answer.results),
+    }
+}
+
+#[pymethods]
+impl Session {
+    #[new]
+    #[pyo3(signature = (values, backend, algorithm, threads, adapter, chunk_elements))]
+    fn new(
+        py: Python<'_>,
+        values: &Bound<'_, PyUntypedArray>,
+        backend: &str,
+        algorithm: &str,
+        threads: usize,
+        adapter: Option<String>,
+        chunk_elements: Option<usize>,
+    ) -> PyResult<Self> {
+        let backend = Backend::parse(backend).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "backend must be 'auto', 'gpu', 'cpu' or 'both', not {backend:?}"
+            ))
+        })?;
+        let algorithm = Algorithm::parse(algorithm).ok_or_else(|| {
+            PyValueError::new_err(format!(
+                "algorithm must be 'fast' or 'naive', not {algorithm:?}"
+            ))
+        })?;
+        let array = Arc::new(array_of(values)?);
+        let options = Options {
+            backend,
+            algorithm,
+            threads,
+            adapter,
+            chunk_elements,
+            ..Options::default()
+        };
+        let session = py
+            .detach(|| divgpu::Session::new(array, &options))
+            .map_err(to_py)?;
+        Ok(Session {
+            inner: Arc::new(session),
+        })
+    }
+
+    /// One threshold (any int in [-2**63, 2**64)).
+    fn count_one(
+        &self,
+        py: Python<'_>,
+        threshold: &Bound<'_, PyAny>,
+        interruptible: bool,
+    ) -> PyResult<u64> {
+        let t = crate::threshold(threshold)?;
+        Ok(self.answer(py, Integers::from(vec![t]), interruptible)?[0])
+    }
+
+    /// A sequence of ints.
+    fn count_seq<'py>(
+        &self,
+        py: Python<'py>,
+        thresholds: &Bound<'py, PyAny>,
+        interruptible: bool,
+    ) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        let values = thresholds
+            .try_iter()?
+            .map(|item| crate::threshold(&item?))
+            .collect::<PyResult<Vec<i128>>>()?;
+        let results = self.answer(py, Integers::from(values), interruptible)?;
+        Ok(PyArray1::from_vec(py, results))
+    }
+
+    /// A one-dimensional int64 array.
+    fn count_i64<'py>(
+        &self,
+        py: Python<'py>,
+        thresholds: PyReadonlyArray1<'py, i64>,
+        interruptible: bool,
+    ) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        let values = thresholds.as_slice()?.to_vec();
+        let results = self.answer(py, Integers::from(values), interruptible)?;
+        Ok(PyArray1::from_vec(py, results))
+    }
+
+    /// A one-dimensional uint64 array.
+    fn count_u64<'py>(
+        &self,
+        py: Python<'py>,
+        thresholds: PyReadonlyArray1<'py, u64>,
+        interruptible: bool,
+    ) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        let values: Vec<i128> = thresholds
+            .as_slice()?
+            .iter()
+            .map(|&t| i128::from(t))
+            .collect();
+        let results = self.answer(py, Integers::from(values), interruptible)?;
+        Ok(PyArray1::from_vec(py, results))
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    #[getter]
+    fn backend(&self) -> &'static str {
+        self.inner.backend()
+    }
+
+    #[getter]
+    fn algorithm(&self) -> &'static str {
+        self.inner.algorithm().name()
+    }
+
+    #[getter]
+    fn threads(&self) -> Option<usize> {
+        self.inner.threads()
+    }
+
+    /// The adapter as JSON (`divgpu devices --json`'s `adapter` object), or None.
+    #[getter]
+    fn adapter_json(&self) -> PyResult<Option<String>> {
+        self.inner
+            .adapter()
+            .map(|a| serde_json::to_string(&a))
+            .transpose()
+            .map_err(|e| DivgpuError::new_err(e.to_string()))
+    }
+
+    /// Whether later `fast` counts on the CPU are answered from the session's table.
+    #[getter]
+    fn has_table(&self) -> bool {
+        self.inner.has_table()
+    }
+
+    /// The session's notes (no hardware GPU, a software adapter).
+    #[getter]
+    fn notes(&self) -> Vec<String> {
+        self.inner.notes().to_vec()
+    }
+}
+
+/// Every adapter wgpu sees, as `divgpu devices --json` prints them.
+#[pyfunction]
+fn devices_json(py: Python<'_>) -> PyResult<String> {
+    let devices = py.detach(divgpu::gpu::devices);
+    serde_json::to_string(&devices).map_err(|e| DivgpuError::new_err(e.to_string()))
+}
+
+#[pymodule]
+fn _divgpu(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Session>()?;
+    m.add_function(wrap_pyfunction!(devices_json, m)?)?;
+    m.add("DivgpuError", m.py().get_type::<DivgpuError>())?;
+    m.add("MAX_THREADS", divgpu::cpu::MAX_THREADS)?;
+    Ok(())
+}
