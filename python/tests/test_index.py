@@ -1,0 +1,322 @@
+"""divgpu.Index against the oracle: every dtype and byte order, memmaps, views, edge values,
+threshold types, every error, many threads, Ctrl-C, and the write lock; CPU and GPU."""
+
+import concurrent.futures
+import os
+import random
+import signal
+import threading
+import time
+
+import numpy as np
+import pytest
+
+import divgpu
+from conftest import oracle
+
+INT_DTYPES = ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]
+ALGORITHMS = ["fast", "naive"]
+
+
+def random_values(rng, dtype, n):
+    """Values of `dtype`: mostly small (where the work is), some at the type's edges."""
+    info = np.iinfo(dtype)
+    small_lo = max(int(info.min), -50)
+    small_hi = min(int(info.max), 20_000)
+    values = [rng.randint(small_lo, small_hi) for _ in range(n)]
+    edges = [int(info.min), int(info.max), 0, 1, 2]
+    if info.min < 0:
+        edges.append(-1)
+    if info.bits >= 32:
+        # wide values the GPU handles with its 64-bit path; primes and composites
+        edges += [4294967291, 4294967295, 2**32 + 15]
+        if info.bits == 64:
+            edges += [2**61 - 1, 4294967291 * 4294967279, 2**40 * 3]
+    values += [v for v in edges if info.min <= v <= info.max]
+    rng.shuffle(values)
+    return values
+
+
+def random_thresholds(rng, dtype, count):
+    info = np.iinfo(dtype)
+    ts = [rng.randint(-60, 21_000) for _ in range(count)]
+    ts += [int(info.max), int(info.min), -(2**63), 2**64 - 1]
+    rng.shuffle(ts)
+    return ts
+
+
+@pytest.mark.parametrize("dtype", INT_DTYPES)
+@pytest.mark.parametrize("order", ["<", ">"])
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_every_dtype_and_byte_order_matches_the_oracle(backend, dtype, order, algorithm):
+    rng = random.Random(hash((dtype, order, algorithm)) & 0xFFFF)
+    values = random_values(rng, dtype, 300)
+    array = np.array(values, dtype=np.dtype(dtype).newbyteorder(order))
+    thresholds = random_thresholds(rng, dtype, 6)
+    expected = oracle(values, thresholds)
+    index = divgpu.Index(array, backend=backend, algorithm=algorithm)
+    got = index.count(thresholds)
+    assert got.dtype == np.uint64
+    assert got.tolist() == expected
+    # a second batch: the CPU's table where the values allow one, the uploaded array on the GPU
+    assert index.count(thresholds[::-1]).tolist() == expected[::-1]
+    assert len(index) == len(values)
+    assert index.backend == backend
+    assert index.algorithm == algorithm
+
+
+def test_a_later_batch_on_the_cpu_is_answered_from_the_table():
+    values = np.arange(-5, 5000, dtype=np.int32)
+    index = divgpu.Index(values, backend="cpu")
+    first = index.count([10, 4999])
+    assert index._session.has_table
+    assert index.count([10, 4999]).tolist() == first.tolist() == oracle(values, [10, 4999])
+    # values too far apart for a table: every batch is a pass, still exact
+    wide = np.array([0, 5, 2**40], dtype=np.int64)
+    index = divgpu.Index(wide, backend="cpu")
+    assert index.count([5, 2**40]).tolist() == oracle(wide, [5, 2**40])
+    assert not index._session.has_table
+
+
+@pytest.mark.parametrize("mode", ["np.load", "np.memmap"])
+def test_memmapped_arrays_are_read_in_place(backend, tmp_path, mode):
+    rng = random.Random(8)
+    values = [rng.randint(-3, 30_000) for _ in range(5000)]
+    path = tmp_path / "values.npy"
+    np.save(path, np.array(values, dtype=">i4"))
+    if mode == "np.load":
+        array = np.load(path, mmap_mode="r")
+    else:
+        raw = tmp_path / "values.raw"
+        np.array(values, dtype="<u4").astype("<i8").tofile(raw)
+        array = np.memmap(raw, dtype="<i8", mode="r+", shape=(len(values),))
+    assert isinstance(array, np.memmap)
+    thresholds = [0, 100, 29_999, -3]
+    assert divgpu.Index(array, backend=backend).count(thresholds).tolist() == oracle(
+        values, thresholds
+    )
+
+
+def views(base):
+    """Strided, reversed, transposed and misaligned views of `base`'s values."""
+    yield "every third", base[::3]
+    yield "reversed", base[::-1]
+    two_d = base[: (len(base) // 6) * 6].reshape(-1, 6)
+    yield "transposed", two_d.T
+    yield "column", two_d[:, 4]
+    yield "2-D strided", two_d[::2, ::-3]
+    raw = bytearray(base.nbytes + 1)
+    misaligned = np.frombuffer(raw, dtype=base.dtype, offset=1, count=len(base))
+    misaligned[...] = base
+    yield "misaligned", misaligned
+    yield "misaligned strided", misaligned[1::2]
+
+
+@pytest.mark.parametrize("dtype", ["int16", "uint32", ">i8", "<u8"])
+def test_non_contiguous_and_misaligned_arrays_match_the_oracle(backend, dtype):
+    rng = random.Random(11)
+    base = np.array([rng.randint(0, 5000) for _ in range(601)], dtype=dtype)
+    for name, view in views(base):
+        flat = [int(v) for v in view.reshape(-1)]
+        thresholds = [rng.randint(0, 5000) for _ in range(5)]
+        for algorithm in ALGORITHMS:
+            got = divgpu.count(view, thresholds, backend=backend, algorithm=algorithm)
+            assert got.tolist() == oracle(flat, thresholds), (name, algorithm)
+
+
+def test_empty_arrays_count_nothing(backend):
+    for array in [np.array([], dtype=np.int64), np.zeros((3, 0), dtype=np.uint8)]:
+        index = divgpu.Index(array, backend=backend)
+        assert len(index) == 0
+        assert index.count(5) == 0
+        assert index.count([-(2**63), 2**64 - 1]).tolist() == [0, 0]
+
+
+def test_edge_values_and_thresholds(backend):
+    values = np.array(
+        [np.iinfo(np.int64).min, -1, 0, 1, 2, np.iinfo(np.int64).max, 4294967291],
+        dtype=np.int64,
+    )
+    thresholds = [-(2**63), -2, -1, 0, 1, 2, 2**31, 2**63 - 1, 2**64 - 1]
+    for algorithm in ALGORITHMS:
+        got = divgpu.count(values, thresholds, backend=backend, algorithm=algorithm)
+        assert got.tolist() == oracle(values.tolist(), thresholds)
+    top = np.array([2**64 - 1, 2**63, 0], dtype=np.uint64)
+    assert divgpu.count(top, [2**64 - 1, 2**63 - 1], backend=backend).tolist() == oracle(
+        top.tolist(), [2**64 - 1, 2**63 - 1]
+    )
+
+
+def test_threshold_types(backend):
+    values = np.arange(100)
+    index = divgpu.Index(values, backend=backend)
+    expected = oracle(values.tolist(), [10, 50, 99])
+    one = index.count(10)
+    assert type(one) is int and one == expected[0]
+    assert index.count(np.int64(50)) == expected[1]
+    assert index.count(np.uint8(10)) == expected[0]
+    assert index.count(np.array(99)) == expected[2]
+    for given in [
+        [10, 50, 99],
+        (10, 50, 99),
+        range(10, 100, 40),
+        (t for t in [10, 50, 99]),
+        np.array([10, 50, 99], dtype=np.int16),
+        np.array([10, 50, 99], dtype=">u8"),
+        np.array([10, 50, 99], dtype=object),
+        [np.int32(10), np.uint64(50), 99],
+    ]:
+        got = index.count(given)
+        assert isinstance(got, np.ndarray) and got.dtype == np.uint64
+        want = expected if not isinstance(given, range) else oracle(values.tolist(), list(given))
+        assert got.tolist() == want, given
+    grid = index.count(np.array([[10, 50], [99, 10]]))
+    assert grid.shape == (2, 2)
+    assert grid.tolist() == [[expected[0], expected[1]], [expected[2], expected[0]]]
+    # the given order, duplicates kept
+    many = [99, 10, 99, -5, 50]
+    assert index.count(many).tolist() == oracle(values.tolist(), many)
+
+
+def test_errors():
+    values = np.arange(10)
+    for bad_array in [np.arange(3.0), np.array([True, False]), np.array(["1"]), [1.5]]:
+        with pytest.raises(TypeError):
+            divgpu.Index(bad_array)
+    with pytest.raises(ValueError):
+        divgpu.Index(values, backend="tpu")
+    with pytest.raises(ValueError):
+        divgpu.Index(values, algorithm="slow")
+    with pytest.raises(TypeError):
+        divgpu.Index(values, backend=1)
+    with pytest.raises(ValueError):
+        divgpu.Index(values, threads=0)
+    with pytest.raises(ValueError):
+        divgpu.Index(values, threads=divgpu._divgpu.MAX_THREADS + 1)
+    with pytest.raises(TypeError):
+        divgpu.Index(values, threads="2")
+    with pytest.raises(TypeError):
+        divgpu.Index(values, threads=2.0)
+    with pytest.raises(ValueError):
+        divgpu.Index(values, chunk_elements=0)
+    index = divgpu.Index(values, backend="cpu")
+    for bad in [1.5, "5", b"5", True, np.bool_(True), [1, 2.5], [True], [None], None, object()]:
+        with pytest.raises(TypeError):
+            index.count(bad)
+    with pytest.raises(TypeError):
+        index.count(np.array([1.0, 2.0]))
+    for bad in [2**64, -(2**63) - 1, [0, 2**70], [-(2**100)]]:
+        with pytest.raises(ValueError):
+            index.count(bad)
+    for empty in [[], (), np.array([], dtype=np.int64)]:
+        with pytest.raises(ValueError):
+            index.count(empty)
+    assert issubclass(divgpu.DivgpuError, RuntimeError)
+    index.close()
+    with pytest.raises(divgpu.DivgpuError):
+        index.count(5)
+
+
+def test_gpu_errors_are_divgpu_errors(gpu_backend):
+    with pytest.raises(divgpu.DivgpuError, match="no adapter"):
+        divgpu.Index([1, 2], backend="gpu", adapter="no such adapter anywhere")
+    with pytest.raises(ValueError, match="chunk_elements"):
+        divgpu.Index([1, 2], backend="gpu", chunk_elements=2**40)
+
+
+@pytest.mark.parametrize("algorithm", ALGORITHMS)
+def test_many_threads_on_one_index(backend, algorithm):
+    rng = random.Random(21)
+    values = [rng.randint(-5, 40_000) for _ in range(4000)] + [4294967291]
+    index = divgpu.Index(np.array(values), backend=backend, algorithm=algorithm, threads=1)
+    batches = [[rng.randint(-10, 41_000) for _ in range(rng.randint(1, 9))] for _ in range(24)]
+    expected = [oracle(values, b) for b in batches]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=8) as pool:
+        got = list(pool.map(lambda b: index.count(b).tolist(), batches))
+    assert got == expected
+
+
+def test_backend_both_compares():
+    values = np.arange(-3, 3000)
+    index = divgpu.Index(values, backend="both") if not _no_gpu() else None
+    if index is None:
+        pytest.skip("DIVGPU_SKIP_GPU_TESTS=1")
+    assert index.backend == "both"
+    assert index.count([5, 2999]).tolist() == oracle(values.tolist(), [5, 2999])
+
+
+def _no_gpu():
+    return os.environ.get("DIVGPU_SKIP_GPU_TESTS") == "1"
+
+
+def test_the_array_is_locked_while_an_index_lives(backend):
+    values = np.arange(50)
+    base_view = values[10:]
+    first = divgpu.Index(base_view, backend=backend)
+    second = divgpu.Index(values, backend=backend)
+    expected = oracle(list(range(10, 50)), [30])
+    for target in (values, base_view):
+        with pytest.raises(ValueError):
+            target[0] = 7
+    first.close()
+    with pytest.raises(ValueError):
+        values[0] = 7  # the second Index still holds it
+    assert second.count([30]).tolist() == oracle(list(range(50)), [30])
+    del second
+    values[0] = 7  # writeable again once no Index holds it
+    assert values[0] == 7
+    # made writeable by hand under a live Index: counts refuse
+    index = divgpu.Index(values, backend=backend)
+    values.flags.writeable = True
+    with pytest.raises(divgpu.DivgpuError, match="writeable"):
+        index.count(30)
+    index.close()
+    # an array that was read-only stays read-only
+    frozen = np.arange(5)
+    frozen.flags.writeable = False
+    divgpu.count(frozen, [3], backend=backend)
+    assert not frozen.flags.writeable
+    assert expected == oracle(list(range(10, 50)), [30])
+
+
+def test_count_leaves_the_write_flag_as_it_was():
+    values = np.arange(20)
+    divgpu.count(values, [5])
+    values[0] = 3
+    with divgpu.Index(values) as index:
+        assert not values.flags.writeable
+        index.count(4)
+    assert values.flags.writeable
+
+
+def test_keyboard_interrupt_stops_a_long_count():
+    # the naive kernel over large primes: seconds of work per threshold on one thread
+    values = np.full(400_000, 4294967291, dtype=np.int64)
+    index = divgpu.Index(values, backend="cpu", algorithm="naive", threads=1)
+    timer = threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT))
+    start = time.monotonic()
+    timer.start()
+    with pytest.raises(KeyboardInterrupt):
+        index.count([2**33] * 50)
+    elapsed = time.monotonic() - start
+    timer.join()
+    # the half-second latency is measured by benches/python_session.py; this catches a hang
+    assert elapsed < 5, elapsed
+    # the Index still answers after an interrupt
+    assert index.count([5]).tolist() == [0]
+
+
+def test_devices_lists_dicts():
+    found = divgpu.devices()
+    assert isinstance(found, list)
+    if not _no_gpu():
+        assert found, "the GPU tests need an adapter"
+    for device in found:
+        assert {"name", "backend", "device_type", "shader_int64"} <= device.keys(), device
+
+
+def test_help_is_useful():
+    doc = divgpu.Index.__doc__
+    for word in ["backend", "algorithm", "threads", "writeable", "KeyboardInterrupt"]:
+        assert word in doc
+    assert "uint64" in divgpu.Index.count.__doc__
