@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{factor, gpu, Runner};
-use divgpu::input::{Array, DType};
+use divgpu::input::{Array, DType, ExternalBytes};
 use divgpu::Algorithm;
 
 /// SplitMix64, written here so that the cases do not depend on divgpu's own generator.
@@ -105,6 +105,18 @@ enum Reader {
     Text,
     /// `Array::from_i64` / `Array::from_u64` / `Array::from_i128`
     Owned,
+    /// `Array::from_external`, as the Python package reads a numpy array in place: a buffer
+    /// with the elements at a random stride (gaps, reversed, misaligned, 1-D or 2-D)
+    External,
+}
+
+/// A caller's buffer, as a numpy array's is to the Python package.
+struct Buffer(Vec<u8>);
+
+impl ExternalBytes for Buffer {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
 }
 
 struct Case {
@@ -286,6 +298,8 @@ fn make_case(seed: u64, pools: &Pools, wg: usize, with_gpu: bool) -> Case {
     let (lo, hi) = dtype.range();
     let reader = if dtype.width == 16 {
         rng.pick(&[Reader::Text, Reader::Owned])
+    } else if rng.chance(25) {
+        Reader::External
     } else if dtype.width == 8 && !dtype.big_endian {
         rng.pick(&[Reader::Npy, Reader::Raw, Reader::Text, Reader::Owned])
     } else if dtype.big_endian {
@@ -386,6 +400,8 @@ fn runners(
     let mut out = vec![
         Runner::Cpu(Algorithm::Fast, 1),
         Runner::Cpu(Algorithm::Fast, 2),
+        // a session's table, where the values allow one, on the second batch
+        Runner::CpuSession(2),
     ];
     if with_gpu {
         out.push(Runner::Gpu(Algorithm::Fast, None));
@@ -448,7 +464,40 @@ fn open(case: &Case, dir: &std::path::Path) -> Array {
             Array::from_i64(case.values.iter().map(|&x| x as i64).collect())
         }
         Reader::Owned => Array::from_u64(case.values.iter().map(|&x| x as u64).collect()),
+        Reader::External => external(case),
     }
+}
+
+/// The case's values in a buffer at a random layout, read in place.
+fn external(case: &Case) -> Array {
+    let d = case.dtype;
+    let w = d.width;
+    let n = case.values.len();
+    let mut rng = Rng(case.seed ^ 0x9e37_79b9_7f4a_7c15);
+    let step = w * (1 + rng.below(3)); // 0 to 2 elements' worth of gap
+    let lead = rng.below(w + 3); // misaligned for most widths
+    let reversed = rng.chance(30);
+    let mut buffer = vec![0xA5u8; lead + n * step + w];
+    for (i, &x) in case.values.iter().enumerate() {
+        let at = lead + if reversed { n - 1 - i } else { i } * step;
+        buffer[at..at + w].copy_from_slice(&d.bytes(x));
+    }
+    let (first, stride) = if reversed {
+        (lead + n.saturating_sub(1) * step, -(step as isize))
+    } else {
+        (lead, step as isize)
+    };
+    let dtype = DType {
+        signed: d.signed,
+        width: w,
+        big_endian: d.big_endian,
+    };
+    let (shape, strides) = if n % 2 == 0 && n > 0 && rng.chance(50) {
+        (vec![n / 2, 2], vec![2 * stride, stride])
+    } else {
+        (vec![n], vec![stride])
+    };
+    Array::from_external(Box::new(Buffer(buffer)), dtype, &shape, &strides, first).unwrap()
 }
 
 fn describe(case: &Case) -> String {
