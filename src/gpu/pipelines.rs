@@ -27,7 +27,7 @@ pub fn shader_sources() -> [(&'static str, String); 3] {
 }
 
 /// `shaders/wide.wgsl` after the common part and the trial primes it divides by, the CPU's own
-/// ([`divisors::trial_primes`]).
+/// ([`divisors::trial_primes`]), followed by its 64-bit arithmetic, `shaders/u64.wgsl`.
 fn wide_source() -> String {
     let primes = divisors::trial_primes();
     let mut source = format!(
@@ -44,6 +44,8 @@ fn wide_source() -> String {
     }
     source.push_str(");\n");
     source.push_str(include_str!("../../shaders/wide.wgsl"));
+    source.push('\n');
+    source.push_str(include_str!("../../shaders/u64.wgsl"));
     source
 }
 
