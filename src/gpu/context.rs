@@ -153,15 +153,7 @@ impl GpuContext {
             ..Default::default()
         }))
         .map_err(|e| Error::Gpu(format!("could not open {}: {e}", adapter.get_info().name)))?;
-        Self::from_device(adapter.get_info(), device, queue)
-    }
-
-    /// Builds on a device the caller already has (tests and benches share one).
-    pub fn from_device(
-        info: wgpu::AdapterInfo,
-        device: wgpu::Device,
-        queue: wgpu::Queue,
-    ) -> Result<Self> {
+        let info = adapter.get_info();
         let uncaptured = Arc::new(Mutex::new(None));
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
