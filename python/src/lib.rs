@@ -217,6 +217,18 @@ impl Session {
     }
 }
 
+impl Session {
+    fn answer_array<'py>(
+        &self,
+        py: Python<'py>,
+        thresholds: Integers,
+        interruptible: bool,
+    ) -> PyResult<Bound<'py, PyArray1<u64>>> {
+        let results = self.answer(py, thresholds, interruptible)?;
+        Ok(PyArray1::from_vec(py, results))
+    }
+}
+
 /// The results, or with `backend="both"` an error when the backends disagree.
 fn results(answer: divgpu::session::Answer) -> PyResult<Vec<u64>> {
     match answer.comparison.and_then(|c| c.first_mismatch) {
@@ -290,8 +302,7 @@ impl Session {
             .try_iter()?
             .map(|item| crate::threshold(&item?))
             .collect::<PyResult<Vec<i128>>>()?;
-        let results = self.answer(py, Integers::from(values), interruptible)?;
-        Ok(PyArray1::from_vec(py, results))
+        self.answer_array(py, Integers::from(values), interruptible)
     }
 
     /// A one-dimensional int64 array.
@@ -302,8 +313,7 @@ impl Session {
         interruptible: bool,
     ) -> PyResult<Bound<'py, PyArray1<u64>>> {
         let values = thresholds.as_slice()?.to_vec();
-        let results = self.answer(py, Integers::from(values), interruptible)?;
-        Ok(PyArray1::from_vec(py, results))
+        self.answer_array(py, Integers::from(values), interruptible)
     }
 
     /// A one-dimensional uint64 array.
@@ -318,8 +328,7 @@ impl Session {
             .iter()
             .map(|&t| i128::from(t))
             .collect();
-        let results = self.answer(py, Integers::from(values), interruptible)?;
-        Ok(PyArray1::from_vec(py, results))
+        self.answer_array(py, Integers::from(values), interruptible)
     }
 
     fn __len__(&self) -> usize {

@@ -183,22 +183,20 @@ def test_errors():
     for bad_array in [np.arange(3.0), np.array([True, False]), np.array(["1"]), [1.5]]:
         with pytest.raises(TypeError):
             divgpu.Index(bad_array)
-    with pytest.raises(ValueError):
-        divgpu.Index(values, backend="tpu")
-    with pytest.raises(ValueError):
-        divgpu.Index(values, algorithm="slow")
-    with pytest.raises(TypeError):
-        divgpu.Index(values, backend=1)
-    with pytest.raises(ValueError):
-        divgpu.Index(values, threads=0)
-    with pytest.raises(ValueError):
-        divgpu.Index(values, threads=divgpu._divgpu.MAX_THREADS + 1)
-    with pytest.raises(TypeError):
-        divgpu.Index(values, threads="2")
-    with pytest.raises(TypeError):
-        divgpu.Index(values, threads=2.0)
-    with pytest.raises(ValueError):
-        divgpu.Index(values, chunk_elements=0)
+    for error, options in [
+        (ValueError, {"backend": "tpu"}),
+        (ValueError, {"algorithm": "slow"}),
+        (TypeError, {"backend": 1}),
+        (ValueError, {"threads": 0}),
+        (ValueError, {"threads": divgpu._divgpu.MAX_THREADS + 1}),
+        (TypeError, {"threads": "2"}),
+        (TypeError, {"threads": 2.0}),
+        (ValueError, {"chunk_elements": 0}),
+        (TypeError, {"adapter": 3}),
+    ]:
+        with pytest.raises(error):
+            divgpu.Index(values, **options)
+        assert values.flags.writeable, options  # a failed Index leaves the array as it was
     index = divgpu.Index(values, backend="cpu")
     for bad in [1.5, "5", b"5", True, np.bool_(True), [1, 2.5], [True], [None], None, object()]:
         with pytest.raises(TypeError):
