@@ -85,6 +85,10 @@ pub struct RunArgs {
     /// Print one JSON object instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Answer a stream of batches over one loaded array: each line of FILE (`-`: stdin) is
+    /// comma-separated thresholds, answered by one JSON line as soon as it is read.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["thresholds", "thresholds_file"])]
+    pub queries: Option<PathBuf>,
     /// CPU threads, at most 1024 [default: one per core].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=divgpu::cpu::MAX_THREADS as i64))]
     pub threads: Option<u32>,

@@ -53,16 +53,23 @@ fn ms(since: Instant) -> f64 {
     since.elapsed().as_secs_f64() * 1e3
 }
 
-/// Reads, maps or generates the array, and reads the thresholds.
-pub fn load(source: &Source, thresholds: &Thresholds) -> Result<(Array, Integers)> {
-    let array = match source {
+/// Reads, maps or generates the array.
+pub fn load_array(source: &Source) -> Result<Array> {
+    match source {
         Source::Generated {
             size,
             max_value,
             seed,
-        } => Array::from_i64(workload::generate(*size, *max_value, *seed)?),
-        Source::File { path, raw_dtype } => Array::open(path, *raw_dtype)?,
-    };
+        } => Ok(Array::from_i64(workload::generate(
+            *size, *max_value, *seed,
+        )?)),
+        Source::File { path, raw_dtype } => Array::open(path, *raw_dtype),
+    }
+}
+
+/// Reads, maps or generates the array, and reads the thresholds.
+pub fn load(source: &Source, thresholds: &Thresholds) -> Result<(Array, Integers)> {
+    let array = load_array(source)?;
     let thresholds = match thresholds {
         Thresholds::List(list) => list.as_slice().into(),
         Thresholds::File(path) => input::read_integer_lines(path)?,

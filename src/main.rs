@@ -1,6 +1,6 @@
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 mod chart;
 mod cli;
 mod output;
+mod queries;
 
 use cli::{Cli, Command};
 use divgpu::{gpu, job, workload, Backend, Error, Observer};
@@ -22,7 +23,10 @@ const INTERRUPTED: u8 = 130;
 /// terminal), and Ctrl-C as a request to stop.
 struct Console {
     bar: ProgressBar,
-    started: Instant,
+    created: Instant,
+    /// When the work shown began, in nanoseconds after `created`: the run's start, or the
+    /// current batch's in a `--queries` stream.
+    started_ns: AtomicU64,
     shown: AtomicBool,
     interrupted: Arc<AtomicBool>,
 }
@@ -46,10 +50,26 @@ impl Console {
         );
         Console {
             bar,
-            started: Instant::now(),
+            created: Instant::now(),
+            started_ns: AtomicU64::new(0),
             shown: AtomicBool::new(false),
             interrupted,
         }
+    }
+
+    /// A new piece of work (a batch of a stream): the bar, if shown, is cleared, and shows
+    /// again only once this work has taken a second.
+    fn restart(&self) {
+        if self.shown.swap(false, Ordering::Relaxed) {
+            self.bar.finish_and_clear();
+            self.bar.set_draw_target(ProgressDrawTarget::hidden());
+        }
+        self.bar.reset();
+        self.started_ns.store(self.elapsed_ns(), Ordering::Relaxed);
+    }
+
+    fn elapsed_ns(&self) -> u64 {
+        u64::try_from(self.created.elapsed().as_nanos()).unwrap_or(u64::MAX)
     }
 }
 
@@ -61,7 +81,8 @@ impl Observer for Console {
 
     fn advance(&self, units: u64) {
         self.bar.inc(units);
-        if self.started.elapsed() > Duration::from_secs(1)
+        let started = self.started_ns.load(Ordering::Relaxed);
+        if self.elapsed_ns().saturating_sub(started) > Duration::from_secs(1).as_nanos() as u64
             && std::io::stderr().is_terminal()
             && !self.shown.swap(true, Ordering::Relaxed)
         {
@@ -130,13 +151,18 @@ fn main() -> ExitCode {
                 })
                 .map_err(Failure::from)
         }
-        None => match (cli.run.json, cli.run.job()) {
-            (json, Ok(job)) => run(&job, json),
-            (_, Err(usage)) => {
-                note!("{usage}");
-                return ExitCode::from(2);
+        None => {
+            // --json changes nothing with --queries: its output is always JSON lines
+            let (json, stream) = (cli.run.json, cli.run.queries.clone());
+            match (cli.run.job(), stream) {
+                (Ok(job), None) => run(&job, json),
+                (Ok(job), Some(path)) => queries::run(&job, &path),
+                (Err(usage), _) => {
+                    note!("{usage}");
+                    return ExitCode::from(2);
+                }
             }
-        },
+        }
     };
     match outcome {
         Ok(code) => code,
@@ -222,45 +248,60 @@ fn run_in_pool(job: &job::Job, json: bool) -> Result<ExitCode, Failure> {
     for note in &outcome.notes {
         note!("{note}");
     }
-    match &report.adapter {
-        Some(a) => note!(
-            "{} backend, {} algorithm, adapter {} ({}, {})",
-            if report.backend == "both" {
-                "gpu and cpu"
-            } else {
-                "gpu"
-            },
-            report.algorithm,
-            a.name,
-            a.backend,
-            a.device_type
-        ),
-        None => {
-            let threads = report.threads.unwrap_or(1);
-            note!(
-                "cpu backend, {} algorithm, {threads} thread{}",
-                report.algorithm,
-                if threads == 1 { "" } else { "s" }
-            )
-        }
-    }
+    note_backend(
+        report.backend,
+        report.algorithm,
+        report.adapter.as_ref(),
+        report.threads,
+    );
     let mismatch = report
         .comparison
         .as_ref()
         .and_then(|c| c.first_mismatch.as_ref());
     Ok(match mismatch {
         Some(m) => {
-            note!(
-                "backends disagree at threshold #{} ({}): gpu {} cpu {}",
-                m.index,
-                m.threshold,
-                m.gpu,
-                m.cpu
-            );
+            note!("{}", disagreement(m));
             ExitCode::from(1)
         }
         None => ExitCode::SUCCESS,
     })
+}
+
+/// The run's summary on stderr: which backend, algorithm and adapter (or CPU threads) ran.
+fn note_backend(
+    backend: &str,
+    algorithm: &str,
+    adapter: Option<&gpu::AdapterSummary>,
+    threads: Option<usize>,
+) {
+    match adapter {
+        Some(a) => note!(
+            "{} backend, {algorithm} algorithm, adapter {} ({}, {})",
+            if backend == "both" {
+                "gpu and cpu"
+            } else {
+                "gpu"
+            },
+            a.name,
+            a.backend,
+            a.device_type
+        ),
+        None => {
+            let threads = threads.unwrap_or(1);
+            note!(
+                "cpu backend, {algorithm} algorithm, {threads} thread{}",
+                if threads == 1 { "" } else { "s" }
+            )
+        }
+    }
+}
+
+/// `--backend both`'s first disagreement, in words.
+fn disagreement(m: &divgpu::report::Mismatch) -> String {
+    format!(
+        "backends disagree at threshold #{} ({}): gpu {} cpu {}",
+        m.index, m.threshold, m.gpu, m.cpu
+    )
 }
 
 struct BenchOptions {

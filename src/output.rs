@@ -45,14 +45,32 @@ fn is_closed_pipe(e: &io::Error) -> bool {
 pub fn write_stdout(
     write: impl FnOnce(&mut BufWriter<StdoutLock<'static>>) -> io::Result<()>,
 ) -> Result<(), StdoutError> {
+    write_stdout_to_reader(write).map(drop)
+}
+
+/// Whether stdout's reader was still there for [`write_stdout_to_reader`]'s bytes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Reader {
+    /// Every byte is out.
+    Read,
+    /// The pipe is closed: nothing more will be read, and a stream ends here (quietly).
+    Left,
+}
+
+/// [`write_stdout`], saying whether the reader is still there: for `--queries`, which writes
+/// (and flushes) one line at a time and stops once nobody reads.
+pub fn write_stdout_to_reader(
+    write: impl FnOnce(&mut BufWriter<StdoutLock<'static>>) -> io::Result<()>,
+) -> Result<Reader, StdoutError> {
     let mut out = BufWriter::with_capacity(1 << 16, io::stdout().lock());
     let written = write(&mut out).and_then(|()| out.flush());
     // What is still buffered after an error could not be written: dropped here, not tried
     // again when the writer is dropped.
     let (_, _unwritten) = out.into_parts();
     match written {
-        Err(e) if !is_closed_pipe(&e) => Err(StdoutError(e)),
-        _ => Ok(()),
+        Ok(()) => Ok(Reader::Read),
+        Err(e) if is_closed_pipe(&e) => Ok(Reader::Left),
+        Err(e) => Err(StdoutError(e)),
     }
 }
 

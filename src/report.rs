@@ -29,6 +29,25 @@ pub struct Report {
     pub comparison: Option<Comparison>,
 }
 
+/// One line of `--queries`' output: a batch answered.
+#[derive(Debug, Serialize)]
+pub struct StreamAnswer<'a> {
+    /// The batch's thresholds as given.
+    #[serde(serialize_with = "serialize_thresholds")]
+    pub thresholds: &'a Integers,
+    /// One sum per threshold, in order (with `--backend both`, the CPU's, which the GPU's
+    /// equal: a disagreement is a [`StreamError`]).
+    pub results: &'a [u64],
+}
+
+/// One line of `--queries`' output: a line that was not answered.
+#[derive(Debug, Serialize)]
+pub struct StreamError<'a> {
+    /// The line's number in the input, from 1 (blank lines counted).
+    pub line: u64,
+    pub error: &'a str,
+}
+
 /// Wall-clock milliseconds of each phase.
 #[derive(Clone, Copy, Debug, Default, Serialize)]
 pub struct Timings {
