@@ -492,7 +492,7 @@ fn external(case: &Case) -> Array {
         width: w,
         big_endian: d.big_endian,
     };
-    let (shape, strides) = if n % 2 == 0 && n > 0 && rng.chance(50) {
+    let (shape, strides) = if n.is_multiple_of(2) && n > 0 && rng.chance(50) {
         (vec![n / 2, 2], vec![2 * stride, stride])
     } else {
         (vec![n], vec![stride])
