@@ -22,7 +22,8 @@ struct Params {
     signed_keys: u32,
     // fast: distinct thresholds (buckets); naive: unused
     num_thresholds: u32,
-    // naive: the threshold (and sum) this dispatch answers; fast: unused
+    // naive: the threshold (and sum) this dispatch answers; fast: the largest value the divisor
+    // table (binding 6) holds, 0 when there is none
     threshold: u32,
     // wide: 1 when the algorithm is naive (sums per threshold, not per bucket)
     naive: u32,
@@ -43,6 +44,14 @@ struct Params {
 // The odd primes below 2^16, ascending (6,541 of them; the CPU's own table, uploaded once):
 // the trial divisors of a 32-bit value.
 @group(0) @binding(4) var<storage, read> odd_primes: array<u32>;
+// fast: c(n) for n = 0 ..= params.threshold, two u16 counts to a word (the host's sieve,
+// src/divisors.rs, uploaded once per session); one unused word when there is no table.
+@group(0) @binding(6) var<storage, read> divisor_table: array<u32>;
+
+// c(n) from the table, for n <= params.threshold.
+fn table_count(n: u32) -> u32 {
+    return (divisor_table[n >> 1u] >> ((n & 1u) * 16u)) & 0xffffu;
+}
 
 fn key_le(a: vec2<u32>, b: vec2<u32>) -> bool {
     return a.y < b.y || (a.y == b.y && a.x <= b.x);

@@ -1,9 +1,13 @@
 // --algorithm fast: c(x) once per element, added to the bucket of the smallest distinct
 // threshold >= x. The host turns bucket sums into answers with one prefix sum.
 //
+// An element within the divisor table (params.threshold, see divisors.wgsl) is one look-up;
+// the others are factored by divisor_count.
+//
 // Loop budget per invocation (see divisors.wgsl): bucket_of 33 + divisor_count 6,562 + the
 // bucket flush LOCAL_BUCKETS / WG_SIZE + 1 (5 at 256 invocations, 1,025 at the very least) =
-// at most 7,620 counts, under an eighth of llvmpipe's 65,535. The barrier costs none.
+// at most 7,620 counts, under an eighth of llvmpipe's 65,535. The barrier costs none; the
+// table look-up no loop at all.
 
 // Buckets summed in workgroup memory first (4 KiB); with more distinct thresholds than this,
 // elements add straight to the global sums.
@@ -29,7 +33,12 @@ fn main(
             if is_wide(key) {
                 c = 0u; // wide.wgsl counts it
             } else if !at_most_one(key) {
-                c = divisor_count(key.x);
+                // below 2^32: the value is the low word
+                if key.x <= params.threshold {
+                    c = table_count(key.x);
+                } else {
+                    c = divisor_count(key.x);
+                }
             }
         }
     }

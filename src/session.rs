@@ -401,6 +401,13 @@ impl Session {
         self.gpu.as_ref().is_some_and(|g| g.array.is_streamed())
     }
 
+    /// The top of the divisor table the GPU keeps for `fast` (c(n) for n up to it), once a
+    /// batch has built one.
+    pub fn gpu_divisor_table(&self) -> Option<u32> {
+        let gpu = self.gpu.as_ref()?;
+        gpu.context.divisor_table_top(&gpu.array)
+    }
+
     /// CPU threads; `None` when only the GPU runs.
     pub fn threads(&self) -> Option<usize> {
         self.cpu.as_ref().map(|c| c.threads)

@@ -495,3 +495,57 @@ fn histogram_sums_above_u32_max_are_exact() {
         assert_eq!(got, expected, "{threads} threads");
     }
 }
+
+/// GPU `fast` answers the elements within its divisor table by one look-up (the table reaches
+/// the largest threshold, at most 8 entries per element) and factors the rest: batches whose
+/// table grows, one that reuses it, and elements above it (below and above 2^32) in every batch.
+#[test]
+fn the_gpus_divisor_table_matches_the_oracle_within_and_beyond_its_top() {
+    if gpu().is_none() {
+        return;
+    }
+    let mut rng = SplitMix64::new(41);
+    let mut values: Vec<i128> = (0..20_000)
+        .map(|_| rng.below(200_000) as i128 - 20)
+        .collect();
+    // above any table here: a prime above 2^24, 65521^2, primes near 2^32, and wide values
+    values.extend([
+        16_777_259,
+        65_521 * 65_521,
+        4_294_967_291,
+        (1 << 32) + 15,
+        1 << 40,
+    ]);
+    let array = array(&values);
+    let session = Runner::Gpu(Algorithm::Fast, None).session(&array).unwrap();
+    let most = 8 * values.len() as i128;
+    let batches: [Vec<i128>; 4] = [
+        vec![-5, 10, 1_000, 50_000],
+        vec![150_000, 100_000, 199_980],
+        vec![3, 1 << 40, 4_294_967_291, 160_001],
+        vec![16_777_259, 1, 40_000],
+    ];
+    let mut top = 0;
+    for thresholds in &batches {
+        let got = session
+            .query(
+                &divgpu::input::Integers::from(thresholds.as_slice()),
+                &divgpu::Quiet,
+            )
+            .unwrap()
+            .results;
+        assert_eq!(
+            got,
+            oracle(&values, thresholds),
+            "thresholds {thresholds:?}"
+        );
+        // the table reaches the largest threshold, within 8 entries an element; never shrinks
+        let max = *thresholds.iter().max().unwrap();
+        top = top.max(max.min(most));
+        assert_eq!(
+            session.gpu_divisor_table(),
+            Some(top as u32),
+            "{thresholds:?}"
+        );
+    }
+}

@@ -115,8 +115,14 @@ fn capped(left: u32) -> Option<u32> {
     (left < METER_END).then_some(left)
 }
 
+/// The tests here one at a time: each dispatch runs every invocation at its worst case in one
+/// submission, and on llvmpipe-GL (one GL context, locked per call with a 6 s timeout in
+/// wgpu-hal) a loaded machine once made the other test's call wait past that timeout.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 #[test]
 fn llvmpipe_cap_is_what_the_loop_budget_assumes() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let Some(gpu) = common::gpu() else { return };
     // Bounds read from the buffer (`z` is 0) and results written out, so that no loop is
     // unrolled or removed by the compiler.
@@ -246,6 +252,7 @@ fn counts_used(gpu: &GpuContext, case: &Case) -> Option<u32> {
             ),
             entry(4, storage_ty(true)),
             entry(5, storage_ty(false)),
+            entry(6, storage_ty(true)),
         ],
     });
     let layout1 = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -283,7 +290,17 @@ fn counts_used(gpu: &GpuContext, case: &Case) -> Option<u32> {
     });
     let primes = storage(device, odd_primes_below_2_16(), false);
     let meter = storage(device, &[u32::MAX, 0], true);
-    let buffers = [&keys, &thresholds, &sums, &params, &primes, &meter];
+    // no divisor table: fast factors every element, its worst case
+    let no_table = storage(device, &[0u32], false);
+    let buffers = [
+        &keys,
+        &thresholds,
+        &sums,
+        &params,
+        &primes,
+        &meter,
+        &no_table,
+    ];
     let group0 = device.create_bind_group(&wgpu::BindGroupDescriptor {
         label: None,
         layout: &layout0,
@@ -352,6 +369,7 @@ fn repeated(values: &[u64], len: usize) -> Vec<u64> {
 
 #[test]
 fn every_pipeline_stays_within_its_loop_budget_at_its_worst_case() {
+    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let Some(gpu) = common::gpu() else { return };
     let wg = gpu.workgroup_size() as usize;
     let len = 4 * wg;

@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
 use crate::gpu::keys::{key, split};
 use crate::gpu::pipelines::KEY_BYTES;
+use crate::gpu::query::DivisorTableBuffer;
 use crate::gpu::wide::WIDE_BLOCK;
 use crate::input::Array;
 
@@ -98,6 +99,8 @@ pub(super) struct Part {
 pub struct GpuArray {
     pub(super) parts: Vec<Part>,
     len: usize,
+    /// `fast`'s divisor table, built by the first query that wants one and kept.
+    pub(super) table: Mutex<Option<Arc<DivisorTableBuffer>>>,
 }
 
 impl GpuArray {
@@ -182,6 +185,7 @@ impl GpuContext {
         Ok(GpuArray {
             parts,
             len: array.len(),
+            table: Mutex::new(None),
         })
     }
 

@@ -85,6 +85,8 @@ pub struct Pipelines {
     pub layout: wgpu::BindGroupLayout,
     /// Binding 4 of every pipeline: the odd primes below 2^16, uploaded once.
     pub odd_primes: wgpu::Buffer,
+    /// Binding 6 for the queries that have no divisor table (one unused word).
+    pub no_table: wgpu::Buffer,
     pub naive: wgpu::ComputePipeline,
     pub fast: wgpu::ComputePipeline,
     /// Group 1 of the wide pipeline: its states and its count of unfinished elements.
@@ -121,6 +123,7 @@ impl Pipelines {
                 storage(1, true),
                 storage(2, false),
                 storage(4, true),
+                storage(6, true),
                 wgpu::BindGroupLayoutEntry {
                     binding: 3,
                     visibility: wgpu::ShaderStages::COMPUTE,
@@ -161,12 +164,19 @@ impl Pipelines {
             .slice(..)
             .copy_from_slice(primes);
         odd_primes.unmap();
+        let no_table = device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("divgpu no divisor table"),
+            size: 4,
+            usage: wgpu::BufferUsages::STORAGE,
+            mapped_at_creation: false,
+        });
         let [naive, fast, _] = shader_sources();
         let naive = compute_pipeline(device, &pipeline_layout, naive, workgroup_size);
         let fast = compute_pipeline(device, &pipeline_layout, fast, workgroup_size);
         Ok(Pipelines {
             layout,
             odd_primes,
+            no_table,
             naive,
             fast,
             wide_layout,

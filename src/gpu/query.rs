@@ -1,10 +1,12 @@
 //! Queries: the threshold keys per part, bounded dispatches over each chunk, and the sums read
 //! back.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::divisors::DivisorTable;
 use crate::error::{Error, Result};
 use crate::gpu::array::{GpuArray, Part, Storage};
 use crate::gpu::context::GpuContext;
@@ -24,6 +26,25 @@ pub const SUBMIT_TARGET: Duration = Duration::from_millis(100);
 
 /// Elements in the first submission of a query, before anything has been measured.
 const FIRST_SLICE: u64 = 1 << 14;
+
+/// The divisor table on the GPU (binding 6): c(n) for n in 0..=top, two u16 counts a word.
+pub(super) struct DivisorTableBuffer {
+    pub(super) top: u32,
+    buffer: wgpu::Buffer,
+}
+
+/// The table's top for a `fast` query over `elements` elements whose largest threshold is
+/// `max_threshold`: as far as the thresholds reach (no element above them is counted), at most
+/// `limit`, and at most 8 entries per element (the host's sieve costs a few ns per entry;
+/// factoring an element on the GPU costs more). `None` when no element needs one.
+pub(super) fn table_top(elements: usize, max_threshold: i128, limit: u64) -> Option<u32> {
+    let top = u64::try_from(max_threshold)
+        .ok()?
+        .min(limit)
+        .min(8 * elements as u64)
+        .min(u64::from(u32::MAX));
+    (top >= 2).then_some(top as u32)
+}
 
 /// `Params` in `shaders/divisors.wgsl`.
 #[repr(C)]
@@ -81,10 +102,15 @@ impl GpuContext {
             .map(|(part, keys)| (part.len * passes(keys, algorithm).len()) as u64)
             .sum();
         observer.start(work);
+        let table = match algorithm {
+            Algorithm::Fast => self.divisor_table(array, plan)?,
+            Algorithm::Naive => None,
+        };
         let mut sums = vec![0u64; slots];
         let mut timings = QueryTimings::default();
         for (part, keys) in array.parts.iter().zip(&keys) {
-            let (part_sums, part_timings) = self.run_query(part, keys, algorithm, observer)?;
+            let (part_sums, part_timings) =
+                self.run_query(part, keys, algorithm, table.as_deref(), observer)?;
             for (sum, part_sum) in sums.iter_mut().zip(part_sums) {
                 *sum += part_sum;
             }
@@ -102,6 +128,42 @@ impl GpuContext {
         Ok((results, timings))
     }
 
+    /// The array's divisor table for `plan`, built once by the host's sieve and kept with the
+    /// array (a later query that reaches further builds a larger one, up to the limit).
+    fn divisor_table(
+        &self,
+        array: &GpuArray,
+        plan: &Plan,
+    ) -> Result<Option<Arc<DivisorTableBuffer>>> {
+        // two bytes an entry, within one binding
+        let limit = DivisorTable::MAX_LIMIT
+            .min(self.limits.max_storage_buffer_binding_size / 2 - 1)
+            .min(self.limits.max_buffer_size / 2 - 1);
+        let Some(top) = table_top(array.len(), plan.max(), limit) else {
+            return Ok(None);
+        };
+        let mut kept = array.table.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(table) = kept.as_ref().filter(|t| t.top >= top) {
+            return Ok(Some(table.clone()));
+        }
+        let sieve = DivisorTable::new(u64::from(top));
+        let mut counts = sieve.counts().to_vec();
+        // whole words
+        counts.resize(counts.len().next_multiple_of(2), 0);
+        let buffer = self.check("uploading the divisor table", || {
+            Ok(self.init_buffer("divgpu divisor table", wgpu::BufferUsages::STORAGE, &counts))
+        })?;
+        let table = Arc::new(DivisorTableBuffer { top, buffer });
+        *kept = Some(table.clone());
+        Ok(Some(table))
+    }
+
+    /// The top of the divisor table `array` keeps, if it has built one.
+    pub fn divisor_table_top(&self, array: &GpuArray) -> Option<u32> {
+        let kept = array.table.lock().unwrap_or_else(|p| p.into_inner());
+        kept.as_ref().map(|t| t.top)
+    }
+
     /// One u64 sum per threshold key over one part: naive, the sum for that threshold; fast,
     /// the bucket sum for that distinct threshold. `None` keys (no element can qualify) are never
     /// dispatched and sum to 0; for fast they are always a prefix of the ascending distinct
@@ -111,8 +173,11 @@ impl GpuContext {
         part: &Part,
         keys: &[Option<u64>],
         algorithm: Algorithm,
+        table: Option<&DivisorTableBuffer>,
         observer: &dyn Observer,
     ) -> Result<(Vec<u64>, QueryTimings)> {
+        let table_top = table.map_or(0, |t| t.top);
+        let table_buffer = table.map_or(&self.pipelines.no_table, |t| &t.buffer);
         let mut timings = QueryTimings::default();
         let skipped = keys.iter().take_while(|k| k.is_none()).count();
         let live = &keys[skipped..];
@@ -152,6 +217,7 @@ impl GpuContext {
                         entry(2, sums.as_entire_binding()),
                         entry(3, params.as_entire_binding()),
                         entry(4, self.pipelines.odd_primes.as_entire_binding()),
+                        entry(6, table_buffer.as_entire_binding()),
                     ],
                 })
             };
@@ -207,7 +273,8 @@ impl GpuContext {
                             end: (base + n) as u32,
                             signed_keys: u32::from(part.signed),
                             num_thresholds,
-                            threshold: pass.unwrap_or(0),
+                            // naive: the threshold; fast: the divisor table's top
+                            threshold: pass.unwrap_or(table_top),
                             naive: 0,
                             init: 0,
                             steps: 0,
