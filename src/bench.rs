@@ -19,6 +19,10 @@ use crate::{Algorithm, Observer};
 pub struct BenchReport {
     /// The adapter of the GPU rows; `null` when there were none.
     pub adapter: Option<AdapterSummary>,
+    /// Seconds to upload the array to the GPU (keys converted and written, the device already
+    /// open), the smaller of the GPU rows' two uploads; `null` without GPU rows. The GPU rows
+    /// time batches on the array once it is there.
+    pub gpu_upload_s: Option<f64>,
     pub workload: Workload,
     pub rows: Vec<Row>,
 }
@@ -176,8 +180,14 @@ pub fn run(
     for row in &mut rows {
         row.speedup = baseline / row.median_s.max(1e-12);
     }
+    let gpu_upload_s = runners
+        .iter()
+        .filter(|r| r.session.gpu().is_some())
+        .map(|r| r.session.upload_time().as_secs_f64())
+        .reduce(f64::min);
     Ok(BenchReport {
         adapter: gpu.map(|g| g.summary()),
+        gpu_upload_s,
         workload: Workload {
             elements: array.len(),
             thresholds: thresholds.len(),
@@ -223,6 +233,9 @@ impl BenchReport {
                     ""
                 }
             );
+        }
+        if let Some(upload) = self.gpu_upload_s {
+            out += &format!("{:<26} {upload:>10.4} s\n", "gpu upload (once)");
         }
         out
     }

@@ -613,7 +613,7 @@ fn assert_interrupts(args: &[&str]) {
 
 /// [`assert_interrupts`], with the run gone within `bound` of the signal.
 fn assert_interrupts_within(args: &[&str], bound: std::time::Duration) {
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     let mut child = Command::new(env!("CARGO_BIN_EXE_divgpu"))
         .args(args)
         .stdout(std::process::Stdio::piped())
@@ -625,29 +625,38 @@ fn assert_interrupts_within(args: &[&str], bound: std::time::Duration) {
         child.try_wait().unwrap().is_none(),
         "{args:?} ended before the signal"
     );
+    let out = interrupt(child, bound, &format!("{args:?}"));
+    assert!(out.stdout.is_empty());
+}
+
+/// SIGINT to `child`, which must then exit within `bound` with 130 and `divgpu: interrupted`.
+fn interrupt(
+    mut child: std::process::Child,
+    bound: std::time::Duration,
+    what: &str,
+) -> std::process::Output {
+    use std::time::{Duration, Instant};
     let sent = Instant::now();
     let kill = Command::new("kill")
         .args(["-INT", &child.id().to_string()])
         .status()
         .unwrap();
     assert!(kill.success());
-    let out = loop {
-        if child.try_wait().unwrap().is_some() {
-            break child.wait_with_output().unwrap();
-        }
+    while child.try_wait().unwrap().is_none() {
         if sent.elapsed() > bound {
             let _ = child.kill();
-            panic!("{args:?} still running {bound:?} after SIGINT");
+            panic!("{what} still running {bound:?} after SIGINT");
         }
         std::thread::sleep(Duration::from_millis(20));
-    };
-    assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-    assert!(out.stdout.is_empty());
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130), "{what}: {}", stderr(&out));
     assert!(
         stderr(&out).contains("divgpu: interrupted"),
-        "{}",
+        "{what}: {}",
         stderr(&out)
     );
+    out
 }
 
 #[test]
@@ -733,6 +742,7 @@ fn ctrl_c_stops_a_bench() {
 #[serde(deny_unknown_fields)]
 struct BenchReport {
     adapter: Option<Adapter>,
+    gpu_upload_s: Option<f64>,
     workload: BenchWorkload,
     rows: Vec<BenchRow>,
 }
@@ -792,6 +802,9 @@ fn bench_reports_every_row_and_draws_a_chart() {
         assert!(report.adapter.is_some());
         assert!(kinds.contains(&("gpu", "naive")) && kinds.contains(&("gpu", "fast")));
     }
+    // an upload time exactly when there are GPU rows
+    assert_eq!(report.gpu_upload_s.is_some(), report.adapter.is_some());
+    assert!(report.gpu_upload_s.is_none_or(|s| s > 0.0));
     assert_eq!(report.rows[0].threads, Some(1));
     assert_eq!(report.rows[0].speedup, 1.0);
     for row in &report.rows {
@@ -1935,7 +1948,7 @@ fn queries_usage_and_input_errors() {
 fn ctrl_c_stops_a_stream_and_keeps_its_answers() {
     use std::io::Write;
     use std::process::Stdio;
-    use std::time::{Duration, Instant};
+    use std::time::Duration;
     // (the first line, answered at once; a second line, or none, while the signal comes)
     let long = b"4000000000\n".as_slice();
     for second in [None, Some(long)] {
@@ -1971,26 +1984,7 @@ fn ctrl_c_stops_a_stream_and_keeps_its_answers() {
             child.try_wait().unwrap().is_none(),
             "ended before the signal"
         );
-        let sent = Instant::now();
-        let kill = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(kill.success());
-        while child.try_wait().unwrap().is_none() {
-            if sent.elapsed() > Duration::from_secs(10) {
-                let _ = child.kill();
-                panic!("still running 10 s after SIGINT");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let out = child.wait_with_output().unwrap();
-        assert_eq!(out.status.code(), Some(130), "{}", stderr(&out));
-        assert!(
-            stderr(&out).contains("divgpu: interrupted"),
-            "{}",
-            stderr(&out)
-        );
+        interrupt(child, Duration::from_secs(10), "the stream");
         let answer: StreamAnswer = serde_json::from_str(&first).unwrap();
         assert_eq!(answer.thresholds, [-1, 1]);
         assert!(
