@@ -1409,8 +1409,6 @@ fn assert_ended_quietly(out: &Output, args: &[&str]) {
 /// `divgpu ... | head -c 100`: the reader leaves in the middle of a long table.
 #[test]
 fn a_pipe_closed_early_ends_the_run_quietly() {
-    use std::io::Read;
-    use std::process::Stdio;
     let dir = temp_dir();
     // some 2 MB of table: more than any pipe buffers, so the run is still writing
     let thresholds: String = (0..100_000).map(|t| format!("{}\n", t * 10)).collect();
@@ -1427,19 +1425,26 @@ fn a_pipe_closed_early_ends_the_run_quietly() {
         if json {
             args.push("--json");
         }
-        let mut child = Command::new(env!("CARGO_BIN_EXE_divgpu"))
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = child.stdout.take().unwrap();
-        let mut start = [0u8; 100];
-        stdout.read_exact(&mut start).unwrap();
-        drop(stdout);
-        let out = child.wait_with_output().unwrap();
+        let out = read_a_little_and_leave(&args);
         assert_ended_quietly(&out, &args);
     }
+}
+
+/// Runs divgpu, reads the first 100 bytes of its stdout and closes the pipe (as `head` does).
+fn read_a_little_and_leave(args: &[&str]) -> std::process::Output {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_divgpu"))
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut start = [0u8; 100];
+    stdout.read_exact(&mut start).unwrap();
+    drop(stdout);
+    child.wait_with_output().unwrap()
 }
 
 #[test]
@@ -1999,7 +2004,6 @@ fn ctrl_c_stops_a_stream_and_keeps_its_answers() {
 /// the stream quietly.
 #[test]
 fn a_stream_to_a_full_or_closed_stdout() {
-    use std::io::Read;
     use std::process::Stdio;
     let dir = temp_dir();
     let q = write(dir.path(), "q.txt", b"10,50\n20\n");
@@ -2028,16 +2032,6 @@ fn a_stream_to_a_full_or_closed_stdout() {
         "--queries",
         q.to_str().unwrap(),
     ];
-    let mut child = Command::new(env!("CARGO_BIN_EXE_divgpu"))
-        .args(args)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = child.stdout.take().unwrap();
-    let mut start = [0u8; 100];
-    stdout.read_exact(&mut start).unwrap();
-    drop(stdout);
-    let out = child.wait_with_output().unwrap();
+    let out = read_a_little_and_leave(&args);
     assert_ended_quietly(&out, &args);
 }
