@@ -31,10 +31,14 @@ HT = 100 * 1000  # hundred thousand
 INPUTS = [HT * i for i in [1, 4, 1, 2, 4, 5, 1, 1, 2, 3, 4, 1, 2]]
 
 
-def timed(label, work):
+def timed(label, work, show=False):
+    """Runs `work`; prints its result (as the post did) when `show`, then the time."""
     start = time.perf_counter()
     result = work()
-    print(f"{label} {time.perf_counter() - start:.2f}")
+    elapsed = time.perf_counter() - start
+    if show:
+        print(result)
+    print(f"{label} {elapsed:.2f}")
     return result
 
 
@@ -56,14 +60,14 @@ def main():
             return naive.count(n)
 
     pool = concurrent.futures.ThreadPoolExecutor(max_workers=args.threads)
-    single = timed("Singlethread", lambda: list(map(naive.count, INPUTS)))
-    print(single)
+    list(pool.map(naive.count, [0] * args.threads))  # start the pool's threads
+    single = timed("Singlethread", lambda: list(map(naive.count, INPUTS)), show=True)
     held_results = timed(
-        "Naive Multithread", lambda: list(pool.map(holding_the_gil, INPUTS))
+        "Naive Multithread", lambda: list(pool.map(holding_the_gil, INPUTS)), show=True
     )
-    print(held_results)
-    released = timed("ReleaseGIL Multithread", lambda: list(pool.map(naive.count, INPUTS)))
-    print(released)
+    released = timed(
+        "ReleaseGIL Multithread", lambda: list(pool.map(naive.count, INPUTS)), show=True
+    )
     pool.shutdown()
     assert single == held_results == released
 
