@@ -549,3 +549,27 @@ fn the_gpus_divisor_table_matches_the_oracle_within_and_beyond_its_top() {
         );
     }
 }
+
+/// The GPU's sieve against divisor counts by a sieve written here (every d adds one to each
+/// of its multiples): small tables, one past a power of two, and the largest (2^24), whose
+/// 4,096 values of d are the search's worst case; every table over 1,024 has work items that
+/// run their loop's whole budget of 1,024 steps.
+#[test]
+fn the_gpus_sieve_matches_divisor_counts() {
+    let Some(gpu) = gpu() else { return };
+    for top in [2u32, 3, 17, 1_000, 65_537, divgpu::gpu::table::MAX_TOP] {
+        let got = gpu.sieve_counts(top).unwrap();
+        let mut expected = vec![0u16; top as usize + 1];
+        for d in 1..=top as usize {
+            for m in (d..=top as usize).step_by(d) {
+                expected[m] += 1;
+            }
+        }
+        let first_wrong = (2..=top as usize).find(|&n| got[n] != expected[n]);
+        assert_eq!(
+            first_wrong.map(|n| (n, got[n], expected[n])),
+            None,
+            "table up to {top}: (n, gpu, expected)"
+        );
+    }
+}

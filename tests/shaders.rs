@@ -56,3 +56,41 @@ fn every_shader_parses_and_validates() {
         }
     }
 }
+
+/// The divisor table's sieve and its packing: they parse, validate, take the workgroup size, and
+/// their `SieveParams` has the Rust mirror's size.
+#[test]
+fn the_sieve_shaders_parse_and_validate() {
+    use divgpu::gpu::table::{sieve_sources, SIEVE_PARAMS_BYTES};
+    for (label, source) in sieve_sources() {
+        let module = naga::front::wgsl::parse_str(&source)
+            .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(&source)));
+        let info = naga::valid::Validator::new(
+            naga::valid::ValidationFlags::all(),
+            naga::valid::Capabilities::empty(),
+        )
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(&source)));
+        let constants = [("WG_SIZE".to_string(), 256.0)].into_iter().collect();
+        let (resolved, _) =
+            naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
+                .unwrap_or_else(|e| panic!("{label}: overrides: {e}"));
+        assert_eq!(
+            resolved.entry_points[0].workgroup_size,
+            [256, 1, 1],
+            "{label}"
+        );
+        let mut layouter = naga::proc::Layouter::default();
+        layouter.update(module.to_ctx()).unwrap();
+        let (params, _) = module
+            .types
+            .iter()
+            .find(|(_, t)| t.name.as_deref() == Some("SieveParams"))
+            .expect("a SieveParams struct");
+        assert_eq!(
+            u64::from(layouter[params].size),
+            SIEVE_PARAMS_BYTES,
+            "{label}"
+        );
+    }
+}

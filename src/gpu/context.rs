@@ -137,6 +137,8 @@ pub struct GpuContext {
     pub(crate) queue: wgpu::Queue,
     pub(crate) pipelines: Pipelines,
     pub(crate) limits: wgpu::Limits,
+    /// The divisor table's sieve, built on first use.
+    pub(crate) sieve: crate::gpu::table::SieveCell,
     info: wgpu::AdapterInfo,
     uncaptured: Arc<Mutex<Option<String>>>,
 }
@@ -167,6 +169,7 @@ impl GpuContext {
             device,
             queue,
             limits,
+            sieve: Default::default(),
             info,
             uncaptured,
         };

@@ -8,6 +8,7 @@ pub mod context;
 mod keys;
 pub mod pipelines;
 mod query;
+pub mod table;
 mod timer;
 pub mod wide;
 

@@ -58,12 +58,14 @@ pub fn workgroup_size(limits: &wgpu::Limits) -> u32 {
 /// The checks wgpu adds to divgpu's shaders. Of those it would add by default, two are dropped,
 /// and these shaders need neither:
 /// - integer division guards: every `/` and `%` is unsigned, by a constant (2) or by a trial
-///   divisor that is at least 2 (`j` from 2, `odd_primes` and TRIAL_PRIMES from 3);
+///   divisor that is at least 2 (`j` from 2, `odd_primes` and TRIAL_PRIMES from 3), or in the
+///   table's sieve by d >= 1;
 /// - loop bounding: every loop ends, and each states its worst case beside it (the loop budget
 ///   in `shaders/divisors.wgsl`, measured by `tests/loop_budget.rs`). Counting loops stop at
 ///   fixed bounds (j < 65536, k < the prime count, step < params.steps, b < buckets <=
-///   LOCAL_BUCKETS), `bucket_of` narrows lo..hi every iteration, and divisor_count either
-///   divides n >= 1 by a prime >= 3 or moves to the next prime.
+///   LOCAL_BUCKETS, k <= last <= 2^24 in the sieve), `bucket_of` and the sieve's search narrow
+///   lo..hi every iteration, and divisor_count either divides n >= 1 by a prime >= 3 or moves
+///   to the next prime.
 ///
 /// Bounds checks stay on.
 pub fn runtime_checks() -> wgpu::ShaderRuntimeChecks {

@@ -6,12 +6,12 @@ use std::time::{Duration, Instant};
 
 use bytemuck::{Pod, Zeroable};
 
-use crate::divisors::DivisorTable;
 use crate::error::{Error, Result};
 use crate::gpu::array::{GpuArray, Part, Storage};
 use crate::gpu::context::GpuContext;
 use crate::gpu::keys::{split, threshold_key};
 use crate::gpu::pipelines::PARAMS_BYTES;
+use crate::gpu::table::MAX_TOP;
 use crate::gpu::timer::PassTimer;
 use crate::gpu::wide::{WideState, WIDE_BLOCK};
 use crate::query::Plan;
@@ -35,8 +35,8 @@ pub(super) struct DivisorTableBuffer {
 
 /// The table's top for a `fast` query over `elements` elements whose largest threshold is
 /// `max_threshold`: as far as the thresholds reach (no element above them is counted), at most
-/// `limit`, and at most 8 entries per element (the host's sieve costs a few ns per entry;
-/// factoring an element on the GPU costs more). `None` when no element needs one.
+/// `limit`, and at most 8 entries per element (the sieve's work is about ln(top) / 2 adds an
+/// entry; a small array is factored for less). `None` when no element needs one.
 pub(super) fn table_top(elements: usize, max_threshold: i128, limit: u64) -> Option<u32> {
     let top = u64::try_from(max_threshold)
         .ok()?
@@ -128,17 +128,17 @@ impl GpuContext {
         Ok((results, timings))
     }
 
-    /// The array's divisor table for `plan`, built once by the host's sieve and kept with the
+    /// The array's divisor table for `plan`, built once by the GPU's sieve and kept with the
     /// array (a later query that reaches further builds a larger one, up to the limit).
     fn divisor_table(
         &self,
         array: &GpuArray,
         plan: &Plan,
     ) -> Result<Option<Arc<DivisorTableBuffer>>> {
-        // two bytes an entry, within one binding
-        let limit = DivisorTable::MAX_LIMIT
-            .min(self.limits.max_storage_buffer_binding_size / 2 - 1)
-            .min(self.limits.max_buffer_size / 2 - 1);
+        // the sieve's u32 counts within one binding
+        let limit = u64::from(MAX_TOP)
+            .min(self.limits.max_storage_buffer_binding_size / 4 - 2)
+            .min(self.limits.max_buffer_size / 4 - 2);
         let Some(top) = table_top(array.len(), plan.max(), limit) else {
             return Ok(None);
         };
@@ -146,13 +146,7 @@ impl GpuContext {
         if let Some(table) = kept.as_ref().filter(|t| t.top >= top) {
             return Ok(Some(table.clone()));
         }
-        let sieve = DivisorTable::new(u64::from(top));
-        let mut counts = sieve.counts().to_vec();
-        // whole words
-        counts.resize(counts.len().next_multiple_of(2), 0);
-        let buffer = self.check("uploading the divisor table", || {
-            Ok(self.init_buffer("divgpu divisor table", wgpu::BufferUsages::STORAGE, &counts))
-        })?;
+        let buffer = self.sieve_table(top)?;
         let table = Arc::new(DivisorTableBuffer { top, buffer });
         *kept = Some(table.clone());
         Ok(Some(table))
