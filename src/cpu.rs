@@ -572,7 +572,7 @@ fn look_up<T: Copy + Into<u64> + Sync>(plan: &Plan, lo: i128, at_most: &[T]) -> 
 /// ns per entry; factoring costs more per element).
 fn table_limit(elements: usize, plan: &Plan) -> Option<u64> {
     let limit = u64::try_from(plan.max()).ok()?.min(DivisorTable::MAX_LIMIT);
-    (limit >= 2 && limit <= 8 * elements as u64).then_some(limit)
+    (limit >= 2 && limit <= DivisorTable::ENTRIES_PER_ELEMENT * elements as u64).then_some(limit)
 }
 
 #[cfg(test)]

@@ -297,6 +297,10 @@ pub struct DivisorTable {
 }
 
 impl DivisorTable {
+    /// A table pays for itself, on the CPU and on the GPU, up to this many entries per element
+    /// counted: building it costs a few ns an entry, factoring an element more.
+    pub const ENTRIES_PER_ELEMENT: u64 = 8;
+
     /// Largest table the fast path builds (2^24 entries, 32 MiB); d(n) < 2^16 for every such n.
     pub const MAX_LIMIT: u64 = 1 << 24;
 

@@ -2,44 +2,58 @@
 //! fails here, with no GPU needed.
 
 use divgpu::gpu::pipelines::{shader_sources, PARAMS_BYTES, WIDE_STATE_BYTES};
+use divgpu::gpu::table::{sieve_source, SIEVE_PARAMS_BYTES};
 use wgpu::naga;
+
+/// `source` parsed and validated; with the workgroup size the pipelines set (as the GPU would
+/// see it) it has `entry_points` entry points of that size, and its struct `params` is
+/// `params_bytes` long, the size of its Rust mirror. The module and its layouter, for more.
+fn validated(
+    label: &str,
+    source: &str,
+    entry_points: usize,
+    (params, params_bytes): (&str, u64),
+) -> (naga::Module, naga::proc::Layouter) {
+    let module = naga::front::wgsl::parse_str(source)
+        .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(source)));
+    let info = naga::valid::Validator::new(
+        naga::valid::ValidationFlags::all(),
+        naga::valid::Capabilities::empty(),
+    )
+    .validate(&module)
+    .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(source)));
+    let constants = [("WG_SIZE".to_string(), 256.0)].into_iter().collect();
+    let (resolved, _) =
+        naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
+            .unwrap_or_else(|e| panic!("{label}: overrides: {e}"));
+    assert_eq!(
+        resolved.entry_points.len(),
+        entry_points,
+        "{label}: entry points"
+    );
+    for entry in &resolved.entry_points {
+        assert_eq!(entry.workgroup_size, [256, 1, 1], "{label}: {}", entry.name);
+    }
+    let mut layouter = naga::proc::Layouter::default();
+    layouter.update(module.to_ctx()).unwrap();
+    let (handle, _) = module
+        .types
+        .iter()
+        .find(|(_, t)| t.name.as_deref() == Some(params))
+        .unwrap_or_else(|| panic!("{label}: a {params} struct"));
+    assert_eq!(
+        u64::from(layouter[handle].size),
+        params_bytes,
+        "{label}: {params} size"
+    );
+    (module, layouter)
+}
 
 #[test]
 fn every_shader_parses_and_validates() {
     for (label, source) in shader_sources() {
-        let module = naga::front::wgsl::parse_str(&source)
-            .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(&source)));
-        let mut validator = naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::empty(),
-        );
-        let info = validator
-            .validate(&module)
-            .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(&source)));
-        // With the workgroup size the pipelines set, as the GPU would see it.
-        let constants = [("WG_SIZE".to_string(), 256.0)].into_iter().collect();
-        let (resolved, _) =
-            naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
-                .unwrap_or_else(|e| panic!("{label}: overrides: {e}"));
-        assert_eq!(resolved.entry_points.len(), 1, "{label}: one entry point");
-        assert_eq!(
-            resolved.entry_points[0].workgroup_size,
-            [256, 1, 1],
-            "{label}"
-        );
-        // the Rust mirror of `Params` (src/gpu/array.rs) has the WGSL struct's size
-        let mut layouter = naga::proc::Layouter::default();
-        layouter.update(module.to_ctx()).unwrap();
-        let (params, _) = module
-            .types
-            .iter()
-            .find(|(_, t)| t.name.as_deref() == Some("Params"))
-            .expect("a Params struct");
-        assert_eq!(
-            u64::from(layouter[params].size),
-            PARAMS_BYTES,
-            "{label}: Params size"
-        );
+        // the Rust mirror of `Params` (src/gpu/query.rs) has the WGSL struct's size
+        let (module, layouter) = validated(label, &source, 1, ("Params", PARAMS_BYTES));
         // and the host sizes the wide states buffer by the WGSL struct's size
         let wide = module
             .types
@@ -55,42 +69,7 @@ fn every_shader_parses_and_validates() {
             );
         }
     }
-}
-
-/// The divisor table's sieve and its packing: they parse, validate, take the workgroup size, and
-/// their `SieveParams` has the Rust mirror's size.
-#[test]
-fn the_sieve_shaders_parse_and_validate() {
-    use divgpu::gpu::table::{sieve_sources, SIEVE_PARAMS_BYTES};
-    for (label, source) in sieve_sources() {
-        let module = naga::front::wgsl::parse_str(&source)
-            .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(&source)));
-        let info = naga::valid::Validator::new(
-            naga::valid::ValidationFlags::all(),
-            naga::valid::Capabilities::empty(),
-        )
-        .validate(&module)
-        .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(&source)));
-        let constants = [("WG_SIZE".to_string(), 256.0)].into_iter().collect();
-        let (resolved, _) =
-            naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
-                .unwrap_or_else(|e| panic!("{label}: overrides: {e}"));
-        assert_eq!(
-            resolved.entry_points[0].workgroup_size,
-            [256, 1, 1],
-            "{label}"
-        );
-        let mut layouter = naga::proc::Layouter::default();
-        layouter.update(module.to_ctx()).unwrap();
-        let (params, _) = module
-            .types
-            .iter()
-            .find(|(_, t)| t.name.as_deref() == Some("SieveParams"))
-            .expect("a SieveParams struct");
-        assert_eq!(
-            u64::from(layouter[params].size),
-            SIEVE_PARAMS_BYTES,
-            "{label}"
-        );
-    }
+    // the divisor table's sieve: entry points `main` and `pack`, and `SieveParams`
+    let (label, source) = sieve_source();
+    validated(label, &source, 2, ("SieveParams", SIEVE_PARAMS_BYTES));
 }

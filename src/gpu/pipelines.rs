@@ -108,16 +108,6 @@ impl Pipelines {
                 "the adapter does not support compute shaders".to_string(),
             ));
         }
-        let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
-            binding,
-            visibility: wgpu::ShaderStages::COMPUTE,
-            ty: wgpu::BindingType::Buffer {
-                ty: wgpu::BufferBindingType::Storage { read_only },
-                has_dynamic_offset: false,
-                min_binding_size: None,
-            },
-            count: None,
-        };
         let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
             label: Some("divgpu bindings"),
             entries: &[
@@ -201,15 +191,42 @@ impl Pipelines {
     }
 }
 
+/// A compute shader's storage buffer at `binding` in a bind group layout.
+pub(crate) fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Storage { read_only },
+            has_dynamic_offset: false,
+            min_binding_size: None,
+        },
+        count: None,
+    }
+}
+
 /// A pipeline of divgpu's: `source` compiled with [`runtime_checks`] and `WG_SIZE` set to
 /// `workgroup_size`. Public so that tests can build variants of the shaders exactly as divgpu
 /// builds its own.
 pub fn compute_pipeline(
     device: &wgpu::Device,
     layout: &wgpu::PipelineLayout,
-    (label, source): (&str, String),
+    shader: (&str, String),
     workgroup_size: u32,
 ) -> wgpu::ComputePipeline {
+    compute_pipelines(device, layout, shader, &["main"], workgroup_size)
+        .pop()
+        .expect("one pipeline")
+}
+
+/// [`compute_pipeline`] for each of `entry_points` of one module.
+pub fn compute_pipelines(
+    device: &wgpu::Device,
+    layout: &wgpu::PipelineLayout,
+    (label, source): (&str, String),
+    entry_points: &[&str],
+    workgroup_size: u32,
+) -> Vec<wgpu::ComputePipeline> {
     let descriptor = wgpu::ShaderModuleDescriptor {
         label: Some(label),
         source: wgpu::ShaderSource::Wgsl(source.into()),
@@ -217,15 +234,20 @@ pub fn compute_pipeline(
     // SAFETY: see `runtime_checks`.
     let checks = runtime_checks();
     let module = unsafe { device.create_shader_module_trusted(descriptor, checks) };
-    device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
-        label: Some(label),
-        layout: Some(layout),
-        module: &module,
-        entry_point: Some("main"),
-        compilation_options: wgpu::PipelineCompilationOptions {
-            constants: &[("WG_SIZE", f64::from(workgroup_size))],
-            ..Default::default()
-        },
-        cache: None,
-    })
+    entry_points
+        .iter()
+        .map(|&entry| {
+            device.create_compute_pipeline(&wgpu::ComputePipelineDescriptor {
+                label: Some(label),
+                layout: Some(layout),
+                module: &module,
+                entry_point: Some(entry),
+                compilation_options: wgpu::PipelineCompilationOptions {
+                    constants: &[("WG_SIZE", f64::from(workgroup_size))],
+                    ..Default::default()
+                },
+                cache: None,
+            })
+        })
+        .collect()
 }

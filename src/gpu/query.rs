@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use bytemuck::{Pod, Zeroable};
 
+use crate::divisors::DivisorTable;
 use crate::error::{Error, Result};
 use crate::gpu::array::{GpuArray, Part, Storage};
 use crate::gpu::context::GpuContext;
@@ -35,13 +36,13 @@ pub(super) struct DivisorTableBuffer {
 
 /// The table's top for a `fast` query over `elements` elements whose largest threshold is
 /// `max_threshold`: as far as the thresholds reach (no element above them is counted), at most
-/// `limit`, and at most 8 entries per element (the sieve's work is about ln(top) / 2 adds an
-/// entry; a small array is factored for less). `None` when no element needs one.
+/// `limit`, and at most [`DivisorTable::ENTRIES_PER_ELEMENT`] entries per element (a small
+/// array is factored for less). `None` when no element needs one.
 pub(super) fn table_top(elements: usize, max_threshold: i128, limit: u64) -> Option<u32> {
     let top = u64::try_from(max_threshold)
         .ok()?
         .min(limit)
-        .min(8 * elements as u64)
+        .min(DivisorTable::ENTRIES_PER_ELEMENT * elements as u64)
         .min(u64::from(u32::MAX));
     (top >= 2).then_some(top as u32)
 }

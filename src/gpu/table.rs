@@ -1,5 +1,5 @@
 //! `fast`'s divisor table, built on the GPU by a bounded parallel sieve (`shaders/sieve.wgsl`)
-//! and packed two `u16` counts a word (`shaders/sieve_pack.wgsl`).
+//! and packed two `u16` counts a word (its entry point `pack`).
 
 use std::sync::OnceLock;
 
@@ -7,7 +7,7 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
-use crate::gpu::pipelines::compute_pipeline;
+use crate::gpu::pipelines::{compute_pipelines, storage};
 use crate::gpu::query::entry;
 
 /// The `k` one work item of the sieve adds: its loop's bound (the loop budget in
@@ -22,21 +22,16 @@ const ITEMS_PER_SUBMISSION: u32 = 1 << 13;
 /// budget, and every count fits 16 bits.
 pub const MAX_TOP: u32 = 1 << 24;
 
-/// The sieve's two shaders, complete: `(label, source)`.
-pub fn sieve_sources() -> [(&'static str, String); 2] {
-    [
-        (
-            "sieve",
-            include_str!("../../shaders/sieve.wgsl").to_string(),
-        ),
-        (
-            "sieve pack",
-            include_str!("../../shaders/sieve_pack.wgsl").to_string(),
-        ),
-    ]
+/// The sieve's shader, whose entry points `main` (the sieve) and `pack` build the table:
+/// `(label, source)`.
+pub fn sieve_source() -> (&'static str, String) {
+    (
+        "sieve",
+        include_str!("../../shaders/sieve.wgsl").to_string(),
+    )
 }
 
-/// Bytes per `SieveParams` in the sieve's shaders.
+/// Bytes per `SieveParams` in `shaders/sieve.wgsl`.
 pub const SIEVE_PARAMS_BYTES: u64 = 32;
 
 /// `SieveParams` in `shaders/sieve.wgsl`.
@@ -76,16 +71,6 @@ impl GpuContext {
     fn sieve_pipelines(&self) -> &SievePipelines {
         self.sieve.get_or_init(|| {
             let device = &self.device;
-            let storage = |binding, read_only| wgpu::BindGroupLayoutEntry {
-                binding,
-                visibility: wgpu::ShaderStages::COMPUTE,
-                ty: wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Storage { read_only },
-                    has_dynamic_offset: false,
-                    min_binding_size: None,
-                },
-                count: None,
-            };
             let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
                 label: Some("divgpu sieve bindings"),
                 entries: &[
@@ -110,11 +95,19 @@ impl GpuContext {
                 immediate_size: 0,
             });
             let wg = self.pipelines.workgroup_size;
-            let [sieve, pack] = sieve_sources();
+            let [sieve, pack]: [wgpu::ComputePipeline; 2] = compute_pipelines(
+                device,
+                &pipeline_layout,
+                sieve_source(),
+                &["main", "pack"],
+                wg,
+            )
+            .try_into()
+            .expect("two entry points");
             SievePipelines {
-                sieve: compute_pipeline(device, &pipeline_layout, sieve, wg),
-                pack: compute_pipeline(device, &pipeline_layout, pack, wg),
                 layout,
+                sieve,
+                pack,
             }
         })
     }
