@@ -126,5 +126,41 @@ fn one_size(c: &mut Criterion, n: usize, gpu: Option<&Arc<GpuContext>>) {
     group.finish();
 }
 
-criterion_group!(benches, post_workload);
+/// The post's array with 100,000 random distinct thresholds in its range: more than the GPU's
+/// 1,024 workgroup buckets, so `fast` on the GPU counts the elements in a per-value histogram.
+/// Checked against the CPU before anything is timed.
+fn many_thresholds(c: &mut Criterion) {
+    let gpu = open_gpu(Backend::Gpu, None).ok().flatten().map(Arc::new);
+    let n = sizes()[1];
+    let array = Arc::new(Array::from_i64(
+        workload::generate(n, workload::DEFAULT_MAX_VALUE, workload::DEFAULT_SEED).unwrap(),
+    ));
+    let mut rng = workload::SplitMix64::new(7);
+    let max = workload::DEFAULT_MAX_VALUE;
+    let thresholds = Integers::from(
+        (0..100_000)
+            .map(|_| rng.below(max + 1) as i64)
+            .collect::<Vec<_>>(),
+    );
+    let cpu = session(&array, Algorithm::Fast, 0, None, false);
+    let reference = answer(&cpu, &thresholds);
+    let mut group = c.benchmark_group(format!("many_thresholds_{n}"));
+    group.throughput(Throughput::Elements(n as u64));
+    group.sample_size(10);
+    group.bench_function(BenchmarkId::new("cpu_fast", "all_threads"), |b| {
+        b.iter(|| answer(&cpu, &thresholds))
+    });
+    if let Some(gpu) = gpu.as_ref() {
+        let on_gpu = session(&array, Algorithm::Fast, 0, Some(gpu), false);
+        assert_eq!(answer(&on_gpu, &thresholds), reference);
+        let adapter = gpu.summary();
+        let name = format!("{} {}", adapter.name, adapter.backend);
+        group.bench_function(BenchmarkId::new("gpu_fast", name), |b| {
+            b.iter(|| answer(&on_gpu, &thresholds))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, post_workload, many_thresholds);
 criterion_main!(benches);

@@ -31,14 +31,24 @@ struct Params {
     init: u32,
     // wide: the most steps each element takes in this dispatch
     steps: u32,
+    // bytes per element in `keys`: 1, 2, 4 or 8
+    key_width: u32,
+    // fast: the elements of value 2 ..= hist_top add to sums slot num_thresholds + value, 0
+    // when none do (see fast.wgsl)
+    hist_top: u32,
+    _pad0: u32,
+    _pad1: u32,
 }
 
-// Elements as order-preserving 64-bit keys, (low word, high word). naive.wgsl and fast.wgsl
-// count the elements below 2^32 (whose value is the low word); wide.wgsl the rest.
-@group(0) @binding(0) var<storage, read> keys: array<vec2<u32>>;
+// The chunk's elements as the array holds them: little-endian two's complement (signed_keys
+// 1) or unsigned (0) integers of params.key_width bytes, packed, the last word zero-padded.
+// load_key reads one as a 64-bit key. naive.wgsl and fast.wgsl count the elements below 2^32
+// (whose value is the key's low word); wide.wgsl the rest.
+@group(0) @binding(0) var<storage, read> keys: array<u32>;
 // Threshold keys: naive, one per threshold; fast, the distinct thresholds ascending.
 @group(0) @binding(1) var<storage, read> thresholds: array<vec2<u32>>;
-// One u64 per threshold or bucket as (low, high) words, added to with carries.
+// One u64 per threshold or bucket as (low, high) words, added to with carries; fast with a
+// histogram, then one per value 0 ..= params.hist_top.
 @group(0) @binding(2) var<storage, read_write> sums: array<atomic<u32>>;
 @group(0) @binding(3) var<uniform> params: Params;
 // The odd primes below 2^16, ascending (6,541 of them; the CPU's own table, uploaded once):
@@ -51,6 +61,37 @@ struct Params {
 // c(n) from the table, for n <= params.threshold.
 fn table_count(n: u32) -> u32 {
     return (divisor_table[n >> 1u] >> ((n & 1u) * 16u)) & 0xffffu;
+}
+
+// Element i of the bound chunk as an order-preserving 64-bit key, (low word, high word): the
+// value with its sign bit flipped for signed elements, the value itself for unsigned ones (the
+// thresholds' keys, src/gpu/keys.rs). No loop.
+fn load_key(i: u32) -> vec2<u32> {
+    let signed = params.signed_keys != 0u;
+    if params.key_width == 8u {
+        let high = keys[2u * i + 1u];
+        return vec2<u32>(keys[2u * i], select(high, high ^ 0x80000000u, signed));
+    }
+    var word: u32;
+    if params.key_width == 4u {
+        word = keys[i];
+    } else {
+        // 1 or 2 bytes: 4 or 2 elements to a word, the first in the lowest byte
+        let bits = params.key_width * 8u;
+        let per_word_log2 = select(1u, 2u, params.key_width == 1u);
+        let offset = (i & ((1u << per_word_log2) - 1u)) * bits;
+        let packed = keys[i >> per_word_log2];
+        word = select(
+            extractBits(packed, offset, bits),
+            bitcast<u32>(extractBits(bitcast<i32>(packed), offset, bits)),
+            signed,
+        );
+    }
+    // the word holds the value sign-extended (signed) or zero-extended to 32 bits
+    if signed {
+        return vec2<u32>(word, select(0x7fffffffu, 0x80000000u, bitcast<i32>(word) >= 0));
+    }
+    return vec2<u32>(word, 0u);
 }
 
 fn key_le(a: vec2<u32>, b: vec2<u32>) -> bool {

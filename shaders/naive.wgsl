@@ -12,7 +12,7 @@ fn main(
 ) {
     let i = element_index(wid, groups, lid);
     if i < params.end {
-        let key = keys[i];
+        let key = load_key(i);
         // wide.wgsl counts the elements of 2^32 and above
         if key_le(key, thresholds[params.threshold]) && !is_wide(key) {
             var c = 1u;

@@ -393,7 +393,7 @@ fn main(
     }
     let k = i - params.base;
     if params.init != 0u {
-        wide_start(keys[i]);
+        wide_start(load_key(i));
     } else {
         st = wide_states[k];
         if st.phase == WIDE_DONE {

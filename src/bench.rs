@@ -23,6 +23,11 @@ pub struct BenchReport {
     /// open), the smaller of the GPU rows' two uploads; `null` without GPU rows. The GPU rows
     /// time batches on the array once it is there.
     pub gpu_upload_s: Option<f64>,
+    /// Bytes of GPU memory the uploaded elements take (the array's own width); `null`
+    /// without GPU rows.
+    pub gpu_array_bytes: Option<u64>,
+    /// `gpu_array_bytes` over `gpu_upload_s`, in 10^9 bytes per second.
+    pub gpu_upload_gb_per_s: Option<f64>,
     pub workload: Workload,
     pub rows: Vec<Row>,
 }
@@ -185,9 +190,15 @@ pub fn run(
         .filter(|r| r.session.gpu().is_some())
         .map(|r| r.session.upload_time().as_secs_f64())
         .reduce(f64::min);
+    let gpu_array_bytes = runners.iter().find_map(|r| r.session.gpu_buffer_bytes());
+    let gpu_upload_gb_per_s = gpu_upload_s
+        .zip(gpu_array_bytes)
+        .map(|(s, bytes)| bytes as f64 / s.max(1e-9) / 1e9);
     Ok(BenchReport {
         adapter: gpu.map(|g| g.summary()),
         gpu_upload_s,
+        gpu_array_bytes,
+        gpu_upload_gb_per_s,
         workload: Workload {
             elements: array.len(),
             thresholds: thresholds.len(),
@@ -235,7 +246,14 @@ impl BenchReport {
             );
         }
         if let Some(upload) = self.gpu_upload_s {
-            out += &format!("{:<26} {upload:>10.4} s\n", "gpu upload (once)");
+            out += &format!("{:<26} {upload:>10.4} s", "gpu upload (once)");
+            if let (Some(bytes), Some(rate)) = (self.gpu_array_bytes, self.gpu_upload_gb_per_s) {
+                out += &format!(
+                    "  ({:.1} MB on the GPU, {rate:.2} GB/s)",
+                    bytes as f64 / 1e6
+                );
+            }
+            out.push('\n');
         }
         out
     }

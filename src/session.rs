@@ -418,6 +418,12 @@ impl Session {
         self.gpu.as_ref().map_or(Duration::ZERO, |g| g.upload)
     }
 
+    /// Bytes of GPU memory the array's elements take (resident chunks, or a streamed array's
+    /// spare rings); `None` without a GPU. Tables and per-batch buffers are not counted.
+    pub fn gpu_buffer_bytes(&self) -> Option<u64> {
+        self.gpu.as_ref().map(|g| g.array.buffer_bytes())
+    }
+
     /// Whether the CPU answers every batch from its prefix table (known once a `fast` batch
     /// ran on the CPU).
     pub fn has_table(&self) -> bool {

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{assert_all_runners, gpu, oracle, runners, Runner, A006218};
+use common::{assert_all_runners, gpu, oracle, oracle_count, runners, Runner, A006218};
 use divgpu::gpu::UploadOptions;
 use std::sync::Arc;
 
@@ -418,7 +418,7 @@ fn arrays_past_the_adapters_binding_limit_match_the_cpu() {
     // On adapters with larger bindings this would take gigabytes, so it runs only where the
     // limit is small; CI's software adapters have it.
     let Some(gpu) = gpu() else { return };
-    let limit = gpu.max_chunk_elements();
+    let limit = gpu.max_chunk_elements(8);
     if limit > 1 << 25 {
         eprintln!("binding limit of {limit} elements is too large to cross in a test");
         return;
@@ -571,5 +571,91 @@ fn the_gpus_sieve_matches_divisor_counts() {
             None,
             "table up to {top}: (n, gpu, expected)"
         );
+    }
+}
+
+#[test]
+fn elements_take_their_own_width_on_the_gpu() {
+    // Issue 11: GPU memory at most 1.1 times the array's bytes (plus tables). The buffers hold
+    // the elements as the array does, so it is their bytes rounded up to a word per chunk.
+    if gpu().is_none() {
+        return;
+    }
+    let mut rng = SplitMix64::new(29);
+    let len = 4_001;
+    for width in [1usize, 2, 4, 8] {
+        for signed in [true, false] {
+            let bits = 8 * width as u32;
+            let (lo, hi) = if signed {
+                (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+            } else {
+                (0, (1i128 << bits) - 1)
+            };
+            // within 16 bits of zero (trial division of many 32-bit values would hold the GL
+            // adapter's context for seconds, and other tests' threads give up waiting for it),
+            // and the type's extremes; the differential suite draws from the whole range
+            let (a, b) = (lo.max(-(1 << 15)), hi.min(1 << 16));
+            let mut values: Vec<i128> = (0..len)
+                .map(|_| a + (rng.next_u64() as i128).rem_euclid(b - a + 1))
+                .collect();
+            // (the oracle's trial division of 2^64 - 1 would take a minute: 2^33 + 1 for it)
+            let top = hi.min((1 << 33) + 1);
+            values[17] = lo;
+            values[len / 2] = top;
+            values[len - 1] = top;
+            let bytes: Vec<u8> = values
+                .iter()
+                .flat_map(|x| x.to_le_bytes()[..width].to_vec())
+                .collect();
+            let dtype = divgpu::input::DType {
+                signed,
+                width,
+                big_endian: false,
+            };
+            let array = Arc::new(Array::from_raw_bytes(bytes, dtype).unwrap());
+            let array_bytes = (len * width) as u64;
+            let word = |n: usize| ((n * width).div_ceil(4) * 4) as u64;
+            let thresholds = [lo, -1, 0, 1, 2, 100, 40_000, hi];
+            let counts: Vec<u64> = values.iter().map(|&x| oracle_count(x)).collect();
+            let expected: Vec<u64> = thresholds
+                .iter()
+                .map(|&t| {
+                    (0..len)
+                        .filter(|&i| values[i] <= t)
+                        .map(|i| counts[i])
+                        .sum()
+                })
+                .collect();
+            // naive's trial division of random 32- and 64-bit values would take minutes on
+            // a software adapter; fast reads the same buffers
+            let chunked = if width <= 2 {
+                Algorithm::Naive
+            } else {
+                Algorithm::Fast
+            };
+            for (runner, gpu_bytes) in [
+                (Runner::Gpu(Algorithm::Fast, None), word(len)),
+                (Runner::Gpu(chunked, Some(1001)), 3 * word(1001) + word(998)),
+                (Runner::GpuStreamed(Algorithm::Fast, 1001), 2 * word(1001)),
+            ] {
+                let session = runner.session(&array).unwrap();
+                assert_eq!(
+                    session.gpu_buffer_bytes(),
+                    Some(gpu_bytes),
+                    "{dtype:?} {runner:?}"
+                );
+                if !session.is_streamed() {
+                    assert!(gpu_bytes as f64 <= 1.1 * array_bytes as f64, "{dtype:?}");
+                }
+                let got = session
+                    .query(
+                        &divgpu::input::Integers::from(&thresholds[..]),
+                        &divgpu::Quiet,
+                    )
+                    .unwrap()
+                    .results;
+                assert_eq!(got, expected, "{dtype:?} {runner:?}");
+            }
+        }
     }
 }

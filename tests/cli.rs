@@ -743,6 +743,8 @@ fn ctrl_c_stops_a_bench() {
 struct BenchReport {
     adapter: Option<Adapter>,
     gpu_upload_s: Option<f64>,
+    gpu_array_bytes: Option<u64>,
+    gpu_upload_gb_per_s: Option<f64>,
     workload: BenchWorkload,
     rows: Vec<BenchRow>,
 }
@@ -805,6 +807,18 @@ fn bench_reports_every_row_and_draws_a_chart() {
     // an upload time exactly when there are GPU rows
     assert_eq!(report.gpu_upload_s.is_some(), report.adapter.is_some());
     assert!(report.gpu_upload_s.is_none_or(|s| s > 0.0));
+    // the generated int64 elements at their own width, and the rate they went at
+    let bytes = report.adapter.as_ref().map(|_| 3000 * 8);
+    assert_eq!(report.gpu_array_bytes, bytes);
+    let rate = report
+        .gpu_upload_s
+        .zip(report.gpu_array_bytes)
+        .map(|(s, b)| b as f64 / s / 1e9);
+    assert!(
+        (report.gpu_upload_gb_per_s.unwrap_or(0.0) - rate.unwrap_or(0.0)).abs()
+            <= 1e-9 * rate.unwrap_or(1.0),
+        "{report:?}"
+    );
     assert_eq!(report.rows[0].threads, Some(1));
     assert_eq!(report.rows[0].speedup, 1.0);
     for row in &report.rows {

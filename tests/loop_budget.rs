@@ -23,7 +23,8 @@ const CAP: u32 = 65_535;
 
 /// Budgets as written in the shaders (counts: iterations plus each loop's exit test).
 const NAIVE_BUDGET: u32 = 8_193; // seed_kernel
-const FAST_BUDGET_AT_256: u32 = 33 + 6_562 + 5; // bucket_of + divisor_count + the bucket flush
+                                 // the thresholds' copy + bucket_of + divisor_count + the bucket flush
+const FAST_BUDGET_AT_256: u32 = 5 + 33 + 6_562 + 5;
 const WIDE_BUDGET: u32 = 33 + WIDE_MAX_STEPS + 1; // bucket_of + the step loop
 
 /// Runs `body` (WGSL statements of an entry point with `lid` and a storage array `out`) in one
@@ -181,8 +182,9 @@ struct Case {
     keys: Vec<u64>,
     thresholds: Vec<u64>,
     /// `Params` in shaders/divisors.wgsl: base, end, signed_keys, num_thresholds, threshold,
-    /// naive, init, steps.
-    params: [u32; 8],
+    /// naive, init, steps, key_width, hist_top and padding. The keys are stored at key_width
+    /// bytes.
+    params: [u32; 12],
 }
 
 /// The pipeline's shader with its entry point renamed and called from a new entry point that
@@ -280,7 +282,19 @@ fn counts_used(gpu: &GpuContext, case: &Case) -> Option<u32> {
             .flat_map(|&k| [k as u32, (k >> 32) as u32])
             .collect()
     };
-    let keys = storage(device, &words(&case.keys), false);
+    // the elements at the case's width, little-endian, in whole words (load_key's layout)
+    let width = case.params[8] as usize;
+    let mut bytes: Vec<u8> = case
+        .keys
+        .iter()
+        .flat_map(|k| k.to_le_bytes()[..width].to_vec())
+        .collect();
+    bytes.resize(bytes.len().div_ceil(4) * 4, 0);
+    let key_words: Vec<u32> = bytes
+        .chunks_exact(4)
+        .map(|w| u32::from_le_bytes(w.try_into().unwrap()))
+        .collect();
+    let keys = storage(device, &key_words, false);
     let thresholds = storage(device, &words(&case.thresholds), false);
     let sums = storage(device, &vec![0u32; 2 * case.thresholds.len()], false);
     let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -349,7 +363,14 @@ fn thresholds(count: u64) -> Vec<u64> {
     (0..count - 1).map(|i| i * 1000).chain([u64::MAX]).collect()
 }
 
-fn params(end: usize, num_thresholds: usize, naive: u32, init: u32, steps: u32) -> [u32; 8] {
+fn params(
+    end: usize,
+    num_thresholds: usize,
+    naive: u32,
+    init: u32,
+    steps: u32,
+    key_width: u32,
+) -> [u32; 12] {
     [
         0,
         end as u32,
@@ -359,6 +380,10 @@ fn params(end: usize, num_thresholds: usize, naive: u32, init: u32, steps: u32) 
         naive,
         init,
         steps,
+        key_width,
+        0,
+        0,
+        0,
     ]
 }
 
@@ -373,6 +398,7 @@ fn every_pipeline_stays_within_its_loop_budget_at_its_worst_case() {
     let Some(gpu) = common::gpu() else { return };
     let wg = gpu.workgroup_size() as usize;
     let len = 4 * wg;
+    // naive and the first fast case read 4-byte elements (u32 arrays), the others 8-byte ones.
     // Every invocation at its worst: seed_kernel runs j up to 65,535 for x >= 65535^2, and
     // divisor_count tries all 6,541 odd primes for a prime just below 2^32, or for 65521^2 (the
     // largest prime below 2^16, squared: the most primes tried plus two divisions).
@@ -388,14 +414,14 @@ fn every_pipeline_stays_within_its_loop_budget_at_its_worst_case() {
         ],
         len,
     );
-    let fast_flush_budget = 33 + 6_562 + (1024 / wg as u32) + 1;
+    let fast_flush_budget = 2 * ((1024 / wg as u32) + 1) + 33 + 6_562;
     let cases = [
         (
             Case {
                 label: "naive",
                 keys: naive_worst,
                 thresholds: vec![u64::from(u32::MAX)],
-                params: params(len, 1, 0, 0, 0),
+                params: params(len, 1, 0, 0, 0, 4),
             },
             NAIVE_BUDGET,
         ),
@@ -405,7 +431,7 @@ fn every_pipeline_stays_within_its_loop_budget_at_its_worst_case() {
                 label: "fast",
                 keys: fast_worst.clone(),
                 thresholds: thresholds(1024),
-                params: params(len, 1024, 0, 0, 0),
+                params: params(len, 1024, 0, 0, 0, 4),
             },
             fast_flush_budget,
         ),
@@ -415,7 +441,7 @@ fn every_pipeline_stays_within_its_loop_budget_at_its_worst_case() {
                 label: "fast",
                 keys: fast_worst,
                 thresholds: thresholds(5000),
-                params: params(len, 5000, 0, 0, 0),
+                params: params(len, 5000, 0, 0, 0, 8),
             },
             fast_flush_budget,
         ),
@@ -424,7 +450,7 @@ fn every_pipeline_stays_within_its_loop_budget_at_its_worst_case() {
                 label: "wide",
                 keys: wide_worst,
                 thresholds: thresholds(5000),
-                params: params(len, 5000, 0, 1, WIDE_MAX_STEPS),
+                params: params(len, 5000, 0, 1, WIDE_MAX_STEPS, 8),
             },
             WIDE_BUDGET,
         ),

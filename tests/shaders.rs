@@ -1,7 +1,7 @@
 //! Every shader parses and validates with naga, the compiler wgpu itself uses: a broken shader
 //! fails here, with no GPU needed.
 
-use divgpu::gpu::pipelines::{shader_sources, PARAMS_BYTES, WIDE_STATE_BYTES};
+use divgpu::gpu::pipelines::{shader_sources, LOCAL_BUCKETS, PARAMS_BYTES, WIDE_STATE_BYTES};
 use divgpu::gpu::table::{sieve_source, SIEVE_PARAMS_BYTES};
 use wgpu::naga;
 
@@ -61,6 +61,11 @@ fn every_shader_parses_and_validates() {
             .find(|(_, t)| t.name.as_deref() == Some("Wide"))
             .map(|(handle, _)| handle);
         assert_eq!(wide.is_some(), label == "wide", "{label}: the Wide struct");
+        // the host sizes fast's histogram by the workgroup buckets the shader has
+        if label == "fast" {
+            let constant = format!("const LOCAL_BUCKETS: u32 = {LOCAL_BUCKETS}u;");
+            assert!(source.contains(&constant), "fast: {constant}");
+        }
         if let Some(wide) = wide {
             assert_eq!(
                 u64::from(layouter[wide].size),

@@ -1,24 +1,23 @@
-//! The array on the GPU: its keys uploaded once (resident) or converted chunk by chunk for
-//! every query (streamed), in one part per key type.
+//! The array on the GPU: its elements uploaded once (resident) or chunk by chunk for every
+//! query (streamed), at the array's own width, in one part per key type.
 
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::GpuContext;
-use crate::gpu::keys::{key, split};
-use crate::gpu::pipelines::KEY_BYTES;
 use crate::gpu::query::DivisorTableBuffer;
 use crate::gpu::wide::WIDE_BLOCK;
 use crate::input::Array;
 
-/// Elements converted per step of an upload (512 KiB of keys).
+/// Elements per step of an upload (64 Ki: at most 512 KiB; a multiple of 4, so that every step
+/// but a range's last starts and ends on a word).
 const UPLOAD_STEP: usize = 1 << 16;
 
-/// Keys queued for upload before the queue is flushed: wgpu stages every write in host memory
+/// Bytes queued for upload before the queue is flushed: wgpu stages every write in host memory
 /// until a submission completes, and this keeps that staging from growing to a copy of the array.
 const UPLOAD_FLUSH_BYTES: u64 = 64 << 20;
 
-/// Arrays whose keys take more than this many bytes are streamed through two chunk buffers
+/// Arrays whose elements take more than this many bytes are streamed through two chunk buffers
 /// instead of being kept on the GPU.
 pub const DEFAULT_RESIDENT_BYTES: u64 = 2 << 30;
 
@@ -27,7 +26,7 @@ pub const DEFAULT_RESIDENT_BYTES: u64 = 2 << 30;
 pub struct UploadOptions {
     /// Elements per chunk buffer; `None`: the most the adapter's limits allow.
     pub chunk_elements: Option<usize>,
-    /// Keep the array on the GPU when its keys take at most this many bytes; stream it through
+    /// Keep the array on the GPU when its elements take at most this many bytes; stream it through
     /// two chunk buffers otherwise.
     pub resident_bytes: u64,
 }
@@ -83,11 +82,15 @@ impl Drop for Lease<'_> {
     }
 }
 
-/// Elements that share one key type: signed (the value with its sign bit flipped) or unsigned.
+/// Elements that share one type on the GPU: signed or unsigned, of `key_width` bytes. The
+/// buffers hold them as the array does, little-endian (`load_key` in `shaders/divisors.wgsl`
+/// reads them as keys).
 pub(super) struct Part {
     pub(super) storage: Storage,
     chunk_len: usize,
     pub(super) signed: bool,
+    /// Bytes per element: 1, 2, 4 or 8, the array's own width.
+    pub(super) key_width: u32,
     pub(super) len: usize,
 }
 
@@ -121,6 +124,26 @@ impl GpuArray {
             .iter()
             .any(|p| matches!(p.storage, Storage::Streamed { .. }))
     }
+
+    /// Bytes of GPU memory the elements take: every chunk buffer of a resident array, the
+    /// rings in the pool of a streamed one (a query running holds one more ring). Tables and
+    /// per-query buffers are not counted.
+    pub fn buffer_bytes(&self) -> u64 {
+        let mut bytes = 0;
+        for part in &self.parts {
+            bytes += match &part.storage {
+                Storage::Resident(chunks) => chunks.iter().map(|(b, _)| b.size()).sum::<u64>(),
+                Storage::Streamed { rings, .. } => rings
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .iter()
+                    .flatten()
+                    .map(wgpu::Buffer::size)
+                    .sum(),
+            };
+        }
+        bytes
+    }
 }
 
 impl Part {
@@ -139,20 +162,43 @@ impl Part {
 }
 
 impl GpuContext {
-    /// The most elements one chunk may hold: one storage binding, one buffer.
-    pub fn max_chunk_elements(&self) -> usize {
+    /// The most elements of `width` bytes one chunk may hold: one storage binding, one buffer,
+    /// whole words (and a u32 index per element).
+    pub fn max_chunk_elements(&self, width: usize) -> usize {
         let bytes = self
             .limits
             .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size);
-        (bytes / KEY_BYTES).min(u64::from(u32::MAX)) as usize
+            .min(self.limits.max_buffer_size)
+            / 4
+            * 4;
+        (bytes / width as u64).min(u64::from(u32::MAX)) as usize
     }
 
     /// Readies `array` for queries: uploaded once when its keys fit `options.resident_bytes`,
     /// streamed otherwise (the streamed array keeps a handle on `array`, and reads it at every
     /// query).
     pub fn upload(&self, array: &Arc<Array>, options: UploadOptions) -> Result<GpuArray> {
-        let max = self.max_chunk_elements();
+        let sources = match array.split_sign() {
+            Some((negatives, rest)) => vec![Arc::new(negatives), Arc::new(rest)],
+            None => vec![array.clone()],
+        };
+        let parts = sources
+            .into_iter()
+            .filter(|source| !source.is_empty())
+            .map(|source| self.upload_part(source, options))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(GpuArray {
+            parts,
+            len: array.len(),
+            table: Mutex::new(None),
+        })
+    }
+
+    fn upload_part(&self, source: Arc<Array>, options: UploadOptions) -> Result<Part> {
+        let dtype = source.dtype();
+        let width = dtype.width;
+        debug_assert!(matches!(width, 1 | 2 | 4 | 8), "128-bit arrays are split");
+        let max = self.max_chunk_elements(width);
         let chunk_len = match options.chunk_elements {
             Some(0) => {
                 return Err(Error::Option {
@@ -164,7 +210,7 @@ impl GpuContext {
                 return Err(Error::Option {
                     name: "chunk_elements",
                     message: format!(
-                        "{n} is above this adapter's limit of {max} elements \
+                        "{n} is above this adapter's limit of {max} elements of {width} bytes \
                          (max storage binding {} bytes, max buffer {} bytes)",
                         self.limits.max_storage_buffer_binding_size, self.limits.max_buffer_size
                     ),
@@ -173,37 +219,14 @@ impl GpuContext {
             Some(n) => n,
             None => max,
         };
-        let sources = match array.split_sign() {
-            Some((negatives, rest)) => vec![Arc::new(negatives), Arc::new(rest)],
-            None => vec![array.clone()],
-        };
-        let parts = sources
-            .into_iter()
-            .filter(|source| !source.is_empty())
-            .map(|source| self.upload_part(source, chunk_len, options.resident_bytes))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(GpuArray {
-            parts,
-            len: array.len(),
-            table: Mutex::new(None),
-        })
-    }
-
-    fn upload_part(
-        &self,
-        source: Arc<Array>,
-        chunk_len: usize,
-        resident_bytes: u64,
-    ) -> Result<Part> {
-        let signed = source.dtype().signed;
         let len = source.len();
         let storage = self.check("uploading the array", || {
-            if len as u64 * KEY_BYTES <= resident_bytes {
+            if (len * width) as u64 <= options.resident_bytes {
                 let chunks = (0..len)
                     .step_by(chunk_len)
                     .map(|start| {
                         let range = start..(start + chunk_len).min(len);
-                        let buffer = self.keys_buffer(range.len());
+                        let buffer = self.keys_buffer(range.len(), width);
                         let wide = self.write_keys(&buffer, &source, range)?;
                         Ok((buffer, wide))
                     })
@@ -211,7 +234,10 @@ impl GpuContext {
                 Ok(Storage::Resident(chunks))
             } else {
                 let ring_len = chunk_len.min(len);
-                let ring = [self.keys_buffer(ring_len), self.keys_buffer(ring_len)];
+                let ring = [
+                    self.keys_buffer(ring_len, width),
+                    self.keys_buffer(ring_len, width),
+                ];
                 Ok(Storage::Streamed {
                     source,
                     rings: Mutex::new(vec![ring]),
@@ -222,52 +248,80 @@ impl GpuContext {
         Ok(Part {
             storage,
             chunk_len,
-            signed,
+            signed: dtype.signed,
+            key_width: width as u32,
             len,
         })
     }
 
-    fn keys_buffer(&self, elements: usize) -> wgpu::Buffer {
+    /// A buffer for `elements` elements of `width` bytes, in whole words.
+    fn keys_buffer(&self, elements: usize, width: usize) -> wgpu::Buffer {
         self.device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("divgpu keys"),
-            size: elements as u64 * KEY_BYTES,
+            size: ((elements * width).div_ceil(4) * 4) as u64,
             usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
             mapped_at_creation: false,
         })
     }
 
-    /// Converts `range` of `array` to keys a step at a time (never the whole array in host
-    /// memory) and queues them into `buffer` from its start. Returns the blocks of `WIDE_BLOCK`
-    /// elements (counted from `range.start`) that hold a value of 2^32 or above.
+    /// Queues `range` of `array` into `buffer` from its start, a step at a time (never the
+    /// whole array in host memory), at the array's width, little-endian: its own bytes when it
+    /// stores them so (no conversion at all), decoded and re-encoded otherwise (big-endian or
+    /// strided arrays). Returns the blocks of `WIDE_BLOCK` elements (counted from
+    /// `range.start`) that hold a value of 2^32 or above, which only 8-byte elements can.
     pub(super) fn write_keys(
         &self,
         buffer: &wgpu::Buffer,
         array: &Array,
         range: std::ops::Range<usize>,
     ) -> Result<Vec<u32>> {
-        let signed = array.dtype().signed;
-        let mut scratch = Vec::with_capacity(UPLOAD_STEP);
-        let mut keys: Vec<[u32; 2]> = Vec::with_capacity(UPLOAD_STEP);
+        let dtype = array.dtype();
+        let width = dtype.width;
+        let raw = array.bytes().filter(|_| !dtype.big_endian || width == 1);
+        let mut decoded = Vec::new();
+        let mut encoded: Vec<u8> = Vec::new();
         let mut pending = 0;
         let mut wide_blocks: Vec<u32> = Vec::new();
         for step in range.clone().step_by(UPLOAD_STEP) {
             let step_end = (step + UPLOAD_STEP).min(range.end);
-            scratch.clear();
-            array.decode_into(step..step_end, &mut scratch);
-            keys.clear();
-            for (i, &x) in scratch.iter().enumerate() {
-                if x > i128::from(u32::MAX) {
-                    let block = ((step + i - range.start) / WIDE_BLOCK) as u32;
-                    if wide_blocks.last() != Some(&block) {
+            let bytes: &[u8] = match raw {
+                Some(all) => &all[step * width..step_end * width],
+                None => {
+                    decoded.clear();
+                    array.decode_into(step..step_end, &mut decoded);
+                    encoded.clear();
+                    for &x in &decoded {
+                        // x fits the array's type: its low bytes are its two's complement
+                        encoded.extend_from_slice(&x.to_le_bytes()[..width]);
+                    }
+                    &encoded
+                }
+            };
+            if width == 8 {
+                let first = step - range.start;
+                for (i, element) in bytes.chunks_exact(8).enumerate() {
+                    let v = u64::from_le_bytes(element.try_into().expect("8 bytes"));
+                    let wide = if dtype.signed {
+                        v as i64 > i64::from(u32::MAX)
+                    } else {
+                        v > u64::from(u32::MAX)
+                    };
+                    let block = ((first + i) / WIDE_BLOCK) as u32;
+                    if wide && wide_blocks.last() != Some(&block) {
                         wide_blocks.push(block);
                     }
                 }
-                keys.push(split(key(x, signed)));
             }
-            let offset = (step - range.start) as u64 * KEY_BYTES;
-            self.queue
-                .write_buffer(buffer, offset, bytemuck::cast_slice(&keys));
-            pending += keys.len() as u64 * KEY_BYTES;
+            let offset = ((step - range.start) * width) as u64;
+            if bytes.len().is_multiple_of(4) {
+                self.queue.write_buffer(buffer, offset, bytes);
+            } else {
+                // a range's last step: padded to a whole word
+                let mut padded = bytes.to_vec();
+                padded.resize(bytes.len().div_ceil(4) * 4, 0);
+                self.queue.write_buffer(buffer, offset, &padded);
+            }
+            pending += bytes.len() as u64;
             if pending >= UPLOAD_FLUSH_BYTES {
                 self.queue.submit([]);
                 self.wait()?;
@@ -278,10 +332,19 @@ impl GpuContext {
     }
 
     /// A ring of two chunk buffers for one streamed query: one the pool has, or a new one.
-    pub(super) fn lease<'p>(&self, pool: &'p Mutex<Vec<Ring>>, ring_len: usize) -> Lease<'p> {
+    pub(super) fn lease<'p>(
+        &self,
+        pool: &'p Mutex<Vec<Ring>>,
+        ring_len: usize,
+        width: usize,
+    ) -> Lease<'p> {
         let spare = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let ring =
-            spare.unwrap_or_else(|| [self.keys_buffer(ring_len), self.keys_buffer(ring_len)]);
+        let ring = spare.unwrap_or_else(|| {
+            [
+                self.keys_buffer(ring_len, width),
+                self.keys_buffer(ring_len, width),
+            ]
+        });
         Lease {
             pool,
             ring: Some(ring),

@@ -76,10 +76,11 @@ pub fn runtime_checks() -> wgpu::ShaderRuntimeChecks {
     }
 }
 
-/// Bytes per element in a keys buffer: one `vec2<u32>`.
-pub const KEY_BYTES: u64 = 8;
+/// Distinct thresholds whose bucket sums (and thresholds) `fast` keeps in workgroup memory:
+/// `LOCAL_BUCKETS` in `shaders/fast.wgsl`.
+pub const LOCAL_BUCKETS: usize = 1024;
 /// Bytes per `Params` in `shaders/divisors.wgsl`.
-pub const PARAMS_BYTES: u64 = 32;
+pub const PARAMS_BYTES: u64 = 48;
 /// Bytes per `Wide` (one element's factoring state) in `shaders/wide.wgsl`.
 pub const WIDE_STATE_BYTES: u64 = 288;
 

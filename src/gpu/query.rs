@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::gpu::array::{GpuArray, Part, Storage};
 use crate::gpu::context::GpuContext;
 use crate::gpu::keys::{split, threshold_key};
-use crate::gpu::pipelines::PARAMS_BYTES;
+use crate::gpu::pipelines::{LOCAL_BUCKETS, PARAMS_BYTES};
 use crate::gpu::table::MAX_TOP;
 use crate::gpu::timer::PassTimer;
 use crate::gpu::wide::{WideState, WIDE_BLOCK};
@@ -59,6 +59,9 @@ pub(super) struct Params {
     pub(super) naive: u32,
     pub(super) init: u32,
     pub(super) steps: u32,
+    pub(super) key_width: u32,
+    pub(super) hist_top: u32,
+    pub(super) _pad: [u32; 2],
 }
 
 /// Wall-clock times of one GPU query.
@@ -111,7 +114,7 @@ impl GpuContext {
         let mut timings = QueryTimings::default();
         for (part, keys) in array.parts.iter().zip(&keys) {
             let (part_sums, part_timings) =
-                self.run_query(part, keys, algorithm, table.as_deref(), observer)?;
+                self.run_query(part, keys, plan, algorithm, table.as_deref(), observer)?;
             for (sum, part_sum) in sums.iter_mut().zip(part_sums) {
                 *sum += part_sum;
             }
@@ -167,6 +170,7 @@ impl GpuContext {
         &self,
         part: &Part,
         keys: &[Option<u64>],
+        plan: &Plan,
         algorithm: Algorithm,
         table: Option<&DivisorTableBuffer>,
         observer: &dyn Observer,
@@ -180,6 +184,10 @@ impl GpuContext {
         if part.len == 0 || passes.is_empty() {
             return Ok((vec![0; keys.len()], timings));
         }
+        let hist_top = match algorithm {
+            Algorithm::Fast => self.histogram_top(live.len(), table_top, part.len),
+            Algorithm::Naive => 0,
+        };
         self.check("running the query", || {
             let threshold_words: Vec<[u32; 2]> =
                 live.iter().map(|k| split(k.unwrap_or(0))).collect();
@@ -188,7 +196,13 @@ impl GpuContext {
                 wgpu::BufferUsages::STORAGE,
                 &threshold_words,
             );
-            let sums_size = live.len() as u64 * 8;
+            // fast: the bucket sums, then (with a histogram) one slot per value 0..=hist_top
+            let histogram_slots = if hist_top == 0 {
+                0
+            } else {
+                hist_top as u64 + 1
+            };
+            let sums_size = (live.len() as u64 + histogram_slots) * 8;
             let sums = self.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some("divgpu sums"),
                 size: sums_size,
@@ -234,7 +248,7 @@ impl GpuContext {
                 Storage::Resident(_) => None,
                 Storage::Streamed {
                     rings, ring_len, ..
-                } => Some(self.lease(rings, *ring_len)),
+                } => Some(self.lease(rings, *ring_len, part.key_width as usize)),
             };
             let bound: Vec<wgpu::BindGroup> = match (&part.storage, &lease) {
                 (Storage::Streamed { source, .. }, Some(lease)) => {
@@ -273,6 +287,9 @@ impl GpuContext {
                             naive: 0,
                             init: 0,
                             steps: 0,
+                            key_width: part.key_width,
+                            hist_top,
+                            _pad: [0; 2],
                         };
                         self.queue
                             .write_buffer(&params, 0, bytemuck::bytes_of(&dispatch));
@@ -329,6 +346,9 @@ impl GpuContext {
                             naive: u32::from(pass.is_some()),
                             init: 0,
                             steps: 0,
+                            key_width: part.key_width,
+                            hist_top: 0,
+                            _pad: [0; 2],
                         };
                         self.run_wide(state, bind_group, &params, template, &mut timer, observer)?;
                     }
@@ -346,14 +366,38 @@ impl GpuContext {
             let start = Instant::now();
             let words: Vec<u32> = self.read_back(&sums, sums_size)?;
             timings.readback = start.elapsed();
+            let mut slots = words
+                .chunks_exact(2)
+                .map(|w| u64::from(w[0]) | (u64::from(w[1]) << 32));
             let mut result = vec![0u64; skipped];
-            result.extend(
-                words
-                    .chunks_exact(2)
-                    .map(|w| u64::from(w[0]) | (u64::from(w[1]) << 32)),
-            );
+            result.extend(slots.by_ref().take(live.len()));
+            if hist_top != 0 {
+                add_histogram(&mut result, plan.distinct(), slots);
+            }
             Ok((result, timings))
         })
+    }
+
+    /// `fast`'s histogram for a query with `buckets` live distinct thresholds over a part of
+    /// `elements` elements: the elements of value 2 ..= the returned top add c(x), looked up in
+    /// the divisor table, to a slot of their value rather than search the thresholds for their
+    /// bucket; the host then adds each value's slot to its bucket. Only with more buckets than
+    /// the workgroup sums hold (fewer are searched in workgroup memory) and a table; the top is
+    /// at most the table's, one slot per element (the slots are read back), and the sums'
+    /// binding. 0: no histogram.
+    fn histogram_top(&self, buckets: usize, table_top: u32, elements: usize) -> u32 {
+        if buckets <= LOCAL_BUCKETS {
+            return 0;
+        }
+        let binding_slots = self.limits.max_storage_buffer_binding_size / 8;
+        let top = u64::from(table_top)
+            .min(elements as u64)
+            .min(binding_slots.saturating_sub(buckets as u64 + 1));
+        if top < 2 {
+            0
+        } else {
+            top as u32
+        }
     }
 
     /// A 2D grid of at least `groups` workgroups within the per-dimension limit.
@@ -361,6 +405,28 @@ impl GpuContext {
         let per_dim = u64::from(self.limits.max_compute_workgroups_per_dimension);
         let x = groups.min(per_dim).max(1);
         (x as u32, groups.div_ceil(x) as u32)
+    }
+}
+
+/// Adds `fast`'s histogram, the sums of c(x) over the elements of each value v = 0, 1, ...
+/// (slots below 2 are always 0), to the bucket sums in `result`, one per distinct threshold in
+/// ascending order: v's sum goes to the bucket of the smallest threshold >= v, and nowhere when
+/// v is above them all.
+fn add_histogram(result: &mut [u64], distinct: &[i128], histogram: impl Iterator<Item = u64>) {
+    let mut bucket = 0;
+    for (v, sum) in histogram.enumerate() {
+        if sum == 0 {
+            continue;
+        }
+        let v = v as i128;
+        // v ascends, and so does its bucket
+        while bucket < distinct.len() && distinct[bucket] < v {
+            bucket += 1;
+        }
+        if bucket == distinct.len() {
+            break;
+        }
+        result[bucket] += sum;
     }
 }
 
