@@ -13,7 +13,7 @@ use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Through
 
 use divgpu::gpu::GpuContext;
 use divgpu::input::{Array, Integers};
-use divgpu::session::{open_gpu, Backend, Options, Session};
+use divgpu::session::{open_gpu, open_gpu_with, Backend, Options, Session};
 use divgpu::{workload, Algorithm, Quiet};
 
 fn sizes() -> [usize; 2] {
@@ -162,5 +162,54 @@ fn many_thresholds(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, post_workload, many_thresholds);
+/// 20,000 values, one in ten of 2^32 and above, on the adapter's own 64-bit integers (where it
+/// has `SHADER_INT64`) and on the emulated arithmetic, side by side on one adapter. Checked
+/// against the CPU before anything is timed.
+fn wide_values(c: &mut Criterion) {
+    let mut rng = workload::SplitMix64::new(64);
+    let values: Vec<i64> = (0..20_000)
+        .map(|_| match rng.below(10) {
+            0 => (rng.next_u64() >> 1) as i64,
+            _ => rng.below(1 << 32) as i64,
+        })
+        .collect();
+    let array = Arc::new(Array::from_i64(values));
+    let thresholds = Integers::from(vec![1i64 << 32, 1 << 40, 1 << 50, i64::MAX]);
+    let reference = answer(
+        &session(&array, Algorithm::Fast, 0, None, false),
+        &thresholds,
+    );
+    let mut group = c.benchmark_group("wide_values_20000");
+    group.sample_size(10);
+    for use_int64 in [true, false] {
+        let Some(gpu) = open_gpu_with(Backend::Gpu, None, use_int64)
+            .ok()
+            .flatten()
+            .map(Arc::new)
+        else {
+            return;
+        };
+        if use_int64 && !gpu.native_int64() {
+            continue; // the adapter has no 64-bit integers: only the emulated row
+        }
+        let on_gpu = session(&array, Algorithm::Fast, 0, Some(&gpu), false);
+        assert_eq!(answer(&on_gpu, &thresholds), reference);
+        let label = if gpu.native_int64() {
+            "native_int64"
+        } else {
+            "emulated_int64"
+        };
+        let adapter = gpu.summary();
+        group.bench_function(
+            BenchmarkId::new(
+                format!("gpu_fast_{label}"),
+                format!("{} {}", adapter.name, adapter.backend),
+            ),
+            |b| b.iter(|| answer(&on_gpu, &thresholds)),
+        );
+    }
+    group.finish();
+}
+
+criterion_group!(benches, post_workload, many_thresholds, wide_values);
 criterion_main!(benches);

@@ -2,7 +2,6 @@
 // SHADER_INT64 (llvmpipe-GL has none): the wide pipeline's (shaders/wide.wgsl) arithmetic, kept
 // apart from its state machine. No function here loops.
 
-
 fn add64(a: vec2<u32>, b: vec2<u32>) -> vec2<u32> {
     let lo = a.x + b.x;
     return vec2<u32>(lo, a.y + b.y + select(0u, 1u, lo < a.x));
@@ -16,14 +15,6 @@ fn lt64(a: vec2<u32>, b: vec2<u32>) -> bool {
     return a.y < b.y || (a.y == b.y && a.x < b.x);
 }
 
-fn eq64(a: vec2<u32>, b: vec2<u32>) -> bool {
-    return a.x == b.x && a.y == b.y;
-}
-
-fn is_zero64(a: vec2<u32>) -> bool {
-    return (a.x | a.y) == 0u;
-}
-
 // a >> s for s in [0, 63]
 fn shr64(a: vec2<u32>, s: u32) -> vec2<u32> {
     if s == 0u {
@@ -33,29 +24,6 @@ fn shr64(a: vec2<u32>, s: u32) -> vec2<u32> {
         return vec2<u32>((a.x >> s) | (a.y << (32u - s)), a.y >> s);
     }
     return vec2<u32>(a.y >> (s - 32u), 0u);
-}
-
-// trailing zeros of a != 0
-fn ctz64(a: vec2<u32>) -> u32 {
-    if a.x != 0u {
-        return countTrailingZeros(a.x);
-    }
-    return 32u + countTrailingZeros(a.y);
-}
-
-// the index of the highest set bit of a != 0
-fn top_bit64(a: vec2<u32>) -> u32 {
-    if a.y != 0u {
-        return 63u - countLeadingZeros(a.y);
-    }
-    return 31u - countLeadingZeros(a.x);
-}
-
-fn bit64(a: vec2<u32>, i: u32) -> bool {
-    if i >= 32u {
-        return ((a.y >> (i - 32u)) & 1u) != 0u;
-    }
-    return ((a.x >> i) & 1u) != 0u;
 }
 
 // a * b as a u64

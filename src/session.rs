@@ -176,6 +176,16 @@ fn in_pool<R: Send>(side: &CpuSide, work: impl FnOnce() -> R + Send) -> Result<R
 /// for [`Backend::Cpu`], and for [`Backend::Auto`] when no hardware GPU (nor the adapter named)
 /// is there; an error for [`Backend::Gpu`] and [`Backend::Both`] without one.
 pub fn open_gpu(backend: Backend, adapter: Option<&str>) -> Result<Option<GpuContext>> {
+    open_gpu_with(backend, adapter, true)
+}
+
+/// [`open_gpu`], with the adapter's 64-bit shader integers for values of 2^32 and above only
+/// when `shader_int64` (and the adapter has them; see [`GpuContext::with_shader_int64`]).
+pub fn open_gpu_with(
+    backend: Backend,
+    adapter: Option<&str>,
+    shader_int64: bool,
+) -> Result<Option<GpuContext>> {
     let hardware_only = match backend {
         Backend::Cpu => return Ok(None),
         // a software rasteriser is slower than rayon: only real GPUs, unless one is named
@@ -184,7 +194,7 @@ pub fn open_gpu(backend: Backend, adapter: Option<&str>) -> Result<Option<GpuCon
     };
     let instance = context::instance();
     match context::choose_adapter(&instance, adapter, hardware_only)? {
-        Some(found) => GpuContext::new(&found).map(Some),
+        Some(found) => GpuContext::with_shader_int64(&found, shader_int64).map(Some),
         None if backend == Backend::Auto => Ok(None),
         None => Err(Error::NoAdapter(context::no_adapter_message())),
     }

@@ -12,6 +12,12 @@ use divgpu::input::Array;
 use divgpu::workload::SplitMix64;
 use divgpu::Algorithm;
 
+/// One batch of `thresholds` on `session`.
+fn answer(session: &divgpu::Session, thresholds: &[i128]) -> Vec<u64> {
+    let thresholds = divgpu::input::Integers::from(thresholds);
+    session.query(&thresholds, &divgpu::Quiet).unwrap().results
+}
+
 fn array(values: &[i128]) -> Arc<Array> {
     Arc::new(Array::from_i64(values.iter().map(|&v| v as i64).collect()))
 }
@@ -647,15 +653,51 @@ fn elements_take_their_own_width_on_the_gpu() {
                 if !session.is_streamed() {
                     assert!(gpu_bytes as f64 <= 1.1 * array_bytes as f64, "{dtype:?}");
                 }
-                let got = session
-                    .query(
-                        &divgpu::input::Integers::from(&thresholds[..]),
-                        &divgpu::Quiet,
-                    )
-                    .unwrap()
-                    .results;
+                let got = answer(&session, &thresholds);
                 assert_eq!(got, expected, "{dtype:?} {runner:?}");
             }
         }
+    }
+}
+
+/// Values of 2^32 and above on the adapter's own 64-bit integers (`shaders/u64_native.wgsl`,
+/// where it has `SHADER_INT64`: lavapipe) and on the emulated arithmetic (`shaders/u64.wgsl`)
+/// of a second device on the same adapter: both give the CPU's answers.
+#[test]
+fn wide_values_match_with_native_and_emulated_64_bit_integers() {
+    let Some(default) = gpu() else { return };
+    let emulated = divgpu::session::open_gpu_with(divgpu::Backend::Gpu, None, false)
+        .unwrap()
+        .expect("an adapter");
+    assert!(!emulated.native_int64());
+    eprintln!(
+        "native 64-bit integers on the default device: {}",
+        default.native_int64()
+    );
+    let mut rng = SplitMix64::new(0x64);
+    let len = 6_000;
+    let values: Vec<u64> = (0..len)
+        .map(|_| match rng.below(30) {
+            0 => rng.next_u64() | 1 << 63,
+            1 => rng.below(1 << 40) + (1 << 32),
+            2 => (rng.below(1 << 20) + 3) * (rng.below(1 << 31) + (1 << 31)),
+            _ => rng.below(1 << 32),
+        })
+        .collect();
+    let as_i128: Vec<i128> = values.iter().map(|&x| x as i128).collect();
+    let mut thresholds = vec![u64::MAX as i128, 1 << 32, (1 << 62) + (1 << 61)];
+    thresholds.extend(as_i128.iter().step_by(211).copied());
+    let array = u64_array(&values);
+    let expected = Runner::Cpu(Algorithm::Fast, 2)
+        .run(&array, &thresholds)
+        .unwrap();
+    let options = divgpu::Options {
+        backend: divgpu::Backend::Gpu,
+        ..divgpu::Options::default()
+    };
+    for context in [default.clone(), Arc::new(emulated)] {
+        let session = divgpu::Session::with_gpu(array.clone(), context.clone(), &options).unwrap();
+        let got = answer(&session, &thresholds);
+        assert_eq!(got, expected, "native 64-bit: {}", context.native_int64());
     }
 }

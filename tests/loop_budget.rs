@@ -226,7 +226,7 @@ fn metered(label: &str) -> String {
 /// size) and returns the counts it used, or `None` on an adapter without a cap.
 fn counts_used(gpu: &GpuContext, case: &Case) -> Option<u32> {
     let device = gpu.device();
-    let wide = case.label == "wide";
+    let wide = case.label.starts_with("wide");
     let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
@@ -415,7 +415,7 @@ fn every_pipeline_stays_within_its_loop_budget_at_its_worst_case() {
         len,
     );
     let fast_flush_budget = 2 * ((1024 / wg as u32) + 1) + 33 + 6_562;
-    let cases = [
+    let mut cases = [
         (
             Case {
                 label: "naive",
@@ -448,13 +448,27 @@ fn every_pipeline_stays_within_its_loop_budget_at_its_worst_case() {
         (
             Case {
                 label: "wide",
-                keys: wide_worst,
+                keys: wide_worst.clone(),
                 thresholds: thresholds(5000),
                 params: params(len, 5000, 0, 1, WIDE_MAX_STEPS, 8),
             },
             WIDE_BUDGET,
         ),
-    ];
+    ]
+    .into_iter()
+    .collect::<Vec<_>>();
+    // the native 64-bit wide pipeline too, where the device has 64-bit integers (lavapipe)
+    if gpu.native_int64() {
+        cases.push((
+            Case {
+                label: "wide-int64",
+                keys: wide_worst,
+                thresholds: thresholds(5000),
+                params: params(len, 5000, 0, 1, WIDE_MAX_STEPS, 8),
+            },
+            WIDE_BUDGET,
+        ));
+    }
     if wg == 256 {
         assert_eq!(fast_flush_budget, FAST_BUDGET_AT_256);
     }

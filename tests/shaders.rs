@@ -10,18 +10,16 @@ use wgpu::naga;
 /// `params_bytes` long, the size of its Rust mirror. The module and its layouter, for more.
 fn validated(
     label: &str,
+    capabilities: naga::valid::Capabilities,
     source: &str,
     entry_points: usize,
     (params, params_bytes): (&str, u64),
 ) -> (naga::Module, naga::proc::Layouter) {
     let module = naga::front::wgsl::parse_str(source)
         .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(source)));
-    let info = naga::valid::Validator::new(
-        naga::valid::ValidationFlags::all(),
-        naga::valid::Capabilities::empty(),
-    )
-    .validate(&module)
-    .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(source)));
+    let info = naga::valid::Validator::new(naga::valid::ValidationFlags::all(), capabilities)
+        .validate(&module)
+        .unwrap_or_else(|e| panic!("{label}: {}", e.emit_to_string(source)));
     let constants = [("WG_SIZE".to_string(), 256.0)].into_iter().collect();
     let (resolved, _) =
         naga::back::pipeline_constants::process_overrides(&module, &info, None, &constants)
@@ -53,14 +51,25 @@ fn validated(
 fn every_shader_parses_and_validates() {
     for (label, source) in shader_sources() {
         // the Rust mirror of `Params` (src/gpu/query.rs) has the WGSL struct's size
-        let (module, layouter) = validated(label, &source, 1, ("Params", PARAMS_BYTES));
+        // only the native wide pipeline uses 64-bit integers (and the emulated one must not)
+        let capabilities = if label == "wide-int64" {
+            naga::valid::Capabilities::SHADER_INT64
+        } else {
+            naga::valid::Capabilities::empty()
+        };
+        let (module, layouter) =
+            validated(label, capabilities, &source, 1, ("Params", PARAMS_BYTES));
         // and the host sizes the wide states buffer by the WGSL struct's size
         let wide = module
             .types
             .iter()
             .find(|(_, t)| t.name.as_deref() == Some("Wide"))
             .map(|(handle, _)| handle);
-        assert_eq!(wide.is_some(), label == "wide", "{label}: the Wide struct");
+        assert_eq!(
+            wide.is_some(),
+            label.starts_with("wide"),
+            "{label}: the Wide struct"
+        );
         // the host sizes fast's histogram by the workgroup buckets the shader has
         if label == "fast" {
             let constant = format!("const LOCAL_BUCKETS: u32 = {LOCAL_BUCKETS}u;");
@@ -76,5 +85,11 @@ fn every_shader_parses_and_validates() {
     }
     // the divisor table's sieve: entry points `main` and `pack`, and `SieveParams`
     let (label, source) = sieve_source();
-    validated(label, &source, 2, ("SieveParams", SIEVE_PARAMS_BYTES));
+    validated(
+        label,
+        naga::valid::Capabilities::empty(),
+        &source,
+        2,
+        ("SieveParams", SIEVE_PARAMS_BYTES),
+    );
 }

@@ -145,12 +145,25 @@ pub struct GpuContext {
 
 impl GpuContext {
     /// Opens a device on `adapter` with the adapter's own limits (not WebGPU's defaults), so
-    /// the largest bindings the hardware allows are available.
+    /// the largest bindings the hardware allows are available, and its 64-bit shader integers
+    /// where it has them.
     pub fn new(adapter: &wgpu::Adapter) -> Result<Self> {
+        Self::with_shader_int64(adapter, true)
+    }
+
+    /// [`GpuContext::new`], using the adapter's 64-bit shader integers (`SHADER_INT64`) for
+    /// values of 2^32 and above only when `use_int64` and the adapter has them; emulated
+    /// 64-bit arithmetic otherwise. Tests and benches compare the two on one adapter.
+    pub fn with_shader_int64(adapter: &wgpu::Adapter, use_int64: bool) -> Result<Self> {
+        let native_int64 = use_int64 && adapter.features().contains(wgpu::Features::SHADER_INT64);
+        let mut features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
+        if native_int64 {
+            features |= wgpu::Features::SHADER_INT64;
+        }
         let (device, queue) = pollster::block_on(adapter.request_device(&wgpu::DeviceDescriptor {
             label: Some("divgpu"),
             // timestamps, where the adapter has them, time the passes (bench, JSON report)
-            required_features: adapter.features() & wgpu::Features::TIMESTAMP_QUERY,
+            required_features: features,
             required_limits: adapter.limits(),
             ..Default::default()
         }))
@@ -165,7 +178,7 @@ impl GpuContext {
         }));
         let limits = device.limits();
         let context = GpuContext {
-            pipelines: Pipelines::new(&device, &limits)?,
+            pipelines: Pipelines::new(&device, &limits, native_int64)?,
             device,
             queue,
             limits,
@@ -188,6 +201,11 @@ impl GpuContext {
 
     pub fn adapter_info(&self) -> &wgpu::AdapterInfo {
         &self.info
+    }
+
+    /// Whether values of 2^32 and above are factored with the adapter's own 64-bit integers.
+    pub fn native_int64(&self) -> bool {
+        self.pipelines.native_int64
     }
 
     /// Invocations per workgroup in every pipeline: element counts around it are the edge cases.

@@ -11,8 +11,10 @@ use crate::error::{Error, Result};
 /// is this text followed by its own.
 const COMMON: &str = include_str!("../../shaders/divisors.wgsl");
 
-/// Each pipeline's WGSL, complete (common part first): `(label, source)`.
-pub fn shader_sources() -> [(&'static str, String); 3] {
+/// Each pipeline's WGSL, complete (common part first): `(label, source)`. `wide` is the wide
+/// pipeline with emulated 64-bit arithmetic, `wide-int64` the same with the adapter's own
+/// (it needs `SHADER_INT64`).
+pub fn shader_sources() -> [(&'static str, String); 4] {
     [
         (
             "naive",
@@ -22,13 +24,17 @@ pub fn shader_sources() -> [(&'static str, String); 3] {
             "fast",
             format!("{COMMON}\n{}", include_str!("../../shaders/fast.wgsl")),
         ),
-        ("wide", wide_source()),
+        ("wide", wide_source(false)),
+        ("wide-int64", wide_source(true)),
     ]
 }
 
 /// `shaders/wide.wgsl` after the common part and the trial primes it divides by, the CPU's own
-/// ([`divisors::trial_primes`]), followed by its 64-bit arithmetic, `shaders/u64.wgsl`.
-fn wide_source() -> String {
+/// ([`divisors::trial_primes`]), followed by its 64-bit comparisons (`shaders/u64_bits.wgsl`)
+/// and its 64-bit arithmetic: `shaders/u64_native.wgsl`
+/// with `native_int64` (the adapter's `SHADER_INT64`), `shaders/u64.wgsl` (emulated on
+/// `u32` words) otherwise. The two define the same functions with the same results.
+fn wide_source(native_int64: bool) -> String {
     let primes = divisors::trial_primes();
     let mut source = format!(
         "{COMMON}\nconst TRIAL_BOUND: u32 = {}u;\nconst TRIAL_PRIME_COUNT: u32 = {}u;\n\
@@ -45,7 +51,13 @@ fn wide_source() -> String {
     source.push_str(");\n");
     source.push_str(include_str!("../../shaders/wide.wgsl"));
     source.push('\n');
-    source.push_str(include_str!("../../shaders/u64.wgsl"));
+    source.push_str(include_str!("../../shaders/u64_bits.wgsl"));
+    source.push('\n');
+    source.push_str(if native_int64 {
+        include_str!("../../shaders/u64_native.wgsl")
+    } else {
+        include_str!("../../shaders/u64.wgsl")
+    });
     source
 }
 
@@ -99,10 +111,14 @@ pub struct Pipelines {
     wide: OnceLock<wgpu::ComputePipeline>,
     /// Invocations per workgroup (`WG_SIZE` in the shaders, set here).
     pub workgroup_size: u32,
+    /// Whether the wide pipeline uses the adapter's 64-bit integers (`SHADER_INT64`).
+    pub native_int64: bool,
 }
 
 impl Pipelines {
-    pub fn new(device: &wgpu::Device, limits: &wgpu::Limits) -> Result<Self> {
+    /// The pipelines for `device`; the wide one with native 64-bit integers when
+    /// `native_int64` (the device must have been opened with `SHADER_INT64`).
+    pub fn new(device: &wgpu::Device, limits: &wgpu::Limits, native_int64: bool) -> Result<Self> {
         let workgroup_size = workgroup_size(limits);
         if workgroup_size == 0 {
             return Err(Error::Unsupported(
@@ -163,7 +179,7 @@ impl Pipelines {
             usage: wgpu::BufferUsages::STORAGE,
             mapped_at_creation: false,
         });
-        let [naive, fast, _] = shader_sources();
+        let [naive, fast, _, _] = shader_sources();
         let naive = compute_pipeline(device, &pipeline_layout, naive, workgroup_size);
         let fast = compute_pipeline(device, &pipeline_layout, fast, workgroup_size);
         Ok(Pipelines {
@@ -176,6 +192,7 @@ impl Pipelines {
             wide_pipeline_layout,
             wide: OnceLock::new(),
             workgroup_size,
+            native_int64,
         })
     }
 
@@ -185,7 +202,7 @@ impl Pipelines {
             compute_pipeline(
                 device,
                 &self.wide_pipeline_layout,
-                ("wide", wide_source()),
+                ("wide", wide_source(self.native_int64)),
                 self.workgroup_size,
             )
         })
