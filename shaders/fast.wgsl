@@ -5,7 +5,7 @@
 // the others are factored by divisor_count.
 //
 // Loop budget per invocation (see divisors.wgsl): the thresholds' copy LOCAL_BUCKETS /
-// WG_SIZE + 1 + bucket_of 33 (local_bucket_of's 11 is less) + divisor_count 6,562 + the
+// WG_SIZE + 1 + bucket_of 33 (local_bucket_of's 12 is less) + divisor_count 6,562 + the
 // bucket flush LOCAL_BUCKETS / WG_SIZE + 1. At 256 invocations (divgpu's workgroup, which
 // WebGPU guarantees every adapter runs) the copy and the flush take 5 each: 6,605 counts, a
 // tenth of llvmpipe's 65,535; even at 1 invocation, 8,645. The barriers cost none; the table
@@ -21,7 +21,7 @@ const LOCAL_BUCKETS: u32 = 1024u;
 var<workgroup> local_sums: array<atomic<u32>, LOCAL_BUCKETS>;
 var<workgroup> local_thresholds: array<vec2<u32>, LOCAL_BUCKETS>;
 
-// bucket_of (divisors.wgsl) over the copy in workgroup memory: budget at most 11 counts (hi -
+// bucket_of (divisors.wgsl) over the copy in workgroup memory: budget at most 12 counts (hi -
 // lo halves from at most 1,024, plus the exit test).
 fn local_bucket_of(key: vec2<u32>) -> u32 {
     var lo = 0u;
