@@ -12,6 +12,7 @@ venv="${DIVGPU_VENV:-.venv}"
 if [ ! -x "$venv/bin/python" ]; then
     python3 -m venv "$venv"
 fi
-# builds the extension with maturin (release) and installs it with numpy and pytest
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check ".[test]"
+# builds the extension with maturin (release) and installs it with numpy, pytest, and Dask and
+# zarr for the Dask tests
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check ".[test,dask]"
 "$venv/bin/python" -m pytest -q python/tests

@@ -205,11 +205,35 @@ impl Session {
     /// a pool started on the CPU.
     pub fn new(array: Arc<Array>, options: &Options) -> Result<Session> {
         let gpu = open_gpu(options.backend, options.adapter.as_deref())?;
+        Session::opened(array, gpu.map(Arc::new), options)
+    }
+
+    /// A session on what [`open_gpu`] gave for `options.backend` and `options.adapter`, opened
+    /// once and shared by many sessions (the Python package's Dask workers make one per
+    /// process). `None` runs on the CPU, and is an error for [`Backend::Gpu`] and
+    /// [`Backend::Both`]: never a silent fallback.
+    pub fn opened(
+        array: Arc<Array>,
+        gpu: Option<Arc<GpuContext>>,
+        options: &Options,
+    ) -> Result<Session> {
         let mut notes = Vec::new();
-        if options.backend == Backend::Auto && gpu.is_none() {
-            notes.push("no hardware GPU adapter found; running on the CPU".to_string());
+        match (options.backend, &gpu) {
+            (Backend::Gpu | Backend::Both, None) => {
+                return Err(Error::NoAdapter(context::no_adapter_message()))
+            }
+            (Backend::Cpu, Some(_)) => {
+                return Err(Error::Option {
+                    name: "backend",
+                    message: "is 'cpu', but a GPU was given".into(),
+                })
+            }
+            (Backend::Auto, None) => {
+                notes.push("no hardware GPU adapter found; running on the CPU".to_string())
+            }
+            _ => {}
         }
-        Session::build(array, gpu.map(Arc::new), options, notes)
+        Session::build(array, gpu, options, notes)
     }
 
     /// A session on a GPU already open (tests and benchmarks share one device among many

@@ -701,3 +701,36 @@ fn wide_values_match_with_native_and_emulated_64_bit_integers() {
         assert_eq!(got, expected, "native 64-bit: {}", context.native_int64());
     }
 }
+
+#[test]
+fn a_session_on_an_opened_gpu_never_falls_back() {
+    use divgpu::session::{Backend, Options};
+    use divgpu::{Error, Session};
+    let values: Vec<i128> = (-3..5_000).collect();
+    let thresholds = [-1, 10, 4_999];
+    let expected = oracle(&values, &thresholds);
+    let with = |backend| Options {
+        backend,
+        keep_table: false,
+        ..Options::default()
+    };
+    // no GPU: an error for gpu and both, the CPU (with a note) for auto
+    for backend in [Backend::Gpu, Backend::Both] {
+        let refused = Session::opened(array(&values), None, &with(backend));
+        assert!(matches!(refused, Err(Error::NoAdapter(_))), "{backend:?}");
+    }
+    let cpu = Session::opened(array(&values), None, &with(Backend::Auto)).unwrap();
+    assert_eq!(cpu.backend(), "cpu");
+    assert!(!cpu.notes().is_empty());
+    assert_eq!(answer(&cpu, &thresholds), expected);
+    let Some(context) = gpu() else { return };
+    let refused = Session::opened(array(&values), Some(context.clone()), &with(Backend::Cpu));
+    assert!(matches!(refused, Err(Error::Option { .. })));
+    // one device, many sessions: each counts on it, and `both` compares
+    for backend in [Backend::Auto, Backend::Gpu, Backend::Both] {
+        let session =
+            Session::opened(array(&values), Some(context.clone()), &with(backend)).unwrap();
+        assert!(session.gpu().is_some_and(|g| Arc::ptr_eq(g, context)));
+        assert_eq!(answer(&session, &thresholds), expected, "{backend:?}");
+    }
+}

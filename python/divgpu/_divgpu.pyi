@@ -10,6 +10,13 @@ MAX_THREADS: int
 class DivgpuError(RuntimeError):
     """A GPU or runtime error: no adapter, a lost device, an array changed underneath."""
 
+class Gpu:
+    """A GPU opened once for a backend and an adapter, shared by many sessions."""
+
+    def __init__(self, backend: str, adapter: Optional[str]) -> None: ...
+    @property
+    def adapter_json(self) -> Optional[str]: ...
+
 class Session:
     def __init__(
         self,
@@ -19,6 +26,8 @@ class Session:
         threads: int,
         adapter: Optional[str],
         chunk_elements: Optional[int],
+        keep_table: bool = True,
+        gpu: Optional[Gpu] = None,
     ) -> None: ...
     def count_one(self, threshold: int, interruptible: bool) -> int: ...
     def count_seq(self, thresholds: Iterable[int], interruptible: bool) -> npt.NDArray[np.uint64]: ...

@@ -9,6 +9,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use divgpu::gpu::GpuContext;
 use divgpu::input::{Array, DType, ExternalBytes, Integers, MAX_VALUE, MIN_VALUE};
 use divgpu::session::{Backend, Options};
 use divgpu::{Algorithm, Error, Observer};
@@ -20,8 +21,10 @@ use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyTypeError, PyValue
 use pyo3::prelude::*;
 use pyo3::types::PyBool;
 
+// `divgpu`: where users name it (divgpu.DivgpuError), and where pickle finds it again, as a Dask
+// worker's error reaches the client
 create_exception!(
-    _divgpu,
+    divgpu,
     DivgpuError,
     PyRuntimeError,
     "A GPU or runtime error: no adapter, a lost device, an array changed underneath."
@@ -240,10 +243,59 @@ fn results(answer: divgpu::session::Answer) -> PyResult<Vec<u64>> {
     }
 }
 
+fn backend_of(name: &str) -> PyResult<Backend> {
+    Backend::parse(name).ok_or_else(|| {
+        PyValueError::new_err(format!(
+            "backend must be 'auto', 'gpu', 'cpu' or 'both', not {name:?}"
+        ))
+    })
+}
+
+fn adapter_json_of(summary: Option<divgpu::gpu::AdapterSummary>) -> PyResult<Option<String>> {
+    summary
+        .map(|a| serde_json::to_string(&a))
+        .transpose()
+        .map_err(|e| DivgpuError::new_err(e.to_string()))
+}
+
+/// A GPU opened once (device, pipelines) for `backend` and `adapter`, for many sessions:
+/// `divgpu.dask` keeps one per worker process. `None` inside where `auto` found no hardware
+/// GPU, and for `cpu`.
+#[pyclass(frozen, module = "divgpu._divgpu")]
+struct Gpu {
+    backend: Backend,
+    adapter: Option<String>,
+    context: Option<Arc<GpuContext>>,
+}
+
+#[pymethods]
+impl Gpu {
+    #[new]
+    #[pyo3(signature = (backend, adapter))]
+    fn new(py: Python<'_>, backend: &str, adapter: Option<String>) -> PyResult<Self> {
+        let backend = backend_of(backend)?;
+        let context = py
+            .detach(|| divgpu::session::open_gpu(backend, adapter.as_deref()))
+            .map_err(to_py)?;
+        Ok(Gpu {
+            backend,
+            adapter,
+            context: context.map(Arc::new),
+        })
+    }
+
+    /// The adapter as JSON, or None when there is no GPU.
+    #[getter]
+    fn adapter_json(&self) -> PyResult<Option<String>> {
+        adapter_json_of(self.context.as_ref().map(|c| c.summary()))
+    }
+}
+
 #[pymethods]
 impl Session {
     #[new]
-    #[pyo3(signature = (values, backend, algorithm, threads, adapter, chunk_elements))]
+    #[pyo3(signature = (values, backend, algorithm, threads, adapter, chunk_elements, keep_table=true, gpu=None))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         values: &Bound<'_, PyUntypedArray>,
@@ -252,12 +304,10 @@ impl Session {
         threads: usize,
         adapter: Option<String>,
         chunk_elements: Option<usize>,
+        keep_table: bool,
+        gpu: Option<&Bound<'_, Gpu>>,
     ) -> PyResult<Self> {
-        let backend = Backend::parse(backend).ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "backend must be 'auto', 'gpu', 'cpu' or 'both', not {backend:?}"
-            ))
-        })?;
+        let backend = backend_of(backend)?;
         let algorithm = Algorithm::parse(algorithm).ok_or_else(|| {
             PyValueError::new_err(format!(
                 "algorithm must be 'fast' or 'naive', not {algorithm:?}"
@@ -270,10 +320,26 @@ impl Session {
             threads,
             adapter,
             chunk_elements,
+            keep_table,
             ..Options::default()
         };
+        let gpu = match gpu {
+            None => None,
+            Some(gpu) => {
+                let gpu = gpu.get();
+                if gpu.backend != backend || gpu.adapter != options.adapter {
+                    return Err(PyValueError::new_err(
+                        "the GPU was opened for another backend or adapter",
+                    ));
+                }
+                Some(gpu.context.clone())
+            }
+        };
         let session = py
-            .detach(|| divgpu::Session::new(array, &options))
+            .detach(|| match gpu {
+                None => divgpu::Session::new(array, &options),
+                Some(context) => divgpu::Session::opened(array, context, &options),
+            })
             .map_err(to_py)?;
         Ok(Session {
             inner: Arc::new(session),
@@ -353,11 +419,7 @@ impl Session {
     /// The adapter as JSON (`divgpu devices --json`'s `adapter` object), or None.
     #[getter]
     fn adapter_json(&self) -> PyResult<Option<String>> {
-        self.inner
-            .adapter()
-            .map(|a| serde_json::to_string(&a))
-            .transpose()
-            .map_err(|e| DivgpuError::new_err(e.to_string()))
+        adapter_json_of(self.inner.adapter())
     }
 
     /// Whether later `fast` counts on the CPU are answered from the session's table.
@@ -383,6 +445,7 @@ fn devices_json(py: Python<'_>) -> PyResult<String> {
 #[pymodule]
 fn _divgpu(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Session>()?;
+    m.add_class::<Gpu>()?;
     m.add_function(wrap_pyfunction!(devices_json, m)?)?;
     m.add("DivgpuError", m.py().get_type::<DivgpuError>())?;
     m.add("MAX_THREADS", divgpu::cpu::MAX_THREADS)?;

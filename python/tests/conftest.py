@@ -7,12 +7,14 @@ divgpu code), and a factoring version of the same count for values too large to 
 import os
 import random
 
+import numpy as np
 import pytest
 
 import divgpu
 
 SKIP_GPU = os.environ.get("DIVGPU_SKIP_GPU_TESTS") == "1"
 EXPECT_BACKEND = os.environ.get("DIVGPU_EXPECT_BACKEND")
+INT_DTYPES = ["int8", "uint8", "int16", "uint16", "int32", "uint32", "int64", "uint64"]
 
 
 def post_kernel(x: int) -> int:
@@ -75,6 +77,33 @@ def test_oracles_agree_with_each_other_and_with_oeis():
     # the post's example: [4,7,6,8,11,9] at n = 7 gives 3 + 2 + 4
     assert oracle([4, 7, 6, 8, 11, 9], [7]) == [9]
     assert divisor_count(4294967291) == 2 and divisor_count(4294967279) == 2
+
+
+def random_values(rng, dtype, n):
+    """Values of `dtype`: mostly small (where the work is), some at the type's edges."""
+    info = np.iinfo(dtype)
+    small_lo = max(int(info.min), -50)
+    small_hi = min(int(info.max), 20_000)
+    values = [rng.randint(small_lo, small_hi) for _ in range(n)]
+    edges = [int(info.min), int(info.max), 0, 1, 2]
+    if info.min < 0:
+        edges.append(-1)
+    if info.bits >= 32:
+        # wide values the GPU handles with its 64-bit path; primes and composites
+        edges += [4294967291, 4294967295, 2**32 + 15]
+        if info.bits == 64:
+            edges += [2**61 - 1, 4294967291 * 4294967279, 2**40 * 3]
+    values += [v for v in edges if info.min <= v <= info.max]
+    rng.shuffle(values)
+    return values
+
+
+def random_thresholds(rng, dtype, count):
+    info = np.iinfo(dtype)
+    ts = [rng.randint(-60, 21_000) for _ in range(count)]
+    ts += [int(info.max), int(info.min), -(2**63), 2**64 - 1]
+    rng.shuffle(ts)
+    return ts
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,399 @@
+"""divgpu on Dask: the same exact counts over an array stored in chunks, on a cluster.
+
+    >>> import dask.array as da, divgpu.dask
+    >>> x = da.from_zarr("values.zarr")                     # any integer dtype, any shape
+    >>> sums = divgpu.dask.count(x, [10, 1000, 10**6])      # lazy, nothing read yet
+    >>> sums.compute()                                       # == divgpu.count(x.compute(), ...)
+    array([...], dtype=uint64)
+
+Each block is counted where it is read: the task that reads a block from zarr (or from a
+memory-mapped ``.npy`` file, see :func:`from_npy`) also counts it, on the worker, so the array's
+data never travels through the scheduler or the client. Every block gives one partial sum per
+threshold (uint64); the partials are added up in a tree, exactly, and an overflow past
+2**64 - 1 raises ``OverflowError`` instead of wrapping.
+
+The GPU (device and pipelines) is opened once per worker process, by the first block that needs
+it, and kept for every later block and every later ``count``: see :class:`DivgpuPlugin` to open
+it when the worker starts instead.
+
+Needs the optional dependencies: ``pip install "divgpu[dask]"`` (``dask[array]`` and
+``distributed``). ``import divgpu`` works without them.
+"""
+
+from __future__ import annotations
+
+import collections
+import operator
+import os
+import threading
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+try:
+    import dask
+    import dask.array as da
+except ImportError as e:  # pragma: no cover - exercised by a test in a clean interpreter
+    raise ImportError(
+        "divgpu.dask needs Dask: pip install 'divgpu[dask]' (dask[array] and distributed)"
+    ) from e
+
+try:
+    from distributed import WorkerPlugin as _WorkerPlugin
+except ImportError:  # pragma: no cover - dask without distributed: the local schedulers
+    _WorkerPlugin = object  # type: ignore[misc,assignment]
+
+from . import _count_option
+from ._divgpu import MAX_THREADS, Gpu, Session
+
+__all__ = ["count", "from_npy", "DivgpuPlugin", "worker_gpu"]
+
+_BACKENDS = ("auto", "gpu", "cpu", "both")
+_ALGORITHMS = ("fast", "naive")
+
+# The GPUs this process opened, by (backend, adapter): one device and its pipelines each, shared
+# by every block counted here (a Session takes `gpu=` and uploads only its block).
+_gpus: Dict[Tuple[str, Optional[str]], Gpu] = {}
+_gpus_guard = threading.Lock()
+# How many times this process opened each: 1 at most (the tests read it on every worker).
+_opened: "collections.Counter[Tuple[str, Optional[str]]]" = collections.Counter()
+
+
+def worker_gpu(backend: str = "auto", adapter: Optional[str] = None) -> Optional[Dict[str, str]]:
+    """Opens (once per process) the GPU that blocks counted with these options use, and returns
+    its adapter (name, backend, device_type, driver), or None where ``backend="auto"`` found no
+    hardware GPU. Raises :class:`divgpu.DivgpuError` for ``"gpu"`` or ``"both"`` without one.
+    Run it on every worker to see what each one has: ``client.run(divgpu.dask.worker_gpu)``."""
+    _check_backend(backend, adapter)
+    if backend == "cpu":
+        return None
+    text = _gpu(backend, adapter).adapter_json
+    if text is None:
+        return None
+    import json
+
+    return json.loads(text)
+
+
+def _gpu(backend: str, adapter: Optional[str]) -> Gpu:
+    key = (backend, adapter)
+    with _gpus_guard:
+        # held while opening: a second block waits for this device rather than open another
+        gpu = _gpus.get(key)
+        if gpu is None:
+            gpu = Gpu(backend, adapter)  # raises (and caches nothing) where there is no GPU
+            _gpus[key] = gpu
+            _opened[key] += 1
+        return gpu
+
+
+class DivgpuPlugin(_WorkerPlugin):
+    """A ``distributed`` worker plugin that opens the GPU when each worker starts (and when a
+    restarted worker comes back), so that the first block pays no start-up and a worker without
+    the GPU it was asked for fails at once::
+
+        client.register_plugin(divgpu.dask.DivgpuPlugin(backend="gpu"))
+
+    Without it, the first block on each worker opens the GPU; either way once per process.
+    """
+
+    idempotent = True
+    name = "divgpu"
+
+    def __init__(self, backend: str = "auto", adapter: Optional[str] = None) -> None:
+        _check_backend(backend, adapter)
+        self.backend = backend
+        self.adapter = adapter
+
+    def setup(self, worker: Any = None) -> None:
+        worker_gpu(self.backend, self.adapter)
+
+
+
+class _NpyFile:
+    """A ``.npy`` file that dask slices: memory-mapped by each process that reads a block (once
+    per process), pickled as its path and header only, so a block is read by the worker that
+    counts it and the data travels nowhere."""
+
+    def __init__(self, path: str) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        with open(self.path, "rb") as f:
+            try:
+                version = np.lib.format.read_magic(f)
+                if version == (1, 0):
+                    shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+                else:
+                    shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            except ValueError as e:
+                raise ValueError(f"{self.path} is not a .npy file: {e}") from None
+        stat = os.stat(self.path)
+        self.shape: Tuple[int, ...] = tuple(shape)
+        self.dtype = dtype
+        self.ndim = len(self.shape)
+        self._stamp = (stat.st_size, stat.st_mtime_ns)
+
+    def __dask_tokenize__(self) -> Any:
+        return ("divgpu-npy", self.path, self._stamp, self.shape, self.dtype.str)
+
+    def _map(self) -> np.ndarray:
+        key = (self.path, self._stamp)
+        with _maps_guard:
+            mapped = _maps.get(key)
+            if mapped is None:
+                stat = os.stat(self.path)
+                if (stat.st_size, stat.st_mtime_ns) != self._stamp:
+                    raise ValueError(f"{self.path} changed after the dask array was made")
+                mapped = np.load(self.path, mmap_mode="r")
+                _maps[key] = mapped
+            return mapped
+
+    def __getitem__(self, index: Any) -> np.ndarray:
+        # a view of the map: divgpu reads the block in place, without a copy
+        return np.asarray(self._map()[index])
+
+
+# The .npy files this process has mapped, by path and (size, mtime).
+_maps: Dict[Tuple[str, Tuple[int, int]], np.ndarray] = {}
+_maps_guard = threading.Lock()
+
+
+def from_npy(
+    paths: Union[str, "os.PathLike[str]", Sequence[Union[str, "os.PathLike[str]"]]],
+    chunks: Any = "auto",
+) -> "da.Array":
+    """A dask array over one ``.npy`` file, or several joined along their first axis (same
+    dtype, same other axes), read by memory-mapping each file on the worker that counts a
+    block: the data never goes through the client or the scheduler. Every worker must see the
+    files at the same path (a shared file system). `chunks` is as for ``dask.array.from_array``.
+    """
+    if isinstance(paths, (str, os.PathLike)):
+        paths = [paths]
+    files = [_NpyFile(p) for p in paths]
+    if not files:
+        raise ValueError("from_npy needs at least one .npy file")
+    first = files[0]
+    for f in files[1:]:
+        if f.dtype != first.dtype or f.shape[1:] != first.shape[1:] or f.ndim == 0:
+            raise ValueError(
+                f"{f.path} ({f.dtype}, shape {f.shape}) does not join {first.path} "
+                f"({first.dtype}, shape {first.shape}) along the first axis"
+            )
+    arrays = [da.from_array(f, chunks=chunks, asarray=False, inline_array=False) for f in files]
+    return arrays[0] if len(arrays) == 1 else da.concatenate(arrays, axis=0)
+
+
+def _check_backend(backend: Any, adapter: Any) -> None:
+    if not isinstance(backend, str):
+        raise TypeError(f"backend must be a str, not {type(backend).__name__}")
+    if backend not in _BACKENDS:
+        raise ValueError(f"backend must be 'auto', 'gpu', 'cpu' or 'both', not {backend!r}")
+    if adapter is not None and not isinstance(adapter, str):
+        raise TypeError(f"adapter must be a str or None, not {type(adapter).__name__}")
+
+
+def _thresholds(thresholds: Any) -> Tuple[np.ndarray, Tuple[int, ...]]:
+    """The thresholds as one flat array (int64 or uint64 where they fit one, else Python ints
+    in an object array) and the shape of the answer; checked here, on the client."""
+    t = thresholds
+    if isinstance(t, (bool, np.bool_)):
+        raise TypeError("a threshold is an int, not a bool")
+    if isinstance(t, (int, np.integer)):
+        values, shape = [int(t)], ()
+    elif isinstance(t, np.ndarray) and t.dtype.kind in "iu":
+        values, shape = None, t.shape
+        flat = np.ascontiguousarray(t).reshape(-1)
+        flat = flat.astype(np.int64 if t.dtype.kind == "i" else np.uint64)
+    elif isinstance(t, np.ndarray) and t.dtype.kind != "O":
+        raise TypeError(f"thresholds must be integers, not an array of {t.dtype}")
+    elif isinstance(t, (str, bytes, bytearray, float, complex)):
+        raise TypeError(f"thresholds must be an int or a sequence of ints, not {type(t).__name__}")
+    else:
+        if isinstance(t, np.ndarray):
+            shape, items = t.shape, t.reshape(-1).tolist()
+        else:
+            try:
+                items = list(t)
+            except TypeError:
+                raise TypeError(
+                    f"thresholds must be an int or a sequence of ints, not {type(t).__name__}"
+                ) from None
+            shape = (len(items),)
+        values = []
+        for item in items:
+            if isinstance(item, (bool, np.bool_)):
+                raise TypeError("a threshold is an int, not a bool")
+            try:
+                values.append(operator.index(item))
+            except TypeError:
+                raise TypeError(f"a threshold is an int, not {type(item).__name__}") from None
+    if values is not None:
+        for v in values:
+            if not -(2**63) <= v < 2**64:
+                raise ValueError(f"threshold {v} is outside [-2**63, 2**64)")
+        if all(v < 2**63 for v in values):
+            flat = np.array(values, dtype=np.int64)
+        elif all(v >= 0 for v in values):
+            flat = np.array(values, dtype=np.uint64)
+        else:
+            flat = np.array(values, dtype=object)
+    if flat.size == 0:
+        raise ValueError("no thresholds given")
+    return flat, shape
+
+
+def _block_partials(
+    block: Any,
+    thresholds: np.ndarray,
+    ndim: int,
+    declared: str,
+    backend: str,
+    algorithm: str,
+    threads: int,
+    adapter: Optional[str],
+    chunk_elements: Optional[int],
+) -> np.ndarray:
+    """One block's partial sums, shaped (1, ..., 1, len(thresholds)) for the tree that adds
+    them. Runs on the worker that read the block."""
+    if not isinstance(block, np.ndarray):
+        raise TypeError(f"divgpu.dask: a block is a {type(block).__name__}, not a numpy array")
+    if block.dtype.kind not in "iu":
+        raise TypeError(
+            f"divgpu.dask: a block of shape {block.shape} is an array of {block.dtype}, not of "
+            f"integers (int8 ... uint64), though the dask array's dtype is {declared}"
+        )
+    out_shape = (1,) * ndim + (thresholds.size,)
+    if block.size == 0:
+        return np.zeros(out_shape, dtype=np.uint64)
+    gpu = None if backend == "cpu" else _gpu(backend, adapter)
+    # keep_table=False: a block is counted once, so one pass beats building a table
+    session = Session(block, backend, algorithm, threads, adapter, chunk_elements, False, gpu)
+    if thresholds.dtype == np.int64:
+        sums = session.count_i64(thresholds, False)
+    elif thresholds.dtype == np.uint64:
+        sums = session.count_u64(thresholds, False)
+    else:
+        sums = session.count_seq(thresholds.tolist(), False)
+    return sums.reshape(out_shape)
+
+
+# Each combine adds at most split_every ** ndim partials (a few hundred); the halves below stay
+# exact while fewer than 2**32 are added at once.
+def _checked_sum(parts: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+    """Adds uint64 partials along `axis` exactly: an overflow past 2**64 - 1 raises."""
+    parts = np.asarray(parts, dtype=np.uint64)
+    low = (parts & np.uint64(0xFFFFFFFF)).sum(axis=axis, keepdims=keepdims, dtype=np.uint64)
+    high = (parts >> np.uint64(32)).sum(axis=axis, keepdims=keepdims, dtype=np.uint64)
+    high = high + (low >> np.uint64(32))
+    over = (high >> np.uint64(32)) != 0
+    if np.any(over):
+        first = np.unravel_index(int(np.argmax(over)), over.shape)[-1] if over.ndim else 0
+        raise OverflowError(
+            f"divgpu.dask: the sum for threshold #{first} is above 2**64 - 1"
+        )
+    return (high << np.uint64(32)) | (low & np.uint64(0xFFFFFFFF))
+
+
+def _keep(parts: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
+    return parts
+
+
+def count(
+    x: Any,
+    thresholds: Any,
+    *,
+    backend: str = "auto",
+    algorithm: str = "fast",
+    threads: Optional[int] = None,
+    adapter: Optional[str] = None,
+    chunk_elements: Optional[int] = None,
+    split_every: Optional[int] = None,
+) -> "da.Array":
+    """The sum of c(x) over the elements ``x <= n`` of the dask array `x`, for each threshold
+    ``n``: a lazy dask array of uint64, one sum per threshold in the order given (a 0-d array
+    for one int), whose ``.compute()`` equals ``divgpu.count`` on the whole array.
+
+    x
+        A ``dask.array.Array`` of any integer dtype and shape. Each block is counted where it
+        is read, and may be misaligned, strided or of either byte order.
+    thresholds
+        As for :meth:`divgpu.Index.count`: ints in [-2**63, 2**64), checked here.
+    backend, algorithm, adapter, chunk_elements
+        As for :class:`divgpu.Index`, for every block, on whichever worker counts it.
+        ``"auto"`` takes each worker's hardware GPU where it has one, else its CPU.
+    threads
+        CPU threads for each block. ``None`` (the default) is 1: a Dask worker runs as many
+        blocks at once as it has threads, so its threads are the parallelism. To count each
+        block with more cores, start workers with fewer threads (``--nthreads``) and raise this
+        so that ``nthreads * threads`` is the worker's cores.
+    split_every
+        How many partials each step of the adding tree takes (Dask's default if None).
+
+    Raises ``TypeError`` for a non-dask or non-integer `x` and bad thresholds, ``ValueError``
+    for an option out of range; when computed, a block's own error (``TypeError`` for a block
+    that is not of integers, :class:`divgpu.DivgpuError` for the GPU, ``OverflowError`` for a
+    sum above 2**64 - 1) reaches the caller.
+    """
+    if not isinstance(x, da.Array):
+        raise TypeError(
+            "divgpu.dask.count takes a dask array (dask.array.Array), not "
+            f"{type(x).__name__}; for an array in memory use divgpu.count"
+        )
+    if x.dtype.kind not in "iu":
+        raise TypeError(
+            f"divgpu counts arrays of integers (int8 ... uint64); this one is {x.dtype}"
+        )
+    _check_backend(backend, adapter)
+    if not isinstance(algorithm, str):
+        raise TypeError(f"algorithm must be a str, not {type(algorithm).__name__}")
+    if algorithm not in _ALGORITHMS:
+        raise ValueError(f"algorithm must be 'fast' or 'naive', not {algorithm!r}")
+    threads = _count_option("threads", threads) or 1
+    if threads > MAX_THREADS:
+        raise ValueError(f"threads must be at most {MAX_THREADS}, not {threads}")
+    chunk_elements = _count_option("chunk_elements", chunk_elements)
+    flat, shape = _thresholds(thresholds)
+
+    # the thresholds as one key of their own, which every block's task depends on: sent to each
+    # worker once, not copied into every task
+    tdask = da.from_delayed(
+        dask.delayed(flat, pure=True, traverse=False), shape=flat.shape, dtype=flat.dtype
+    )
+
+    ndim = max(x.ndim, 1)
+    if x.ndim == 0:
+        x = x.reshape(1)
+    index = tuple(range(ndim))
+    q = ndim  # the thresholds' axis
+    partials = da.blockwise(
+        _block_partials,
+        index + (q,),
+        x,
+        index,
+        tdask,
+        (q,),
+        adjust_chunks={i: 1 for i in index},
+        dtype=np.uint64,
+        meta=np.empty((0,) * (ndim + 1), dtype=np.uint64),
+        concatenate=True,
+        ndim=ndim,
+        declared=str(x.dtype),
+        backend=backend,
+        algorithm=algorithm,
+        threads=threads,
+        adapter=adapter,
+        chunk_elements=chunk_elements,
+        token="divgpu-partials",
+    )
+    sums = da.reduction(
+        partials,
+        chunk=_keep,
+        combine=_checked_sum,
+        aggregate=_checked_sum,
+        axis=index,
+        dtype=np.uint64,
+        split_every=split_every,
+        concatenate=True,
+        meta=np.empty((0,), dtype=np.uint64),
+        name="divgpu-sum",
+    )
+    return sums.reshape(shape)
