@@ -26,7 +26,7 @@ import collections
 import operator
 import os
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+from typing import Any, Dict, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
@@ -276,11 +276,13 @@ def _block_partials(
     return sums.reshape(out_shape)
 
 
-# Each combine adds at most split_every ** ndim partials (a few hundred); the halves below stay
-# exact while fewer than 2**32 are added at once.
 def _checked_sum(parts: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
     """Adds uint64 partials along `axis` exactly: an overflow past 2**64 - 1 raises."""
     parts = np.asarray(parts, dtype=np.uint64)
+    # Each step adds split_every ** ndim partials (a few hundred): the halves below cannot wrap
+    # while fewer than 2**32 are added at once.
+    if parts.size >= 2**32 * max(1, parts.shape[-1] if parts.ndim else 1):
+        raise ValueError("divgpu.dask: too many partials in one step; lower split_every")
     low = (parts & np.uint64(0xFFFFFFFF)).sum(axis=axis, keepdims=keepdims, dtype=np.uint64)
     high = (parts >> np.uint64(32)).sum(axis=axis, keepdims=keepdims, dtype=np.uint64)
     high = high + (low >> np.uint64(32))

@@ -340,13 +340,18 @@ def test_the_thresholds_travel_once_not_with_every_block():
     assert sizes[1] < 10_000
 
 
-def test_local_schedulers_need_no_cluster():
+def test_local_schedulers_and_unknown_chunk_sizes():
     array = np.arange(-3, 7_000, dtype=np.int32)
     x = da.from_array(array, chunks=900)
     expected = divgpu.count(array, [4, 600, 6_999], backend="cpu").tolist()
     for scheduler in ("sync", "threads"):
         got = dd.count(x, [4, 600, 6_999], backend="cpu").compute(scheduler=scheduler)
         assert got.tolist() == expected
+    # blocks of unknown length: a filtered array
+    kept = x[x % 3 == 0]
+    assert np.isnan(kept.chunks[0][0])
+    got = dd.count(kept, [4, 600, 6_999], backend="cpu").compute(scheduler="threads")
+    assert got.tolist() == divgpu.count(array[array % 3 == 0], [4, 600, 6_999], backend="cpu").tolist()
 
 
 def test_divgpu_imports_without_dask():
