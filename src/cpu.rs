@@ -2,9 +2,30 @@
 
 use crate::divisors::{self, DivisorTable};
 use crate::error::{Error, Result};
-use crate::input::{Array, Integers};
+use crate::input::{Array, Element, Integers};
 use crate::query::{FewBuckets, Plan};
 use crate::{Algorithm, Observer};
+
+/// `$body` with `$values` bound to the elements of `$array` read in place at their own width
+/// ([`Array::native`] at the array's type), or `None` when the array is not stored so
+/// (strided, misaligned, another byte order, or decoded values).
+macro_rules! in_place {
+    ($array:expr, |$values:ident| $body:expr) => {{
+        let array: &Array = $array;
+        let dtype = array.dtype();
+        match (dtype.signed, dtype.width) {
+            (true, 1) => array.native::<i8>().and_then(|$values| $body),
+            (true, 2) => array.native::<i16>().and_then(|$values| $body),
+            (true, 4) => array.native::<i32>().and_then(|$values| $body),
+            (true, 8) => array.native::<i64>().and_then(|$values| $body),
+            (false, 1) => array.native::<u8>().and_then(|$values| $body),
+            (false, 2) => array.native::<u16>().and_then(|$values| $body),
+            (false, 4) => array.native::<u32>().and_then(|$values| $body),
+            (false, 8) => array.native::<u64>().and_then(|$values| $body),
+            _ => None,
+        }
+    }};
+}
 
 /// Elements decoded and counted per rayon task. Small enough that the naive path, whose work per
 /// element grows like sqrt(x), balances across threads by work stealing.
@@ -216,21 +237,33 @@ fn fast(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<u64> {
         return histogram(array, plan, lo, observer);
     }
     let table = limit.map(DivisorTable::new);
-    if let (Some(values), Some(table)) = (array.native_i64(), &table) {
-        if let Some(buckets) = few_buckets(values, plan, table, observer) {
+    if let Some(table) = &table {
+        if let Some(buckets) = few_buckets_in_place(array, plan, table, observer) {
             return plan.answer(&buckets);
         }
     }
     plan.answer(&per_element(array, plan, table.as_ref(), observer))
 }
 
-/// The post's shape at full speed: `i64` elements read in place, few enough distinct
-/// thresholds for [`FewBuckets`], every one within the table. No branch per element: the bucket
-/// by [`FewBuckets::slot`] (elements above every threshold land in a slot that is dropped), the
-/// count by one table lookup (negatives clamp to entry 0, whose count is theirs). `None` when
-/// the plan or the table does not fit that shape.
-fn few_buckets(
-    values: &[i64],
+/// [`few_buckets`] on the array read in place at its own width, whatever its integer type, when
+/// it is stored contiguous, native-endian and aligned.
+fn few_buckets_in_place(
+    array: &Array,
+    plan: &Plan,
+    table: &DivisorTable,
+    observer: &dyn Observer,
+) -> Option<Vec<u64>> {
+    in_place!(array, |values| few_buckets(values, plan, table, observer))
+}
+
+/// The post's shape at full speed: elements read in place at their own width, few enough
+/// distinct thresholds for [`FewBuckets`], every one within the table. No branch per element:
+/// the bucket by [`FewBuckets::slot`] (elements above every threshold land in a slot that is
+/// dropped; `u64`s above `i64::MAX` saturate to it, above the table's top and so above every
+/// threshold), the count by one table lookup (negatives clamp to entry 0, whose count is
+/// theirs). `None` when the plan or the table does not fit that shape.
+fn few_buckets<T: Element>(
+    values: &[T],
     plan: &Plan,
     table: &DivisorTable,
     observer: &dyn Observer,
@@ -256,6 +289,7 @@ fn few_buckets(
                 }
                 observer.advance(xs.len() as u64);
                 for &x in xs {
+                    let x = x.saturating_i64();
                     sums[few.slot(x)] += u64::from(counts[x.clamp(0, top) as usize]);
                 }
                 sums
@@ -346,6 +380,62 @@ fn histogram(array: &Array, plan: &Plan, lo: i128, observer: &dyn Observer) -> V
     }
 }
 
+/// [`PrefixTable::count`]'s counting on the array read in place at its own width, when it is
+/// stored contiguous, native-endian and aligned: one increment per element and no branch (the
+/// elements below `lo` go to a slot of their own, those above `top` to another that is
+/// dropped). `None` for other arrays, which are decoded instead.
+fn histogram_in_place(
+    array: &Array,
+    lo: i128,
+    top: i128,
+    tasks: usize,
+    observer: &dyn Observer,
+) -> Option<(Vec<u32>, u64)> {
+    in_place!(array, |values| histogram_of(
+        values, lo, top, tasks, observer
+    ))
+}
+
+fn histogram_of<T: Element>(
+    values: &[T],
+    lo: i128,
+    top: i128,
+    tasks: usize,
+    observer: &dyn Observer,
+) -> Option<(Vec<u32>, u64)> {
+    use rayon::prelude::*;
+    // `top` is within the divisor table and `top - lo` within HISTOGRAM_LIMIT, so both ends,
+    // one past each included, are i64s; `u64`s above i64::MAX saturate to it, above `top`
+    let below = i64::try_from(lo - 1).ok()?;
+    let above = i64::try_from(top + 1).ok()?;
+    let slots = usize::try_from(above - below + 1).ok()?;
+    let per_task = values.len().div_ceil(tasks.max(1)).max(1);
+    let mut counts = values
+        .par_chunks(per_task)
+        .map(|part| {
+            // slot 0: below lo; slot slots - 1: above top
+            let mut counts = vec![0u32; slots];
+            for xs in part.chunks(BLOCK) {
+                if observer.cancelled() {
+                    break;
+                }
+                observer.advance(xs.len() as u64);
+                for &x in xs {
+                    counts[(x.saturating_i64().clamp(below, above) - below) as usize] += 1;
+                }
+            }
+            counts
+        })
+        .reduce_with(|mut a, b| {
+            a.iter_mut().zip(b).for_each(|(x, y)| *x += y);
+            a
+        })
+        .unwrap_or_else(|| vec![0u32; slots]);
+    counts.pop();
+    let under = counts.remove(0);
+    Some((counts, u64::from(under)))
+}
+
 /// For every value `v` of `lo..=top`, the answer to threshold `v`: the sum of c(x) over the
 /// elements `x <= v`. Built by [`histogram`] for one batch, and kept by a
 /// [`crate::session::Session`] for all of them when the array's values span few enough values
@@ -382,8 +472,9 @@ impl PrefixTable {
             .clamp(1, rayon::current_num_threads());
         let (table, (mut counts, below)) = rayon::join(
             || DivisorTable::new(top.max(2) as u64),
-            || {
-                array.par_blocks(
+            || match histogram_in_place(array, lo, top, tasks, observer) {
+                Some(counted) => counted,
+                None => array.par_blocks(
                     BLOCK,
                     tasks,
                     || (vec![0u32; values], 0u64),
@@ -403,7 +494,7 @@ impl PrefixTable {
                         ca.iter_mut().zip(cb).for_each(|(x, y)| *x += y);
                         (ca, ba + bb)
                     },
-                )
+                ),
             },
         );
         let per_value = || table.counts_from(lo);
@@ -578,6 +669,7 @@ fn table_limit(elements: usize, plan: &Plan) -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::input::DType;
     use crate::workload::SplitMix64;
     use crate::Quiet;
 
@@ -617,5 +709,101 @@ mod tests {
         let plan = Plan::new((0..16).map(|t| t * 100 + 2).collect::<Vec<i128>>());
         let table = DivisorTable::new(table_limit(array.len(), &plan).unwrap());
         assert!(few_buckets(&values, &plan, &table, &Quiet).is_none());
+    }
+
+    /// Each threshold's sum by the definition, from `divisors::count` on the decoded values.
+    fn by_definition(values: &[i128], plan: &Plan) -> Vec<u64> {
+        plan.given()
+            .iter()
+            .map(|t| {
+                let at_most = values.iter().filter(|&&x| x <= t);
+                at_most.map(|&x| u64::from(divisors::count(x))).sum()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_dtype_is_read_in_place_by_the_few_buckets_pass_and_the_histogram() {
+        let mut rng = SplitMix64::new(16);
+        for (signed, width) in [1, 2, 4, 8]
+            .into_iter()
+            .flat_map(|w| [(true, w), (false, w)])
+        {
+            let dtype = DType::native(signed, width);
+            let bits = 8 * width as u32;
+            let (min, max) = if signed {
+                (-(1i128 << (bits - 1)), (1i128 << (bits - 1)) - 1)
+            } else {
+                (0, (1i128 << bits) - 1)
+            };
+            // mostly within the table, then the type's extremes and the values around 0
+            let mut values: Vec<i128> = (0..5_000)
+                .map(|_| (rng.below(3_000) as i128 - 200).clamp(min, max))
+                .collect();
+            values.extend([min, max, 0, 1, 2, max - 1].map(|v| v.clamp(min, max)));
+            let mut bytes = Vec::new();
+            for &v in &values {
+                // the low `width` bytes, in the machine's order
+                let le = (v as u64).to_le_bytes();
+                let mut element = le[..width].to_vec();
+                if cfg!(target_endian = "big") {
+                    element.reverse();
+                }
+                bytes.extend_from_slice(&element);
+            }
+            let array = Array::from_raw_bytes(bytes.clone(), dtype).unwrap();
+            for count in [1, 3, 15] {
+                let mut thresholds: Vec<i128> =
+                    (0..count).map(|_| rng.below(2_900) as i128 - 50).collect();
+                thresholds[0] = thresholds.iter().copied().max().unwrap().max(2);
+                let plan = Plan::new(thresholds.clone());
+                let table = DivisorTable::new(table_limit(array.len(), &plan).expect("a table"));
+                let got = few_buckets_in_place(&array, &plan, &table, &Quiet)
+                    .unwrap_or_else(|| panic!("{dtype}: not read in place"));
+                assert_eq!(
+                    plan.answer(&got),
+                    by_definition(&values, &plan),
+                    "{dtype} thresholds {thresholds:?}"
+                );
+                assert_eq!(fast(&array, &plan, &Quiet), by_definition(&values, &plan));
+            }
+            // 12 times longer: many elements per value, so `fast` counts a histogram, in place
+            let many: Vec<i128> = values
+                .iter()
+                .cycle()
+                .take(12 * values.len())
+                .copied()
+                .collect();
+            let array = Array::from_raw_bytes(bytes.repeat(12), dtype).unwrap();
+            let plan = Plan::new(vec![2_900i128, -3, 150, 1, 2_000]);
+            let lo = histogram_start(array.len(), &plan, 2_900).expect("a histogram");
+            assert!(
+                histogram_in_place(&array, lo, 2_900, 2, &Quiet).is_some(),
+                "{dtype}"
+            );
+            assert_eq!(
+                fast(&array, &plan, &Quiet),
+                by_definition(&many, &plan),
+                "{dtype}"
+            );
+            // and the session's table over every value of the array
+            let table = PrefixTable::of_array(&array, &Quiet).unwrap();
+            if let Some(table) = table {
+                for t in [min, -1, 0, 1, 77, 2_900, max] {
+                    let expected = by_definition(&many, &Plan::new(vec![t]))[0];
+                    assert_eq!(table.at_most(t), Some(expected), "{dtype} at {t}");
+                }
+            }
+        }
+        // a byte order other than the machine's is decoded instead
+        let swapped = DType {
+            big_endian: !cfg!(target_endian = "big"),
+            ..DType::native(true, 4)
+        };
+        let array = Array::from_raw_bytes(vec![0; 40], swapped).unwrap();
+        let plan = Plan::new(vec![5i128]);
+        let table = DivisorTable::new(table_limit(array.len(), &plan).unwrap());
+        assert!(few_buckets_in_place(&array, &plan, &table, &Quiet).is_none());
+        assert_eq!(fast(&array, &plan, &Quiet), vec![10]);
     }
 }

@@ -22,6 +22,28 @@ pub use text::{parse_integer, parse_integer_lines, read_integer_lines, Integers}
 pub const MIN_VALUE: i128 = i64::MIN as i128;
 pub const MAX_VALUE: i128 = u64::MAX as i128;
 
+/// A 64-bit-or-narrower integer type that arrays hold and the CPU reads in place
+/// ([`Array::native`]).
+pub trait Element: bytemuck::Pod + Send + Sync {
+    const DTYPE: DType;
+    /// The value as an `i64`, where it is one; `u64` values above `i64::MAX` saturate to it,
+    /// which is above every threshold that a caller of this uses (see each caller).
+    fn saturating_i64(self) -> i64;
+}
+
+macro_rules! element {
+    ($($t:ty: $signed:expr),*) => {$(
+        impl Element for $t {
+            const DTYPE: DType = DType::native($signed, std::mem::size_of::<$t>());
+            #[inline]
+            fn saturating_i64(self) -> i64 {
+                i64::try_from(self).unwrap_or(i64::MAX)
+            }
+        }
+    )*};
+}
+element!(i8: true, i16: true, i32: true, i64: true, u8: false, u16: false, u32: false, u64: false);
+
 /// An integer element type as stored in a file, or in memory.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct DType {
@@ -39,7 +61,8 @@ impl DType {
     /// integers, and text is parsed into it.
     pub const I128: DType = DType::native(true, 16);
 
-    const fn native(signed: bool, width: usize) -> DType {
+    /// The machine's byte order.
+    pub const fn native(signed: bool, width: usize) -> DType {
         DType {
             signed,
             width,
@@ -407,7 +430,13 @@ impl Array {
     /// The elements as `i64`s, without decoding, when that is how they are stored (a
     /// native-endian, aligned `i64` array: what numpy writes by default).
     pub fn native_i64(&self) -> Option<&[i64]> {
-        if self.dtype != DType::I64 {
+        self.native::<i64>()
+    }
+
+    /// The elements as `T`s, without decoding, when that is how they are stored: a contiguous,
+    /// native-endian array of `T`, aligned for it.
+    pub fn native<T: Element>(&self) -> Option<&[T]> {
+        if self.dtype != T::DTYPE {
             return None;
         }
         bytemuck::try_cast_slice(self.bytes()?).ok()
