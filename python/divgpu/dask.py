@@ -23,6 +23,7 @@ Needs the optional dependencies: ``pip install "divgpu[dask]"`` (``dask[array]``
 from __future__ import annotations
 
 import collections
+import json
 import operator
 import os
 import threading
@@ -68,11 +69,7 @@ def worker_gpu(backend: str = "auto", adapter: Optional[str] = None) -> Optional
     if backend == "cpu":
         return None
     text = _gpu(backend, adapter).adapter_json
-    if text is None:
-        return None
-    import json
-
-    return json.loads(text)
+    return None if text is None else json.loads(text)
 
 
 def _gpu(backend: str, adapter: Optional[str]) -> Gpu:
@@ -107,7 +104,6 @@ class DivgpuPlugin(_WorkerPlugin):
 
     def setup(self, worker: Any = None) -> None:
         worker_gpu(self.backend, self.adapter)
-
 
 
 class _NpyFile:

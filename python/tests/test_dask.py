@@ -264,9 +264,11 @@ def test_a_worker_killed_mid_compute_is_retried_exactly(tmp_path):
     marker = str(tmp_path / "killed")
     with local_cluster() as cluster, Client(cluster) as client:
         x = da.from_array(array, chunks=2_500).map_blocks(kill_once, marker, 4, dtype=np.int64)
-        got = dd.count(x, thresholds, backend="cpu").compute()
+        got = client.compute(dd.count(x, thresholds, backend="cpu")).result()
         assert os.path.exists(marker), "no worker was killed"
         assert got.tolist() == expected
+        # the nanny started the killed worker again
+        client.wait_for_workers(2, timeout=60)
 
 
 def test_an_error_inside_a_block_reaches_the_caller(client):
