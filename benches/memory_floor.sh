@@ -7,7 +7,8 @@
 #
 # DIR holds the files (made once, about 11 GB: 2 GB and 8 GB int64, 1 GB int32, values in
 # [0, 10^6]); DIVGPU is the binary to measure (default: target/release/divgpu, built first).
-# Needs hyperfine and a C compiler.
+# Needs hyperfine, a C compiler and a Python with numpy ($PYTHON; default: the test command's
+# .venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${1:-/tmp/divgpu-floor}"
@@ -21,7 +22,7 @@ cc -O2 -pthread -o "$dir/mmap_sum" benches/reference/mmap_sum.c
 [ -f "$dir/i64-8g.npy" ] || "$divgpu" gen --size 1000000000 -o "$dir/i64-8g.npy"
 if [ ! -f "$dir/i32-1g.npy" ]; then
     # the 2 GB file's values, at 4 bytes each
-    python3 - "$dir" <<'EOF'
+    "${PYTHON:-.venv/bin/python}" - "$dir" <<'EOF'
 import sys
 import numpy as np
 d = sys.argv[1]
