@@ -20,7 +20,7 @@ from __future__ import annotations
 import json
 import operator
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -137,15 +137,9 @@ class Index:
             raise TypeError(
                 f"divgpu counts arrays of integers (int8 ... uint64); this one is {values.dtype}"
             )
-        for name, value in (("backend", backend), ("algorithm", algorithm)):
-            if not isinstance(value, str):
-                raise TypeError(f"{name} must be a str, not {type(value).__name__}")
-        if adapter is not None and not isinstance(adapter, str):
-            raise TypeError(f"adapter must be a str or None, not {type(adapter).__name__}")
-        threads = _count_option("threads", threads)
-        if threads is not None and threads > MAX_THREADS:
-            raise ValueError(f"threads must be at most {MAX_THREADS}, not {threads}")
-        chunk_elements = _count_option("chunk_elements", chunk_elements)
+        threads, chunk_elements = _check_options(
+            backend, algorithm, threads, adapter, chunk_elements
+        )
         arrays = _chain(values)
         _lock(arrays)
         try:
@@ -263,6 +257,22 @@ class Index:
         if self.adapter is not None:
             where += f" on {self.adapter['name']}"
         return f"<divgpu.Index of {len(self)} elements, {self.algorithm}, {where}>"
+
+
+def _check_options(
+    backend: Any, algorithm: Any, threads: Any, adapter: Any, chunk_elements: Any
+) -> Tuple[Optional[int], Optional[int]]:
+    """The options' types, and `threads` and `chunk_elements` as ints in range (or None), for
+    an Index and for divgpu.dask. The backend's and algorithm's names are the core's to check."""
+    for name, value in (("backend", backend), ("algorithm", algorithm)):
+        if not isinstance(value, str):
+            raise TypeError(f"{name} must be a str, not {type(value).__name__}")
+    if adapter is not None and not isinstance(adapter, str):
+        raise TypeError(f"adapter must be a str or None, not {type(adapter).__name__}")
+    threads = _count_option("threads", threads)
+    if threads is not None and threads > MAX_THREADS:
+        raise ValueError(f"threads must be at most {MAX_THREADS}, not {threads}")
+    return threads, _count_option("chunk_elements", chunk_elements)
 
 
 def _count_option(name: str, value: Any) -> Optional[int]:

@@ -6,6 +6,8 @@ import numpy as np
 import numpy.typing as npt
 
 MAX_THREADS: int
+MIN_THRESHOLD: int
+MAX_THRESHOLD: int
 
 class DivgpuError(RuntimeError):
     """A GPU or runtime error: no adapter, a lost device, an array changed underneath."""

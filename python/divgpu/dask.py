@@ -44,8 +44,8 @@ try:
 except ImportError:  # pragma: no cover - dask without distributed: the local schedulers
     _WorkerPlugin = object  # type: ignore[misc,assignment]
 
-from . import _count_option
-from ._divgpu import MAX_THREADS, Gpu, Session
+from . import _check_options
+from ._divgpu import MAX_THRESHOLD, MIN_THRESHOLD, Gpu, Session
 
 __all__ = ["count", "from_npy", "DivgpuPlugin", "worker_gpu"]
 
@@ -224,7 +224,8 @@ def _thresholds(thresholds: Any) -> Tuple[np.ndarray, Tuple[int, ...]]:
                 raise TypeError(f"a threshold is an int, not {type(item).__name__}") from None
     if values is not None:
         for v in values:
-            if not -(2**63) <= v < 2**64:
+            # the core's own bounds, so that the rule stands in one place
+            if not MIN_THRESHOLD <= v <= MAX_THRESHOLD:
                 raise ValueError(f"threshold {v} is outside [-2**63, 2**64)")
         if all(v < 2**63 for v in values):
             flat = np.array(values, dtype=np.int64)
@@ -340,15 +341,12 @@ def count(
         raise TypeError(
             f"divgpu counts arrays of integers (int8 ... uint64); this one is {x.dtype}"
         )
+    threads, chunk_elements = _check_options(backend, algorithm, threads, adapter, chunk_elements)
+    threads = threads or 1
+    # the names too, here: the core would see them only on the workers, at compute()
     _check_backend(backend, adapter)
-    if not isinstance(algorithm, str):
-        raise TypeError(f"algorithm must be a str, not {type(algorithm).__name__}")
     if algorithm not in _ALGORITHMS:
         raise ValueError(f"algorithm must be 'fast' or 'naive', not {algorithm!r}")
-    threads = _count_option("threads", threads) or 1
-    if threads > MAX_THREADS:
-        raise ValueError(f"threads must be at most {MAX_THREADS}, not {threads}")
-    chunk_elements = _count_option("chunk_elements", chunk_elements)
     flat, shape = _thresholds(thresholds)
 
     # the thresholds as one key of their own, which every block's task depends on: sent to each

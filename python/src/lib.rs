@@ -449,5 +449,8 @@ fn _divgpu(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(devices_json, m)?)?;
     m.add("DivgpuError", m.py().get_type::<DivgpuError>())?;
     m.add("MAX_THREADS", divgpu::cpu::MAX_THREADS)?;
+    // the range of a threshold (and of an element): every i64 and every u64
+    m.add("MIN_THRESHOLD", MIN_VALUE)?;
+    m.add("MAX_THRESHOLD", MAX_VALUE)?;
     Ok(())
 }
