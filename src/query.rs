@@ -174,6 +174,11 @@ impl FewBuckets {
         self.len == 0
     }
 
+    /// The distinct thresholds, ascending.
+    pub fn thresholds(&self) -> &[i64] {
+        &self.padded[..self.len]
+    }
+
     /// The largest threshold.
     pub fn top(&self) -> i64 {
         self.padded[self.len - 1]

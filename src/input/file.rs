@@ -39,6 +39,19 @@ pub(crate) struct MappedFile {
 }
 
 impl MappedFile {
+    /// Asks the kernel to map the first `bytes` of the file into the process now, reading
+    /// them from disk if they are not cached (Linux's `MADV_POPULATE_READ`), so that a pass
+    /// over them later takes no page faults. A hint: where it fails (an older kernel, or a
+    /// file truncated meanwhile, which the pass reports itself) nothing changes.
+    pub fn populate(&self, bytes: usize) {
+        #[cfg(target_os = "linux")]
+        self.map
+            .advise_range(memmap2::Advice::PopulateRead, 0, bytes.min(self.map.len()))
+            .ok();
+        #[cfg(not(target_os = "linux"))]
+        let _ = bytes;
+    }
+
     /// An error when the file's length or modification time is no longer what it was when
     /// mapped: it was truncated in place (the bytes past its end inside the last page read as
     /// zeros, with no SIGBUS) or rewritten, and what was read may be a mix of two files.

@@ -412,6 +412,16 @@ impl Array {
         }
     }
 
+    /// Maps the first `bytes` of a memory-mapped array's file into the process now (see
+    /// `MappedFile::populate`): a pass after it takes no page faults there. For a thread that
+    /// would otherwise wait, as one does while another builds the divisor table. Nothing for
+    /// arrays in memory.
+    pub fn populate(&self, bytes: usize) {
+        if let Storage::File(Contents::Mapped(mapped)) = &self.storage {
+            mapped.populate(self.offset.saturating_add(bytes));
+        }
+    }
+
     /// For a [`DType::I128`] array, its negatives as an owned `i64` array and the rest as an
     /// owned `u64` array (each in the original order; a backend that takes 64-bit elements
     /// answers each part and adds the sums). `None` for every other dtype.
