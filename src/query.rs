@@ -4,6 +4,7 @@
 //! threshold `>= x`, then a prefix sum over the buckets answers every threshold at once: the cost
 //! is one binary search per element instead of one comparison per element per threshold.
 
+use std::borrow::Cow;
 use std::sync::OnceLock;
 
 use crate::input::Integers;
@@ -13,10 +14,12 @@ const BRANCH_FREE_MAX: usize = 4096;
 
 /// The thresholds as given and, built on first use, the same values sorted and deduplicated
 /// with where each given one sits among the distinct ones. Paths that answer from the given
-/// values alone (the CPU's histogram: a million thresholds) never sort.
+/// values alone (the CPU's histogram: a million thresholds) never sort. It owns the thresholds
+/// ([`Plan::new`]) or borrows them ([`Plan::of`]: a session's query, which copied a million of
+/// them in 4 ms before).
 #[derive(Clone, Debug)]
-pub struct Plan {
-    given: Integers,
+pub struct Plan<'a> {
+    given: Cow<'a, Integers>,
     min: i128,
     max: i128,
     sorted: OnceLock<Sorted>,
@@ -28,11 +31,21 @@ struct Sorted {
     rank: Vec<u32>,
 }
 
-impl Plan {
+impl Plan<'static> {
     /// # Panics
     /// When `thresholds` is empty (the CLI refuses that as a data error first).
-    pub fn new(thresholds: impl Into<Integers>) -> Plan {
-        let given = thresholds.into();
+    pub fn new(thresholds: impl Into<Integers>) -> Plan<'static> {
+        Plan::from_cow(Cow::Owned(thresholds.into()))
+    }
+}
+
+impl<'a> Plan<'a> {
+    /// [`Plan::new`] on borrowed thresholds.
+    pub fn of(thresholds: &'a Integers) -> Plan<'a> {
+        Plan::from_cow(Cow::Borrowed(thresholds))
+    }
+
+    fn from_cow(given: Cow<'a, Integers>) -> Plan<'a> {
         let (min, max) = given
             .iter()
             .fold((i128::MAX, i128::MIN), |(lo, hi), t| (lo.min(t), hi.max(t)));
@@ -50,7 +63,7 @@ impl Plan {
     /// that is `O(Q)`.
     fn sorted(&self) -> &Sorted {
         self.sorted.get_or_init(|| {
-            let given = &self.given;
+            let given: &Integers = &self.given;
             let (distinct, rank) = rank_dense(given, self.min, self.max).unwrap_or_else(|| {
                 match given {
                     // 64-bit pairs sort several times faster than 128-bit ones
@@ -63,11 +76,6 @@ impl Plan {
             });
             Sorted { distinct, rank }
         })
-    }
-
-    /// The thresholds in the order they were given, taken out of the plan.
-    pub fn into_given(self) -> Integers {
-        self.given
     }
 
     /// The thresholds in the order they were given.
@@ -185,7 +193,7 @@ impl FewBuckets {
     }
 }
 
-impl Plan {
+impl Plan<'_> {
     /// The plan as [`FewBuckets`], when it has 1 to [`FewBuckets::MAX`] distinct thresholds and
     /// they all fit `i64`.
     pub fn few_buckets(&self) -> Option<FewBuckets> {

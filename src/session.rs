@@ -308,7 +308,7 @@ impl Session {
         if thresholds.is_empty() {
             return Err(Error::Threshold("no thresholds given".to_string()));
         }
-        let plan = Plan::new(thresholds.clone());
+        let plan = Plan::of(thresholds);
         let mut timings = AnswerTimings::default();
         let gpu_results = match &self.gpu {
             Some(gpu) => {
