@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# The CPU against the memory floor (issue 13): whole-process times, interleaved by hyperfine,
-# of `divgpu --backend cpu` and of benches/reference/mmap_sum.c (a plain sum of the same memory
-# map on the same threads) over the same .npy files, and divgpu's peak RSS.
+# The CPU against the memory floor (issue 13): whole-process times by hyperfine (each command's
+# runs back to back) of `divgpu --backend cpu`, of benches/reference/mmap_sum.c (a plain sum of
+# the same memory map on the same threads: the floor) and of its histogram mode up to the post's
+# largest threshold (one increment per element: the ceiling of divgpu's histogram path) over the
+# same .npy files, and divgpu's peak RSS.
 #
 #     benches/memory_floor.sh [DIR] [DIVGPU]
 #
@@ -33,7 +35,8 @@ for f in i64-2g i32-1g i64-8g; do
     runs=10
     [ "$f" = i64-8g ] && runs=5
     hyperfine -N -w 1 -r "$runs" --export-json "$dir/$f.json" \
-        "$dir/mmap_sum $dir/$f.npy 2" "$divgpu --input $dir/$f.npy --backend cpu --threads 2"
+        "$dir/mmap_sum $dir/$f.npy 2" "$dir/mmap_sum $dir/$f.npy 2 500000" \
+        "$divgpu --input $dir/$f.npy --backend cpu --threads 2"
     /usr/bin/time -f "$f: peak RSS %M KiB" "$divgpu" --input "$dir/$f.npy" --backend cpu \
         --threads 2 >/dev/null
     ls -l "$dir/$f.npy"

@@ -3,10 +3,16 @@
  * program's, measured side by side with hyperfine.
  *
  *     cc -O2 -pthread -o mmap_sum benches/reference/mmap_sum.c
- *     ./mmap_sum FILE.npy [THREADS]
+ *     ./mmap_sum FILE.npy [THREADS] [TOP]
  *
  * The element type comes from the .npy header ('<i8', '<i4', '<i2', '<i1' and the unsigned
  * ones); the sum is printed so that no compiler can drop the reads.
+ *
+ * With TOP, each thread instead counts its elements per value of 0..TOP in a histogram of its
+ * own (one increment per element, no branch: those below 0 and above TOP in slots of their own),
+ * and the histograms are added: the least divgpu's histogram path does with each element, so
+ * its time is the ceiling of any such path over the floor's. It prints the sum of value times
+ * count over 0..TOP.
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -24,6 +30,8 @@ struct part {
     size_t count;
     int width, is_signed;
     int64_t sum;
+    int64_t top;     /* the histogram's last value, or -1 for a sum */
+    uint32_t *hist;  /* slots for below 0, then 0..top, then above top */
 };
 
 #define SUM(type)                                                     \
@@ -32,30 +40,58 @@ struct part {
         for (size_t i = 0; i < p->count; i++) sum += (int64_t)v[i];   \
     } while (0)
 
+/* `pass(type)` for the part's element type */
+#define FOR_EACH_TYPE(pass)                         \
+    switch (p->width * (p->is_signed ? 1 : -1)) {   \
+        case 8: pass(int64_t); break;               \
+        case 4: pass(int32_t); break;               \
+        case 2: pass(int16_t); break;               \
+        case 1: pass(int8_t); break;                \
+        case -8: pass(uint64_t); break;             \
+        case -4: pass(uint32_t); break;             \
+        case -2: pass(uint16_t); break;             \
+        case -1: pass(uint8_t); break;              \
+    }
+
+#define HIST(type)                                                        \
+    do {                                                                  \
+        const type *v = (const type *)p->data;                            \
+        for (size_t i = 0; i < p->count; i++) {                           \
+            /* only a uint64 can pass INT64_MAX: saturated to it, above TOP */ \
+            int64_t x = (type)-1 > 0 && sizeof(type) == 8 && v[i] > INT64_MAX \
+                            ? INT64_MAX : (int64_t)v[i];                  \
+            x = x < -1 ? -1 : x > p->top + 1 ? p->top + 1 : x;            \
+            h[x + 1]++;                                                   \
+        }                                                                 \
+    } while (0)
+
+static void *hist_part(void *arg) {
+    struct part *p = arg;
+    uint32_t *h = p->hist = calloc(p->top + 3, sizeof *h);
+    FOR_EACH_TYPE(HIST);
+    return NULL;
+}
+
 static void *sum_part(void *arg) {
     struct part *p = arg;
     int64_t sum = 0;
-    switch (p->width * (p->is_signed ? 1 : -1)) {
-        case 8: SUM(int64_t); break;
-        case 4: SUM(int32_t); break;
-        case 2: SUM(int16_t); break;
-        case 1: SUM(int8_t); break;
-        case -8: SUM(uint64_t); break;
-        case -4: SUM(uint32_t); break;
-        case -2: SUM(uint16_t); break;
-        case -1: SUM(uint8_t); break;
-    }
+    FOR_EACH_TYPE(SUM);
     p->sum = sum;
     return NULL;
 }
 
 int main(int argc, char **argv) {
     if (argc < 2) {
-        fprintf(stderr, "usage: mmap_sum FILE.npy [THREADS]\n");
+        fprintf(stderr, "usage: mmap_sum FILE.npy [THREADS] [TOP]\n");
         return 2;
     }
     int threads = argc > 2 ? atoi(argv[2]) : 2;
     if (threads < 1 || threads > 256) threads = 2;
+    int64_t top = argc > 3 ? atoll(argv[3]) : -1;
+    if (argc > 3 && (top < 0 || top > (1 << 24))) {
+        fprintf(stderr, "TOP: 0 to 2^24\n");
+        return 2;
+    }
     int fd = open(argv[1], O_RDONLY);
     struct stat st;
     if (fd < 0 || fstat(fd, &st) != 0) {
@@ -90,13 +126,19 @@ int main(int argc, char **argv) {
     pthread_t ids[256];
     for (int t = 0; t < threads; t++) {
         size_t lo = count * t / threads, hi = count * (t + 1) / threads;
-        parts[t] = (struct part){map + header + lo * width, hi - lo, width, is_signed, 0};
-        pthread_create(&ids[t], NULL, sum_part, &parts[t]);
+        parts[t] = (struct part){map + header + lo * width, hi - lo, width, is_signed, 0, top, NULL};
+        pthread_create(&ids[t], NULL, top < 0 ? sum_part : hist_part, &parts[t]);
     }
     int64_t sum = 0;
     for (int t = 0; t < threads; t++) {
         pthread_join(ids[t], NULL);
         sum += parts[t].sum;
+    }
+    if (top >= 0) {
+        uint32_t *h = parts[0].hist;
+        for (int t = 1; t < threads; t++)
+            for (int64_t v = 0; v < top + 3; v++) h[v] += parts[t].hist[v];
+        for (int64_t v = 0; v <= top; v++) sum += v * (int64_t)h[v + 1];
     }
     printf("%lld\n", (long long)sum);
     return 0;
