@@ -424,14 +424,6 @@ impl DivisorTable {
         self.counts
     }
 
-    /// c(v) for every `v` from `from` (negative, or at most the limit) up to the limit, in
-    /// order: 1 for each negative `v`, like 0 and 1, then the table.
-    pub fn counts_from(&self, from: i128) -> impl Iterator<Item = u32> + '_ {
-        let negatives = usize::try_from(-from).unwrap_or(0);
-        let first = usize::try_from(from).unwrap_or(0);
-        std::iter::repeat_n(1, negatives).chain(self.counts[first..].iter().map(|&c| u32::from(c)))
-    }
-
     /// The largest `n` the table answers.
     pub fn limit(&self) -> u64 {
         self.counts.len() as u64 - 1
@@ -507,14 +499,6 @@ mod tests {
         assert_eq!(table.limit(), 200_000);
         for x in -3..=200_010i128 {
             assert_eq!(table.count(x), count(x), "x = {x}");
-        }
-        for from in [-5, 0, 3, 200_000] {
-            let expected: Vec<u32> = (from..=200_000).map(count).collect();
-            assert_eq!(
-                table.counts_from(from).collect::<Vec<_>>(),
-                expected,
-                "{from}"
-            );
         }
     }
 
