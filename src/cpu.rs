@@ -409,17 +409,11 @@ fn pack(table: DivisorTable, few: &FewBuckets) -> Vec<u16> {
     use rayon::prelude::*;
     let mut entries = table.into_counts();
     entries.push(0);
-    let thresholds = few.thresholds();
     entries
         .par_chunks_mut(1 << 16)
         .enumerate()
         .for_each(|(chunk, entries)| {
-            let mut slot = 0;
-            for (v, e) in ((chunk << 16) as i64..).zip(entries) {
-                // the thresholds ascend: each is passed once, the first entry's at once
-                while slot < thresholds.len() && v > thresholds[slot] {
-                    slot += 1;
-                }
+            for (e, slot) in entries.iter_mut().zip(few.slots_from((chunk << 16) as i64)) {
                 debug_assert!(*e < 1 << PACKED_COUNT_BITS);
                 *e |= (slot as u16) << PACKED_COUNT_BITS;
             }

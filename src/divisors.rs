@@ -363,13 +363,9 @@ fn divisor_counts(part: &mut [u16], start: usize) {
             }
             *next = lo + k;
         }
-        // below first^2 the pattern also counts divisors i >= sqrt(n): count those directly
+        // below first^2 the pattern also counts divisors i >= sqrt(n): those by the definition
         for n in lo..(lo + len).min(first * first) {
-            block[n - lo] = if n < 2 {
-                1
-            } else {
-                (1..=n).filter(|&i| n % i == 0).count() as u16
-            };
+            block[n - lo] = count(n as i128) as u16;
         }
     }
 }

@@ -173,6 +173,19 @@ impl FewBuckets {
         b
     }
 
+    /// [`FewBuckets::slot`] of `start`, `start + 1`, ... in turn, by the same comparison: each
+    /// threshold is passed once, so a run of values costs one step per value.
+    pub fn slots_from(&self, start: i64) -> impl Iterator<Item = usize> + '_ {
+        let mut slot = self.slot(start);
+        (start..).map(move |x| {
+            // the last pad, i64::MAX, is never below x
+            while self.padded[slot] < x {
+                slot += 1;
+            }
+            slot
+        })
+    }
+
     /// The number of distinct thresholds.
     pub fn len(&self) -> usize {
         self.len
@@ -313,6 +326,12 @@ mod tests {
                 fifteen.bucket(x.into()).unwrap_or(15),
                 "x = {x}"
             );
+        }
+        // the run of slots from any start is the slot of each value in turn
+        for start in [-3, 0, 6, 7, 8, 97, 98] {
+            let run: Vec<usize> = few.slots_from(start).take(120).collect();
+            let each: Vec<usize> = (start..start + 120).map(|x| few.slot(x)).collect();
+            assert_eq!(run, each, "from {start}");
         }
         assert!(Plan::new((0..16).collect::<Vec<i128>>())
             .few_buckets()

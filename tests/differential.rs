@@ -260,6 +260,9 @@ fn length(rng: &mut Rng, wg: usize) -> usize {
 }
 
 fn thresholds(rng: &mut Rng, values: &[i128], lo: i128, hi: i128) -> Vec<i128> {
+    if rng.chance(20) {
+        return post_shaped(rng, values, hi);
+    }
     let count = if rng.chance(20) {
         rng.range(1000, 5000) as usize
     } else {
@@ -280,6 +283,25 @@ fn thresholds(rng: &mut Rng, values: &[i128], lo: i128, hi: i128) -> Vec<i128> {
             _ => rng.range(lo, hi),
         };
         out.push(t);
+    }
+    out
+}
+
+/// The post's shape, which the CPU answers by one packed lookup per element: 1 to 15 distinct
+/// thresholds, none below 0, up to a top within a divisor table for this many elements (8 entries
+/// per element, at most 2^24), some of them on elements and beside them, duplicates among them.
+fn post_shaped(rng: &mut Rng, values: &[i128], hi: i128) -> Vec<i128> {
+    let top = (8 * values.len() as i128).clamp(2, 1 << 24).min(hi.max(2));
+    let mut out: Vec<i128> = Vec::new();
+    for _ in 0..rng.range(1, 15) {
+        let t = match rng.below(5) {
+            0 if !values.is_empty() => rng.pick(values),
+            1 if !values.is_empty() => rng.pick(values) + 1,
+            2 if !out.is_empty() => rng.pick(&out),
+            3 => rng.pick(&[0, 1, 2, top]),
+            _ => rng.range(0, top),
+        };
+        out.push(t.clamp(0, top));
     }
     out
 }
