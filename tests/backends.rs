@@ -1,10 +1,11 @@
 //! Each backend and algorithm against answers from outside (OEIS) and against the post's kernel
 //! run as an oracle. Written once, run for every runner: CPU on 1 and 2 threads, and the GPU
-//! (the adapter `WGPU_BACKEND` picks; a missing adapter fails these tests).
+//! (the adapter `WGPU_BACKEND` picks; a missing adapter fails these tests). On GL each test
+//! waits for its turn at the GPU first ([`common::gpu_turn`]).
 
 mod common;
 
-use common::{assert_all_runners, gpu, oracle, oracle_count, runners, Runner, A006218};
+use common::{assert_all_runners, gpu, gpu_turn, oracle, oracle_count, runners, Runner, A006218};
 use divgpu::gpu::UploadOptions;
 use std::sync::Arc;
 
@@ -24,6 +25,7 @@ fn array(values: &[i128]) -> Arc<Array> {
 
 #[test]
 fn a006218_on_every_backend_and_algorithm() {
+    let _turn = gpu_turn();
     // With the array 0..=N, threshold N counts 0 (c = 1) and d(1) + ... + d(N).
     let values: Vec<i128> = (0..=1_000_000).collect();
     let thresholds: Vec<i128> = A006218.iter().map(|&(n, _)| n).collect();
@@ -56,6 +58,7 @@ const EDGE_VALUES: [(i128, u64); 18] = [
 
 #[test]
 fn c_of_edge_values_on_every_backend() {
+    let _turn = gpu_turn();
     let runners = runners();
     for &(x, d) in &EDGE_VALUES {
         assert_all_runners(&runners, &[x], &array(&[x]), &[x], &[d]);
@@ -97,6 +100,7 @@ fn u64_array(values: &[u64]) -> Arc<Array> {
 
 #[test]
 fn c_of_64_bit_values_on_every_backend() {
+    let _turn = gpu_turn();
     let runners = runners();
     for &(x, d) in &WIDE_VALUES {
         let values = [x as i128];
@@ -110,6 +114,7 @@ fn c_of_64_bit_values_on_every_backend() {
 /// each value.
 #[test]
 fn wide_and_32_bit_values_mixed_match_known_counts() {
+    let _turn = gpu_turn();
     let known: Vec<(i128, u64)> = WIDE_VALUES
         .iter()
         .map(|&(x, d)| (x as i128, d))
@@ -143,6 +148,7 @@ fn wide_and_32_bit_values_mixed_match_known_counts() {
 /// (resident, forced chunks, streamed) gives what the CPU gives.
 #[test]
 fn random_64_bit_values_on_the_gpu_match_the_cpu() {
+    let _turn = gpu_turn();
     if gpu().is_none() {
         return;
     }
@@ -197,6 +203,7 @@ fn random_thresholds(rng: &mut SplitMix64) -> Vec<i128> {
 
 #[test]
 fn random_arrays_around_the_workgroup_size_match_the_oracle() {
+    let _turn = gpu_turn();
     let wg = gpu().map_or(256, |g| g.workgroup_size() as usize);
     let runners = runners();
     let mut rng = SplitMix64::new(7);
@@ -210,6 +217,7 @@ fn random_arrays_around_the_workgroup_size_match_the_oracle() {
 
 #[test]
 fn forced_small_chunks_resident_and_streamed_match_the_oracle() {
+    let _turn = gpu_turn();
     if gpu().is_none() {
         return;
     }
@@ -231,6 +239,7 @@ fn forced_small_chunks_resident_and_streamed_match_the_oracle() {
 
 #[test]
 fn more_thresholds_than_workgroup_buckets_match_the_oracle() {
+    let _turn = gpu_turn();
     // Over 1024 distinct thresholds the fast shader adds to global sums directly.
     let mut rng = SplitMix64::new(5);
     let values = random_values(&mut rng, 3000);
@@ -262,6 +271,7 @@ fn worst_32_bit_values() -> Vec<i128> {
 
 #[test]
 fn fast_at_its_loop_worst_case_with_many_distinct_thresholds_matches_the_oracle() {
+    let _turn = gpu_turn();
     let hard = worst_32_bit_values();
     // 8 workgroups of 256, every invocation a worst case, in an order that mixes buckets
     let values: Vec<i128> = (0..2048).map(|i| hard[(i * 7) % hard.len()]).collect();
@@ -285,6 +295,7 @@ fn fast_at_its_loop_worst_case_with_many_distinct_thresholds_matches_the_oracle(
 
 #[test]
 fn naive_at_its_loop_worst_case_matches_the_oracle() {
+    let _turn = gpu_turn();
     let hard = worst_32_bit_values();
     let values: Vec<i128> = (0..1024).map(|i| hard[i % 40]).collect();
     let counts: Vec<u64> = values.iter().map(|&x| common::factor::c(x)).collect();
@@ -300,6 +311,7 @@ fn naive_at_its_loop_worst_case_matches_the_oracle() {
 
 #[test]
 fn wide_at_its_loop_worst_case_with_many_distinct_thresholds_matches_the_oracle() {
+    let _turn = gpu_turn();
     // products of two primes just below 2^32 (Pollard-Brent rho's longest walks: every
     // dispatch runs its full steps) in every invocation of a workgroup, each its own bucket
     let primes: Vec<i128> = worst_32_bit_values()[3..11].to_vec();
@@ -331,6 +343,7 @@ fn wide_at_its_loop_worst_case_with_many_distinct_thresholds_matches_the_oracle(
 
 #[test]
 fn arrays_of_negatives_and_values_above_2_63_on_every_backend_match_the_oracle() {
+    let _turn = gpu_turn();
     // no 64-bit type holds both: the CPU decodes i128s, the GPU splits the array by sign
     let mut values: Vec<i128> = vec![-1, u64::MAX as i128, i64::MIN as i128, 0, 1, 2];
     values.extend((0..500).map(|i| (i as i128 - 250) * 7_919));
@@ -358,6 +371,7 @@ fn arrays_of_negatives_and_values_above_2_63_on_every_backend_match_the_oracle()
 
 #[test]
 fn sums_above_u32_max_are_exact() {
+    let _turn = gpu_turn();
     // 3,300,000 elements with 1344 divisors each: 4,435,200,000 > 2^32 - 1. The naive path
     // shares the shader's 64-bit add (add_to_sum) but would take minutes here.
     let n = 3_300_000usize;
@@ -384,6 +398,7 @@ fn sums_above_u32_max_are_exact() {
 /// once by whichever thread comes first): every answer exact.
 #[test]
 fn concurrent_queries_on_one_session_are_exact() {
+    let _turn = gpu_turn();
     let mut rng = SplitMix64::new(23);
     let values = random_values(&mut rng, 3000);
     let array = array(&values);
@@ -420,6 +435,7 @@ fn concurrent_queries_on_one_session_are_exact() {
 
 #[test]
 fn arrays_past_the_adapters_binding_limit_match_the_cpu() {
+    let _turn = gpu_turn();
     // lavapipe and llvmpipe bind 128 MiB (16 Mi elements) at once: one more chunk is needed.
     // On adapters with larger bindings this would take gigabytes, so it runs only where the
     // limit is small; CI's software adapters have it.
@@ -446,6 +462,7 @@ fn arrays_past_the_adapters_binding_limit_match_the_cpu() {
 
 #[test]
 fn many_elements_over_a_small_table_match_the_oracle() {
+    let _turn = gpu_turn();
     // 200,000 elements, thresholds up to 10,000: the CPU counts them per value (a histogram
     // over the divisor table) instead of per element; negatives and values above every
     // threshold take the other way.
@@ -470,6 +487,7 @@ fn many_elements_over_a_small_table_match_the_oracle() {
 
 #[test]
 fn the_histogram_split_over_tasks_with_elements_on_every_side_matches_the_oracle() {
+    let _turn = gpu_turn();
     // 40,000 elements over the 1,001 values -100..=900 that the thresholds span: enough per
     // value for one histogram per thread. Elements below every threshold (counted, c = 1),
     // inside, and above (skipped).
@@ -482,6 +500,7 @@ fn the_histogram_split_over_tasks_with_elements_on_every_side_matches_the_oracle
 
 #[test]
 fn histogram_sums_above_u32_max_are_exact() {
+    let _turn = gpu_turn();
     // 12,000,000 copies of 3603600 (360 divisors, A002182): 4,320,000,000 > 2^32 - 1, under
     // more than 4096 thresholds, so the CPU answers from a histogram whose running sums need
     // 64 bits; the same thresholds over 0 elements in between check the rest.
@@ -507,6 +526,7 @@ fn histogram_sums_above_u32_max_are_exact() {
 /// table grows, one that reuses it, and elements above it (below and above 2^32) in every batch.
 #[test]
 fn the_gpus_divisor_table_matches_the_oracle_within_and_beyond_its_top() {
+    let _turn = gpu_turn();
     if gpu().is_none() {
         return;
     }
@@ -562,6 +582,7 @@ fn the_gpus_divisor_table_matches_the_oracle_within_and_beyond_its_top() {
 /// run their loop's whole budget of 1,024 steps.
 #[test]
 fn the_gpus_sieve_matches_divisor_counts() {
+    let _turn = gpu_turn();
     let Some(gpu) = gpu() else { return };
     for top in [2u32, 3, 17, 1_000, 65_537, divgpu::gpu::table::MAX_TOP] {
         let got = gpu.sieve_counts(top).unwrap();
@@ -582,6 +603,7 @@ fn the_gpus_sieve_matches_divisor_counts() {
 
 #[test]
 fn elements_take_their_own_width_on_the_gpu() {
+    let _turn = gpu_turn();
     // Issue 11: GPU memory at most 1.1 times the array's bytes (plus tables). The buffers hold
     // the elements as the array does, so it is their bytes rounded up to a word per chunk.
     if gpu().is_none() {
@@ -665,6 +687,7 @@ fn elements_take_their_own_width_on_the_gpu() {
 /// of a second device on the same adapter: both give the CPU's answers.
 #[test]
 fn wide_values_match_with_native_and_emulated_64_bit_integers() {
+    let _turn = gpu_turn();
     let Some(default) = gpu() else { return };
     let emulated = divgpu::session::open_gpu_with(divgpu::Backend::Gpu, None, false)
         .unwrap()
@@ -704,6 +727,7 @@ fn wide_values_match_with_native_and_emulated_64_bit_integers() {
 
 #[test]
 fn a_session_on_an_opened_gpu_never_falls_back() {
+    let _turn = gpu_turn();
     use divgpu::session::{Backend, Options};
     use divgpu::{Error, Session};
     let values: Vec<i128> = (-3..5_000).collect();

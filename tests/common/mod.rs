@@ -3,7 +3,7 @@
 
 pub mod factor;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 
 use divgpu::gpu::GpuContext;
 
@@ -84,6 +84,17 @@ pub fn gpu() -> Option<&'static Arc<GpuContext>> {
             Some(Arc::new(gpu))
         })
         .as_ref()
+}
+
+/// This test's turn at the GPU, on GL: one GPU test of the binary at a time there. wgpu-hal
+/// locks the GL adapter's one context for every call and panics after waiting 6 s for it
+/// (`CONTEXT_LOCK_TIMEOUT_SECS`). On the 2-core VM, one test's dispatch on llvmpipe once held it
+/// that long, and three other tests panicked in `write_buffer`. Tests wait here instead, with
+/// no timeout. `None` on the other backends, which have no such lock, and without a GPU.
+pub fn gpu_turn() -> Option<MutexGuard<'static, ()>> {
+    static TURN: Mutex<()> = Mutex::new(());
+    let gl = gpu()?.adapter_info().backend == wgpu::Backend::Gl;
+    gl.then(|| TURN.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 use divgpu::input::{Array, Integers};
