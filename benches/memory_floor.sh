@@ -11,6 +11,11 @@
 # [0, 10^6]); DIVGPU is the binary to measure (default: target/release/divgpu, built first).
 # Needs hyperfine, a C compiler and a Python with numpy ($PYTHON; default: the test command's
 # .venv).
+#
+# The page cache's state moves the floor several times over (docs/performance.md, third step):
+# files just written map slowly, and so does the floor. REREAD=1 (as root) drops the cache and
+# reads each file back first, so that every program maps it from pages read in; without it, the
+# files are measured in whatever state they are in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 dir="${1:-/tmp/divgpu-floor}"
@@ -32,6 +37,12 @@ np.save(f"{d}/i32-1g.npy", np.load(f"{d}/i64-2g.npy", mmap_mode="r").astype(np.i
 EOF
 fi
 for f in i64-2g i32-1g i64-8g; do
+    if [ "${REREAD:-0}" = 1 ]; then
+        sync
+        echo 1 >/proc/sys/vm/drop_caches
+        cat "$dir/$f.npy" >/dev/null
+        echo "$f: the page cache dropped and the file read back"
+    fi
     runs=10
     [ "$f" = i64-8g ] && runs=5
     hyperfine -N -w 1 -r "$runs" --export-json "$dir/$f.json" \
