@@ -91,6 +91,7 @@ pub fn gpu() -> Option<&'static Arc<GpuContext>> {
 /// (`CONTEXT_LOCK_TIMEOUT_SECS`). On the 2-core VM, one test's dispatch on llvmpipe once held it
 /// that long, and three other tests panicked in `write_buffer`. Tests wait here instead, with
 /// no timeout. `None` on the other backends, which have no such lock, and without a GPU.
+/// Every test that can touch the GPU takes it first and holds it to its end.
 pub fn gpu_turn() -> Option<MutexGuard<'static, ()>> {
     static TURN: Mutex<()> = Mutex::new(());
     let gl = gpu()?.adapter_info().backend == wgpu::Backend::Gl;
