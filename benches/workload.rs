@@ -25,13 +25,13 @@ fn sizes() -> [usize; 2] {
 }
 
 /// A session over `array`: on `gpu` when given, else on the CPU with `threads`; a pass over the
-/// array per batch unless `keep_table`.
+/// array per batch unless `keep_index`.
 fn session(
     array: &Arc<Array>,
     algorithm: Algorithm,
     threads: usize,
     gpu: Option<&Arc<GpuContext>>,
-    keep_table: bool,
+    keep_index: bool,
 ) -> Session {
     let options = Options {
         backend: if gpu.is_some() {
@@ -41,7 +41,7 @@ fn session(
         },
         algorithm,
         threads,
-        keep_table,
+        keep_index,
         ..Options::default()
     };
     match gpu {
@@ -119,7 +119,7 @@ fn one_size(c: &mut Criterion, n: usize, gpu: Option<&Arc<GpuContext>>) {
     // a session's later batches: the prefix table, built by the first
     let kept = session(&array, Algorithm::Fast, 0, None, true);
     assert_eq!(answer(&kept, &thresholds), reference);
-    assert!(kept.has_table());
+    assert!(kept.has_index());
     group.bench_function(BenchmarkId::new("cpu_fast", "session_table"), |b| {
         b.iter(|| answer(&kept, &thresholds))
     });

@@ -73,7 +73,7 @@ impl Runner {
             algorithm,
             threads,
             // every timed run is a pass over the array, as the post's were
-            keep_table: false,
+            keep_index: false,
             ..Options::default()
         };
         Ok(Runner {

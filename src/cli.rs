@@ -98,6 +98,10 @@ pub struct RunArgs {
     /// Elements per GPU buffer [default: the most the adapter's limits allow].
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
     pub chunk_elements: Option<u64>,
+    /// With --queries: the most memory the value index may keep, in bytes, or with a suffix
+    /// K, M, G or T (powers of 1024); over it every batch is a pass [default: no limit].
+    #[arg(long, value_name = "BYTES", value_parser = parse_bytes)]
+    pub index_memory: Option<u64>,
 }
 
 /// The array and the thresholds, for a run and for `bench`.
@@ -138,6 +142,31 @@ pub enum AlgorithmArg {
 fn parse_dtype(name: &str) -> Result<DType, String> {
     DType::from_raw_name(name)
         .ok_or_else(|| "expected one of i8 i16 i32 i64 u8 u16 u32 u64".to_string())
+}
+
+/// A byte count: digits, with an optional suffix K, M, G or T (powers of 1024, either case,
+/// an optional trailing B or iB).
+pub fn parse_bytes(text: &str) -> Result<u64, String> {
+    let t = text.trim();
+    let digits = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (number, unit) = t.split_at(digits);
+    let shift = match unit.to_ascii_uppercase().as_str() {
+        "" | "B" => 0,
+        "K" | "KB" | "KIB" => 10,
+        "M" | "MB" | "MIB" => 20,
+        "G" | "GB" | "GIB" => 30,
+        "T" | "TB" | "TIB" => 40,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a size: use digits and K, M, G or T"
+            ))
+        }
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a size: use digits and K, M, G or T"))?;
+    n.checked_mul(1 << shift)
+        .ok_or_else(|| format!("{text:?} is more than 2^64 bytes"))
 }
 
 fn parse_threshold(text: &str) -> Result<i128, String> {
@@ -200,6 +229,7 @@ impl RunArgs {
             threads: divgpu::cpu::thread_count(self.threads.map_or(0, |n| n as usize)),
             adapter: self.adapter,
             chunk_elements: self.chunk_elements.map(|n| n as usize),
+            index_memory: self.index_memory,
         })
     }
 }
@@ -211,5 +241,34 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         super::Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_take_binary_suffixes() {
+        use super::parse_bytes;
+        for (text, bytes) in [
+            ("0", 0),
+            ("1000", 1000),
+            ("4K", 4096),
+            ("4kib", 4096),
+            ("16M", 16 << 20),
+            ("2G", 2 << 30),
+            ("2GB", 2 << 30),
+            ("1T", 1 << 40),
+            ("16777215T", 16777215 << 40),
+        ] {
+            assert_eq!(parse_bytes(text), Ok(bytes), "{text}");
+        }
+        for bad in [
+            "",
+            "G",
+            "1.5G",
+            "-1",
+            "4X",
+            "16777216T",
+            "99999999999999999999",
+        ] {
+            assert!(parse_bytes(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -729,6 +729,14 @@ impl PrefixTable {
         })
     }
 
+    /// Bytes the table's sums take.
+    pub fn bytes(&self) -> u64 {
+        match &self.at_most {
+            AtMost::Narrow(sums) => 4 * sums.len() as u64,
+            AtMost::Wide(sums) => 8 * sums.len() as u64,
+        }
+    }
+
     /// Values the table spans.
     pub fn span(&self) -> usize {
         match &self.at_most {

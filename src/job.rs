@@ -41,6 +41,8 @@ pub struct Job {
     /// Adapter name substring (else `WGPU_ADAPTER_NAME`).
     pub adapter: Option<String>,
     pub chunk_elements: Option<usize>,
+    /// The most bytes a `--queries` session's value index may keep; `None`: no limit.
+    pub index_memory: Option<u64>,
 }
 
 /// The report, and lines for stderr about how the run went.
@@ -125,14 +127,15 @@ fn millis(d: Duration) -> f64 {
 
 impl Job {
     /// The session options this job asks for.
-    pub fn options(&self, keep_table: bool) -> Options {
+    pub fn options(&self, keep_index: bool) -> Options {
         Options {
             backend: self.backend,
             algorithm: self.algorithm,
             threads: self.threads,
             adapter: self.adapter.clone(),
             chunk_elements: self.chunk_elements,
-            keep_table,
+            keep_index,
+            index_memory: self.index_memory,
             ..Options::default()
         }
     }

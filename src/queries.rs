@@ -194,8 +194,8 @@ fn stream(job: &Job, input: Input) -> Result<ExitCode, Failure> {
     let console = Console::new();
     let name = input.name();
     let array = job::load_array(&job.source)?;
-    // one session for every batch: the array uploaded once, and for fast on the CPU the
-    // prefix table kept, so that batches after the first are look-ups
+    // one session for every batch: the array uploaded once, and for fast the value index
+    // kept, so that batches after the first are look-ups
     let session = Session::new(Arc::new(array), &job.options(true))?;
     let mut lines = Lines::spawn(input).map_err(|e| {
         Error::Data(format!(
@@ -240,6 +240,9 @@ fn stream(job: &Job, input: Input) -> Result<ExitCode, Failure> {
     }
     for note in session.notes() {
         note!("{note}");
+    }
+    if session.algorithm() == Algorithm::Fast {
+        note!("{}", session.index_state());
     }
     note_backend(
         session.backend(),

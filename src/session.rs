@@ -7,21 +7,24 @@
 //!   that the handle keeps alive;
 //! - on the GPU: the device, its pipelines and the array's keys, uploaded once (or, for arrays
 //!   larger than the resident limit, streamed for every batch);
-//! - on the CPU: a thread pool, and for `fast` the prefix table when the array's values span few
-//!   enough values (see [`PrefixTable`]): then every batch after the first is one look-up per
-//!   threshold, whatever the array's size.
+//! - on the CPU: a thread pool;
+//! - for `fast`, the value index ([`ValueIndex`]), built by the first batch (or by
+//!   [`Session::build_index`]) on every backend but `both`, whatever the values' range: then
+//!   every later batch is a binary search per threshold, and neither the array nor the GPU is
+//!   touched again. A GPU session computes `c` for the index's values on the GPU.
 //!
 //! [`Session::query`] takes `&self` and may be called from many threads at once: every query
 //! has its own GPU buffers (a streamed array lends each query a ring of its own), the CPU pool
-//! takes jobs from every caller, and the table is built once, by the first caller that needs
-//! it, while the others wait for it.
+//! takes jobs from every caller, and the index is built once, by the first caller that needs
+//! it, while the others wait for it; once built it is read without a lock.
 
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-use crate::cpu::{self, PrefixTable};
+use crate::cpu;
 use crate::error::{Error, Result};
 use crate::gpu::{context, AdapterSummary, GpuArray, GpuContext, UploadOptions};
+use crate::index::{self, Counter, IndexStats, Unavailable, ValueIndex};
 use crate::input::{Array, Integers};
 use crate::query::Plan;
 use crate::report::Comparison;
@@ -69,10 +72,13 @@ pub struct Options {
     pub chunk_elements: Option<usize>,
     /// Keep the array's keys on the GPU up to this many bytes; stream them above.
     pub resident_bytes: u64,
-    /// Build and keep the CPU's prefix table for `fast` where the values allow one. A program
-    /// that answers one batch and exits (the CLI without `--queries`) does better with one
-    /// pass; a session that lives answers every later batch from the table.
-    pub keep_table: bool,
+    /// Build and keep the value index for `fast` (not with [`Backend::Both`], which compares
+    /// the backends' passes on every batch). A program that answers one batch and exits (the
+    /// CLI without `--queries`) does better with one pass; a session that lives answers every
+    /// later batch from the index.
+    pub keep_index: bool,
+    /// The most bytes the index may keep; `None`: no limit. Over it, every batch is a pass.
+    pub index_memory: Option<u64>,
 }
 
 impl Default for Options {
@@ -84,7 +90,8 @@ impl Default for Options {
             adapter: None,
             chunk_elements: None,
             resident_bytes: UploadOptions::default().resident_bytes,
-            keep_table: true,
+            keep_index: true,
+            index_memory: None,
         }
     }
 }
@@ -108,8 +115,8 @@ pub struct AnswerTimings {
     pub readback: Duration,
     /// The GPU's own time for its passes, by timestamp queries, where the adapter has them.
     pub gpu_passes: Option<Duration>,
-    /// Whether the CPU answered from the session's prefix table (no pass over the array).
-    pub from_table: bool,
+    /// Whether the batch was answered from the session's value index (no pass over the array).
+    pub from_index: bool,
 }
 
 struct GpuSide {
@@ -118,58 +125,100 @@ struct GpuSide {
     upload: Duration,
 }
 
-struct CpuSide {
+/// The CPU threads of a session: the CPU backend's, and every session's index build.
+struct Threads {
     threads: usize,
     /// The session's own pool, started by the first query that needs it; never for one
     /// thread, where each query runs on a thread of its own, so that callers on several
     /// threads run side by side (the post's experiment).
     pool: OnceLock<cpu::Pool>,
-    table: Mutex<Table>,
 }
 
-enum Table {
-    /// Not looked for yet (or the last try was cancelled).
-    Unknown,
-    /// The values span too many values: every batch is a pass.
-    None,
-    Ready(Arc<PrefixTable>),
+impl Threads {
+    /// Runs `work` on these threads: on the caller's own pool when it is one of that many
+    /// threads (the CLI's), else on the session's, else (one thread) on a pool of one made for
+    /// this call, so that callers on several threads each have their own.
+    fn run<R: Send>(&self, work: impl FnOnce() -> R + Send) -> Result<R> {
+        if rayon::current_thread_index().is_some() && rayon::current_num_threads() == self.threads {
+            return Ok(work());
+        }
+        if self.threads == 1 {
+            return Ok(cpu::pool(1, false)?.install(work));
+        }
+        let pool = match self.pool.get() {
+            Some(pool) => pool,
+            None => {
+                // two first callers may both start one; one is kept, the other joined at once
+                let started = cpu::pool(self.threads, false)?;
+                match self.pool.set(started) {
+                    Ok(()) => self.pool.get().expect("just set"),
+                    Err(spare) => {
+                        drop(spare);
+                        self.pool.get().expect("set by the other caller")
+                    }
+                }
+            }
+        };
+        Ok(pool.install(work))
+    }
+}
+
+/// What became of the value index: set once, then read without a lock.
+enum Built {
+    Ready(ValueIndex),
+    /// Over the memory limit: every batch is a pass.
+    Unavailable(Unavailable),
+}
+
+/// Where a session's value index stands.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum IndexState {
+    /// The session never builds one: `naive`, `both`, or an index not asked for.
+    Off,
+    /// Not built yet: the next `fast` batch (or [`Session::build_index`]) builds it.
+    NotBuilt,
+    Ready(IndexStats),
+    /// It would not fit the memory limit: every batch is a pass.
+    Unavailable(Unavailable),
+}
+
+impl std::fmt::Display for IndexState {
+    /// One line for the user: what answers the next batch.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            IndexState::Off => write!(f, "no value index: every batch is a pass over the array"),
+            IndexState::NotBuilt => write!(f, "value index not built yet"),
+            IndexState::Ready(stats) => {
+                write!(f, "value index: {}", stats.kind)?;
+                if let Some(distinct) = stats.distinct {
+                    write!(f, ", {distinct} distinct values")?;
+                }
+                write!(
+                    f,
+                    ", {} bytes, built in {:.3} s; later batches are look-ups",
+                    stats.bytes,
+                    stats.build_time.as_secs_f64()
+                )
+            }
+            IndexState::Unavailable(why) => write!(f, "no value index: {why}"),
+        }
+    }
 }
 
 /// See the module's documentation.
 pub struct Session {
     array: Arc<Array>,
     algorithm: Algorithm,
-    keep_table: bool,
+    keep_index: bool,
+    index_memory: Option<u64>,
     gpu: Option<GpuSide>,
-    cpu: Option<CpuSide>,
+    /// Whether the CPU backend answers batches (alone, or with [`Backend::Both`]).
+    run_cpu: bool,
+    threads: Threads,
+    index: OnceLock<Built>,
+    /// Held by the one caller that builds the index; the others wait on it.
+    building: Mutex<()>,
     notes: Vec<String>,
-}
-
-/// Runs `work` on `side`'s threads: on the caller's own pool when it is one of that many
-/// threads (the CLI's), else on the session's, else (one thread) on a pool of one made for this
-/// call, so that callers on several threads each have their own.
-fn in_pool<R: Send>(side: &CpuSide, work: impl FnOnce() -> R + Send) -> Result<R> {
-    if rayon::current_thread_index().is_some() && rayon::current_num_threads() == side.threads {
-        return Ok(work());
-    }
-    if side.threads == 1 {
-        return Ok(cpu::pool(1, false)?.install(work));
-    }
-    let pool = match side.pool.get() {
-        Some(pool) => pool,
-        None => {
-            // two first callers may both start one; one is kept, the other joined at once
-            let started = cpu::pool(side.threads, false)?;
-            match side.pool.set(started) {
-                Ok(()) => side.pool.get().expect("just set"),
-                Err(spare) => {
-                    drop(spare);
-                    side.pool.get().expect("set by the other caller")
-                }
-            }
-        }
-    };
-    Ok(pool.install(work))
 }
 
 /// Opens the GPU for `backend`: the one place divgpu chooses and opens an adapter. `Ok(None)`
@@ -283,21 +332,19 @@ impl Session {
             }
             None => None,
         };
-        let cpu = if run_cpu {
-            Some(CpuSide {
-                threads,
-                pool: OnceLock::new(),
-                table: Mutex::new(Table::Unknown),
-            })
-        } else {
-            None
-        };
         Ok(Session {
             array,
             algorithm: options.algorithm,
-            keep_table: options.keep_table,
+            keep_index: options.keep_index,
+            index_memory: options.index_memory,
             gpu,
-            cpu,
+            run_cpu,
+            threads: Threads {
+                threads,
+                pool: OnceLock::new(),
+            },
+            index: OnceLock::new(),
+            building: Mutex::new(()),
             notes,
         })
     }
@@ -307,6 +354,19 @@ impl Session {
     pub fn query(&self, thresholds: &Integers, observer: &dyn Observer) -> Result<Answer> {
         if thresholds.is_empty() {
             return Err(Error::Threshold("no thresholds given".to_string()));
+        }
+        if let Some(index) = self.index(observer)? {
+            let start = Instant::now();
+            let results = self.look_up(index, thresholds)?;
+            return Ok(Answer {
+                results,
+                comparison: None,
+                timings: AnswerTimings {
+                    compute: start.elapsed(),
+                    from_index: true,
+                    ..AnswerTimings::default()
+                },
+            });
         }
         let plan = Plan::of(thresholds);
         let mut timings = AnswerTimings::default();
@@ -323,15 +383,21 @@ impl Session {
             }
             None => None,
         };
-        let cpu_results = match &self.cpu {
-            Some(side) => {
-                let start = Instant::now();
-                let (results, from_table) = self.cpu_query(side, &plan, observer)?;
-                timings.compute += start.elapsed();
-                timings.from_table = from_table;
-                Some(results)
-            }
-            None => None,
+        let cpu_results = if self.run_cpu {
+            let start = Instant::now();
+            let results = self.threads.run(|| {
+                cpu::run(
+                    &self.array,
+                    &plan,
+                    self.algorithm,
+                    self.threads.threads,
+                    observer,
+                )
+            })??;
+            timings.compute += start.elapsed();
+            Some(results)
+        } else {
+            None
         };
         // A file truncated or rewritten while mapped: the answers may mix two files' elements.
         self.array.check_unchanged()?;
@@ -350,47 +416,99 @@ impl Session {
         })
     }
 
-    fn cpu_query(
-        &self,
-        side: &CpuSide,
-        plan: &Plan,
-        observer: &dyn Observer,
-    ) -> Result<(Vec<u64>, bool)> {
-        if self.algorithm == Algorithm::Fast && self.keep_table {
-            if let Some(table) = self.table(side, observer)? {
-                // O(Q): no pool, no pass
-                let results = plan
-                    .given()
-                    .iter()
-                    .map(|t| {
-                        table
-                            .at_most(t)
-                            .expect("a session's table has no element below it")
-                    })
-                    .collect();
-                return Ok((results, true));
-            }
-        }
-        let results = in_pool(side, || {
-            cpu::run(&self.array, plan, self.algorithm, side.threads, observer)
-        })??;
-        Ok((results, false))
+    /// Whether this session answers from a value index.
+    fn uses_index(&self) -> bool {
+        self.algorithm == Algorithm::Fast
+            && self.keep_index
+            && !(self.gpu.is_some() && self.run_cpu)
     }
 
-    /// The prefix table, built once: the first caller builds it, the others wait for it.
-    fn table(&self, side: &CpuSide, observer: &dyn Observer) -> Result<Option<Arc<PrefixTable>>> {
-        let mut table = side.table.lock().unwrap_or_else(|p| p.into_inner());
-        if let Table::Unknown = *table {
-            // cancelled, it stays unknown and the next batch tries again
-            *table = match in_pool(side, || PrefixTable::of_array(&self.array, observer))?? {
-                Some(built) => Table::Ready(Arc::new(built)),
-                None => Table::None,
-            };
+    /// The value index, built once: the first caller builds it, the others wait for it; once
+    /// built, read without a lock. `None` when the session does not use one or it did not fit.
+    fn index(&self, observer: &dyn Observer) -> Result<Option<&ValueIndex>> {
+        fn ready(built: &Built) -> Option<&ValueIndex> {
+            match built {
+                Built::Ready(index) => Some(index),
+                Built::Unavailable(_) => None,
+            }
         }
-        Ok(match &*table {
-            Table::Ready(table) => Some(table.clone()),
-            Table::Unknown | Table::None => None,
+        if !self.uses_index() {
+            return Ok(None);
+        }
+        if let Some(built) = self.index.get() {
+            return Ok(ready(built));
+        }
+        let _building = self.building.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(built) = self.index.get() {
+            return Ok(ready(built));
+        }
+        let counter = match &self.gpu {
+            Some(gpu) => Counter::Gpu(&gpu.context),
+            None => Counter::Cpu,
+        };
+        let limits = index::Limits {
+            memory: self.index_memory,
+            dense: self.gpu.is_none(),
+        };
+        // cancelled, nothing is kept and the next batch tries again
+        let built = self
+            .threads
+            .run(|| ValueIndex::build(&self.array, counter, limits, observer))??;
+        // A file truncated or rewritten while it was read: the index would mix two files.
+        self.array.check_unchanged()?;
+        let built = match built {
+            Ok(index) => Built::Ready(index),
+            Err(why) => Built::Unavailable(why),
+        };
+        Ok(ready(self.index.get_or_init(|| built)))
+    }
+
+    /// Each threshold's answer from `index`, on the session's threads for a large batch.
+    fn look_up(&self, index: &ValueIndex, thresholds: &Integers) -> Result<Vec<u64>> {
+        use rayon::prelude::*;
+        /// Below this many thresholds one thread answers in microseconds; handing the work to
+        /// the pool would cost more.
+        const PARALLEL: usize = 1 << 14;
+        if thresholds.len() < PARALLEL {
+            return Ok(thresholds.iter().map(|t| index.at_most(t)).collect());
+        }
+        self.threads.run(|| match thresholds {
+            Integers::Narrow(ts) => ts.par_iter().map(|&t| index.at_most(t.into())).collect(),
+            Integers::Wide(ts) => ts.par_iter().map(|&t| index.at_most(t)).collect(),
         })
+    }
+
+    /// Builds the value index now rather than on the first batch (`divgpu.Index(...,
+    /// build_index=True)`), and says what became of it. An error for a session that never
+    /// uses one.
+    pub fn build_index(&self, observer: &dyn Observer) -> Result<IndexState> {
+        if !self.uses_index() {
+            return Err(Error::Option {
+                name: "build_index",
+                message: "needs algorithm 'fast', a backend other than 'both', and the index \
+                          kept"
+                    .into(),
+            });
+        }
+        self.index(observer)?;
+        Ok(self.index_state())
+    }
+
+    /// Where the value index stands.
+    pub fn index_state(&self) -> IndexState {
+        if !self.uses_index() {
+            return IndexState::Off;
+        }
+        match self.index.get() {
+            None => IndexState::NotBuilt,
+            Some(Built::Ready(index)) => IndexState::Ready(index.stats()),
+            Some(Built::Unavailable(why)) => IndexState::Unavailable(why.clone()),
+        }
+    }
+
+    /// The index memory limit the session was given.
+    pub fn index_memory(&self) -> Option<u64> {
+        self.index_memory
     }
 
     /// The array the session answers for.
@@ -409,9 +527,9 @@ impl Session {
 
     /// `"gpu"`, `"cpu"` or `"both"`: where the queries run (`auto` resolved).
     pub fn backend(&self) -> &'static str {
-        match (&self.gpu, &self.cpu) {
-            (Some(_), Some(_)) => "both",
-            (Some(_), None) => "gpu",
+        match (&self.gpu, self.run_cpu) {
+            (Some(_), true) => "both",
+            (Some(_), false) => "gpu",
             _ => "cpu",
         }
     }
@@ -444,7 +562,7 @@ impl Session {
 
     /// CPU threads; `None` when only the GPU runs.
     pub fn threads(&self) -> Option<usize> {
-        self.cpu.as_ref().map(|c| c.threads)
+        self.run_cpu.then_some(self.threads.threads)
     }
 
     /// How long opening the device's buffers and uploading the array took (zero on the CPU).
@@ -458,15 +576,9 @@ impl Session {
         self.gpu.as_ref().map(|g| g.array.buffer_bytes())
     }
 
-    /// Whether the CPU answers every batch from its prefix table (known once a `fast` batch
-    /// ran on the CPU).
-    pub fn has_table(&self) -> bool {
-        self.cpu.as_ref().is_some_and(|c| {
-            matches!(
-                *c.table.lock().unwrap_or_else(|p| p.into_inner()),
-                Table::Ready(_)
-            )
-        })
+    /// Whether every batch is answered from the value index (known once it is built).
+    pub fn has_index(&self) -> bool {
+        matches!(self.index.get(), Some(Built::Ready(_)))
     }
 
     /// Lines for the user about how the session was set up (no hardware GPU, a software

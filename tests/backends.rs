@@ -735,7 +735,7 @@ fn a_session_on_an_opened_gpu_never_falls_back() {
     let expected = oracle(&values, &thresholds);
     let with = |backend| Options {
         backend,
-        keep_table: false,
+        keep_index: false,
         ..Options::default()
     };
     // no GPU: an error for gpu and both, the CPU (with a note) for auto

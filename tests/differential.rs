@@ -364,6 +364,15 @@ fn make_case(seed: u64, pools: &Pools, wg: usize, with_gpu: bool) -> Case {
         values.push(x);
         counts.push(c);
     }
+    if rng.chance(15) {
+        // every value distinct: an index as large as the array
+        let mut seen = std::collections::HashSet::new();
+        let keep: Vec<bool> = values.iter().map(|&x| seen.insert(x)).collect();
+        let mut k = keep.iter();
+        values.retain(|_| *k.next().unwrap());
+        let mut k = keep.iter();
+        counts.retain(|_| *k.next().unwrap());
+    }
     let thresholds = thresholds(&mut rng, &values, lo, hi);
     let runners = runners(&mut rng, &values, &thresholds, wg, with_gpu);
     Case {
@@ -422,10 +431,12 @@ fn runners(
     let mut out = vec![
         Runner::Cpu(Algorithm::Fast, 1),
         Runner::Cpu(Algorithm::Fast, 2),
-        // a session's table, where the values allow one, on the second batch
+        // a session's value index, dense where the values allow one, else sorted
         Runner::CpuSession(2),
     ];
     if with_gpu {
+        // a sorted index whose counts the GPU computed
+        out.push(Runner::GpuSession);
         out.push(Runner::Gpu(Algorithm::Fast, None));
         out.push(Runner::Gpu(Algorithm::Fast, Some(chunk(rng))));
         out.push(Runner::GpuStreamed(Algorithm::Fast, chunk(rng)));

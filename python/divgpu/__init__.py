@@ -80,7 +80,7 @@ class Index:
     """Divisor-count sums over one integer array, for any number of queries.
 
     ``Index(values, *, backend="auto", algorithm="fast", threads=None, adapter=None,
-    chunk_elements=None)``
+    chunk_elements=None, index_memory=None, build_index=False)``
 
     values
         A numpy array of any integer dtype (int8 ... uint64, either byte order, any shape, read
@@ -91,9 +91,9 @@ class Index:
         ``"auto"`` (a hardware GPU if there is one, else the CPU), ``"gpu"``, ``"cpu"``, or
         ``"both"`` (both, compared: a disagreement raises :class:`DivgpuError`).
     algorithm
-        ``"fast"`` (every threshold in one pass; on the CPU, later counts are look-ups in a
-        table kept by the Index when the array's values span at most 2**22 values) or
-        ``"naive"`` (the original post's loop, once per threshold).
+        ``"fast"`` (the first count builds the Index's value index, and every later count is a
+        binary search per threshold: see :meth:`stats`) or ``"naive"`` (the original post's
+        loop, once per threshold, every count).
     threads
         CPU threads for each count, ``None`` for one per core (at most ``MAX_THREADS``). With
         ``threads=1`` each count runs on a thread of its own, so that counts from several
@@ -102,6 +102,13 @@ class Index:
         Use the GPU adapter whose name contains this (``divgpu.devices()`` lists them).
     chunk_elements
         Elements per GPU buffer (default: the most the adapter allows).
+    index_memory
+        The most bytes the value index may keep (``None``: no limit). The index takes at most
+        16 bytes per distinct value (12 for arrays of 32 bits or fewer); an array whose index
+        would take more is counted by a pass over it on every count.
+    build_index
+        Build the value index now, rather than on the first count (``algorithm="fast"`` and a
+        backend other than ``"both"`` only, which compares both backends' passes every count).
 
     Writing to the array: the Index answers for the values the array held when it was built.
     To keep that true it makes the array, and every array it is a view of, read-only while any
@@ -119,6 +126,8 @@ class Index:
 
     __slots__ = ("_session", "_values", "_locked", "__weakref__")
 
+    _session: Optional[Session]
+
     def __init__(
         self,
         values: Any,
@@ -128,6 +137,8 @@ class Index:
         threads: Optional[int] = None,
         adapter: Optional[str] = None,
         chunk_elements: Optional[int] = None,
+        index_memory: Optional[int] = None,
+        build_index: bool = False,
     ) -> None:
         self._session = None
         self._locked: List[np.ndarray] = []
@@ -140,15 +151,27 @@ class Index:
         threads, chunk_elements = _check_options(
             backend, algorithm, threads, adapter, chunk_elements
         )
+        index_memory = _size_option("index_memory", index_memory)
+        if not isinstance(build_index, (bool, np.bool_)):
+            raise TypeError(f"build_index must be a bool, not {type(build_index).__name__}")
         arrays = _chain(values)
         _lock(arrays)
         try:
-            self._session = Session(
-                values, backend, algorithm, threads or 0, adapter, chunk_elements
+            session = Session(
+                values,
+                backend,
+                algorithm,
+                threads or 0,
+                adapter,
+                chunk_elements,
+                index_memory=index_memory,
             )
+            if build_index:
+                session.build_index(_is_main_thread())
         except BaseException:
             _unlock(arrays)
             raise
+        self._session = session
         self._values = values
         self._locked = arrays
 
@@ -195,6 +218,28 @@ class Index:
                 f"thresholds must be an int or a sequence of ints, not {type(t).__name__}"
             ) from None
         return session.count_seq(t, main)
+
+    def stats(self) -> Dict[str, Any]:
+        """Where the Index's value index stands, as a dict:
+
+        ``index``
+            ``"ready"`` (every count is a binary search per threshold), ``"not built"`` (the
+            next ``fast`` count builds it), ``"over memory"`` (it would take more than
+            ``index_memory``: every count is a pass over the array) or ``"off"``
+            (``algorithm="naive"`` or ``backend="both"``: every count is a pass).
+        ``kind``
+            ``"dense"`` (one sum per value of the array's range: values spanning at most
+            2**22, up to 2**24, on the CPU) or ``"sorted"`` (the distinct values and their
+            running sums), or ``None``.
+        ``elements``, ``distinct``, ``bytes``, ``build_seconds``
+            The array's length; the distinct values (a sorted index), the bytes the index keeps
+            and the time its build took, or ``None``.
+        ``index_memory``
+            The limit given, or ``None``.
+        ``message``
+            One line saying the same.
+        """
+        return self._check().index_stats()
 
     def _check(self) -> Session:
         if self._session is None:
@@ -286,6 +331,21 @@ def _count_option(name: str, value: Any) -> Optional[int]:
         raise TypeError(f"{name} must be an int or None, not {type(value).__name__}") from None
     if value < 1:
         raise ValueError(f"{name} must be at least 1, not {value}")
+    return value
+
+
+def _size_option(name: str, value: Any) -> Optional[int]:
+    """A byte count in [0, 2**64), or None."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int or None, not bool")
+    try:
+        value = operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or None, not {type(value).__name__}") from None
+    if not 0 <= value < 2**64:
+        raise ValueError(f"{name} must be in [0, 2**64), not {value}")
     return value
 
 

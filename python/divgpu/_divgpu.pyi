@@ -1,6 +1,6 @@
 """Type stubs of the extension module divgpu._divgpu (built from python/src/lib.rs)."""
 
-from typing import Iterable, List, Optional
+from typing import Any, Dict, Iterable, List, Optional
 
 import numpy as np
 import numpy.typing as npt
@@ -28,8 +28,9 @@ class Session:
         threads: int,
         adapter: Optional[str],
         chunk_elements: Optional[int],
-        keep_table: bool = True,
+        keep_index: bool = True,
         gpu: Optional[Gpu] = None,
+        index_memory: Optional[int] = None,
     ) -> None: ...
     def count_one(self, threshold: int, interruptible: bool) -> int: ...
     def count_seq(self, thresholds: Iterable[int], interruptible: bool) -> npt.NDArray[np.uint64]: ...
@@ -45,7 +46,9 @@ class Session:
     @property
     def adapter_json(self) -> Optional[str]: ...
     @property
-    def has_table(self) -> bool: ...
+    def has_index(self) -> bool: ...
+    def build_index(self, interruptible: bool) -> None: ...
+    def index_stats(self) -> Dict[str, Any]: ...
     @property
     def notes(self) -> List[str]: ...
 

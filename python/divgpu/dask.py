@@ -262,7 +262,7 @@ def _block_partials(
     if block.size == 0:
         return np.zeros(out_shape, dtype=np.uint64)
     gpu = None if backend == "cpu" else _gpu(backend, adapter)
-    # keep_table=False: a block is counted once, so one pass beats building a table
+    # keep_index=False: a block is counted once, so one pass beats building a table
     session = Session(block, backend, algorithm, threads, adapter, chunk_elements, False, gpu)
     if thresholds.dtype == np.int64:
         sums = session.count_i64(thresholds, False)

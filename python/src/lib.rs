@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use divgpu::gpu::GpuContext;
 use divgpu::input::{Array, DType, ExternalBytes, Integers, MAX_VALUE, MIN_VALUE};
-use divgpu::session::{Backend, Options};
+use divgpu::session::{Backend, IndexState, Options};
 use divgpu::{Algorithm, Error, Observer};
 use numpy::{
     PyArray1, PyArrayDescrMethods, PyReadonlyArray1, PyUntypedArray, PyUntypedArrayMethods,
@@ -19,7 +19,7 @@ use numpy::{
 use pyo3::create_exception;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyBool;
+use pyo3::types::{PyBool, PyDict};
 
 // `divgpu`: where users name it (divgpu.DivgpuError), and where pickle finds it again, as a Dask
 // worker's error reaches the client
@@ -167,10 +167,52 @@ struct Session {
     inner: Arc<divgpu::Session>,
 }
 
+/// Runs `work` with the GIL released. `interruptible` (the caller is Python's main thread):
+/// the work runs on a thread of its own while this one looks for Ctrl-C, and KeyboardInterrupt
+/// stops it within about [`SIGNAL_POLL`] plus the backend's own check.
+fn detached<R: Send>(
+    py: Python<'_>,
+    interruptible: bool,
+    work: impl FnOnce(&Cancel) -> divgpu::Result<R> + Send,
+) -> PyResult<R> {
+    let cancel = Cancel(AtomicBool::new(false));
+    if !interruptible {
+        return py.detach(|| work(&cancel)).map_err(to_py);
+    }
+    let mut interrupt = None;
+    let outcome = py.detach(|| {
+        std::thread::scope(|scope| {
+            let (done, finished) = mpsc::channel();
+            let cancel = &cancel;
+            scope.spawn(move || {
+                done.send(work(cancel)).ok();
+            });
+            loop {
+                match finished.recv_timeout(SIGNAL_POLL) {
+                    Ok(outcome) => return outcome,
+                    Err(mpsc::RecvTimeoutError::Timeout) if interrupt.is_none() => {
+                        if let Err(e) = Python::attach(|py| py.check_signals()) {
+                            interrupt = Some(e);
+                            cancel.0.store(true, Ordering::Relaxed);
+                        }
+                    }
+                    Err(mpsc::RecvTimeoutError::Timeout) => {}
+                    Err(mpsc::RecvTimeoutError::Disconnected) => {
+                        return Err(Error::Gpu("the counting thread ended early".into()))
+                    }
+                }
+            }
+        })
+    });
+    match (interrupt, outcome) {
+        // the handler's exception (KeyboardInterrupt, or whatever a custom handler raised)
+        (Some(e), _) => Err(e),
+        (None, outcome) => outcome.map_err(to_py),
+    }
+}
+
 impl Session {
-    /// Answers `thresholds` with the GIL released. `interruptible` (the caller is Python's main
-    /// thread): the work runs on a thread of its own while this one looks for Ctrl-C, and
-    /// KeyboardInterrupt stops it within about [`SIGNAL_POLL`] plus the backend's own check.
+    /// Answers `thresholds` with the GIL released (see [`detached`]).
     fn answer(
         &self,
         py: Python<'_>,
@@ -178,45 +220,12 @@ impl Session {
         interruptible: bool,
     ) -> PyResult<Vec<u64>> {
         let session = &*self.inner;
-        let cancel = Cancel(AtomicBool::new(false));
-        if !interruptible || session.has_table() {
-            // a table answers in microseconds: nothing to interrupt
-            return py
-                .detach(|| session.query(&thresholds, &cancel))
-                .map_err(to_py)
-                .and_then(results);
-        }
-        let mut interrupt = None;
-        let outcome = py.detach(|| {
-            std::thread::scope(|scope| {
-                let (done, finished) = mpsc::channel();
-                let cancel = &cancel;
-                let thresholds = &thresholds;
-                scope.spawn(move || {
-                    done.send(session.query(thresholds, cancel)).ok();
-                });
-                loop {
-                    match finished.recv_timeout(SIGNAL_POLL) {
-                        Ok(outcome) => return outcome,
-                        Err(mpsc::RecvTimeoutError::Timeout) if interrupt.is_none() => {
-                            if let Err(e) = Python::attach(|py| py.check_signals()) {
-                                interrupt = Some(e);
-                                cancel.0.store(true, Ordering::Relaxed);
-                            }
-                        }
-                        Err(mpsc::RecvTimeoutError::Timeout) => {}
-                        Err(mpsc::RecvTimeoutError::Disconnected) => {
-                            return Err(Error::Gpu("the counting thread ended early".into()))
-                        }
-                    }
-                }
-            })
-        });
-        match (interrupt, outcome) {
-            // the handler's exception (KeyboardInterrupt, or whatever a custom handler raised)
-            (Some(e), _) => Err(e),
-            (None, outcome) => outcome.map_err(to_py).and_then(results),
-        }
+        // an index answers in microseconds: nothing to interrupt
+        let interruptible = interruptible && !session.has_index();
+        detached(py, interruptible, |cancel| {
+            session.query(&thresholds, cancel)
+        })
+        .and_then(results)
     }
 }
 
@@ -294,7 +303,7 @@ impl Gpu {
 #[pymethods]
 impl Session {
     #[new]
-    #[pyo3(signature = (values, backend, algorithm, threads, adapter, chunk_elements, keep_table=true, gpu=None))]
+    #[pyo3(signature = (values, backend, algorithm, threads, adapter, chunk_elements, keep_index=true, gpu=None, index_memory=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -304,8 +313,9 @@ impl Session {
         threads: usize,
         adapter: Option<String>,
         chunk_elements: Option<usize>,
-        keep_table: bool,
+        keep_index: bool,
         gpu: Option<&Bound<'_, Gpu>>,
+        index_memory: Option<u64>,
     ) -> PyResult<Self> {
         let backend = backend_of(backend)?;
         let algorithm = Algorithm::parse(algorithm).ok_or_else(|| {
@@ -320,7 +330,8 @@ impl Session {
             threads,
             adapter,
             chunk_elements,
-            keep_table,
+            keep_index,
+            index_memory,
             ..Options::default()
         };
         let gpu = match gpu {
@@ -422,10 +433,37 @@ impl Session {
         adapter_json_of(self.inner.adapter())
     }
 
-    /// Whether later `fast` counts on the CPU are answered from the session's table.
+    /// Whether counts are answered from the session's value index.
     #[getter]
-    fn has_table(&self) -> bool {
-        self.inner.has_table()
+    fn has_index(&self) -> bool {
+        self.inner.has_index()
+    }
+
+    /// Builds the value index now (interruptible on the main thread).
+    fn build_index(&self, py: Python<'_>, interruptible: bool) -> PyResult<()> {
+        let session = &*self.inner;
+        detached(py, interruptible, |cancel| session.build_index(cancel)).map(|_| ())
+    }
+
+    /// Where the value index stands: a dict (see `divgpu.Index.stats`).
+    fn index_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+        let state = self.inner.index_state();
+        let stats = PyDict::new(py);
+        let (name, ready) = match &state {
+            IndexState::Off => ("off", None),
+            IndexState::NotBuilt => ("not built", None),
+            IndexState::Ready(ready) => ("ready", Some(ready)),
+            IndexState::Unavailable(_) => ("over memory", None),
+        };
+        stats.set_item("index", name)?;
+        stats.set_item("kind", ready.map(|r| r.kind))?;
+        stats.set_item("elements", self.inner.len())?;
+        stats.set_item("distinct", ready.and_then(|r| r.distinct))?;
+        stats.set_item("bytes", ready.map(|r| r.bytes))?;
+        stats.set_item("build_seconds", ready.map(|r| r.build_time.as_secs_f64()))?;
+        stats.set_item("index_memory", self.inner.index_memory())?;
+        stats.set_item("message", state.to_string())?;
+        Ok(stats)
     }
 
     /// The session's notes (no hardware GPU, a software adapter).

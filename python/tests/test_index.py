@@ -41,13 +41,13 @@ def test_a_later_batch_on_the_cpu_is_answered_from_the_table():
     values = np.arange(-5, 5000, dtype=np.int32)
     index = divgpu.Index(values, backend="cpu")
     first = index.count([10, 4999])
-    assert index._session.has_table
+    assert index._session.has_index
     assert index.count([10, 4999]).tolist() == first.tolist() == oracle(values, [10, 4999])
     # values too far apart for a table: every batch is a pass, still exact
     wide = np.array([0, 5, 2**40], dtype=np.int64)
     index = divgpu.Index(wide, backend="cpu")
     assert index.count([5, 2**40]).tolist() == oracle(wide, [5, 2**40])
-    assert not index._session.has_table
+    assert not index._session.has_index
 
 
 @pytest.mark.parametrize("mode", ["np.load", "np.memmap"])

@@ -8,13 +8,14 @@ use bytemuck::{Pod, Zeroable};
 
 use crate::divisors::DivisorTable;
 use crate::error::{Error, Result};
-use crate::gpu::array::{GpuArray, Part, Storage};
+use crate::gpu::array::{GpuArray, Part, Storage, UploadOptions};
 use crate::gpu::context::GpuContext;
 use crate::gpu::keys::{split, threshold_key};
 use crate::gpu::pipelines::{LOCAL_BUCKETS, PARAMS_BYTES};
 use crate::gpu::table::MAX_TOP;
 use crate::gpu::timer::PassTimer;
 use crate::gpu::wide::{WideState, WIDE_BLOCK};
+use crate::input::{Array, Integers};
 use crate::query::Plan;
 use crate::{Algorithm, Observer};
 
@@ -154,6 +155,46 @@ impl GpuContext {
         let table = Arc::new(DivisorTableBuffer { top, buffer });
         *kept = Some(table.clone());
         Ok(Some(table))
+    }
+
+    /// c(v) for each of `values` (ascending, distinct, each `>= 2`), computed on the GPU for a
+    /// value index ([`crate::index`]): the values are uploaded as an array of their own and
+    /// answered by `fast` with themselves as the thresholds, so that sum `k` is
+    /// `c(v_0) + ... + c(v_k)` and each `c` is one step. The same pipelines, tables and wide
+    /// path as every other query; nothing new runs on the GPU. `observer` can stop it; its
+    /// progress is the caller's to report.
+    pub fn divisor_counts(&self, values: &[u64], observer: &dyn Observer) -> Result<Vec<u32>> {
+        debug_assert!(values.windows(2).all(|w| w[0] < w[1]) && values.first() >= Some(&2));
+        if values.is_empty() {
+            return Ok(Vec::new());
+        }
+        let array = Arc::new(Array::from_u64(values.to_vec()));
+        let uploaded = self.upload(&array, UploadOptions::default())?;
+        let thresholds = Integers::from(values.iter().map(|&v| i128::from(v)).collect::<Vec<_>>());
+        let (sums, _) = self.query(
+            &uploaded,
+            &Plan::of(&thresholds),
+            Algorithm::Fast,
+            &CancelOnly(observer),
+        )?;
+        let mut before = 0u64;
+        sums.iter()
+            .zip(values)
+            .map(|(&sum, &v)| {
+                let c = sum
+                    .checked_sub(before)
+                    .and_then(|c| u32::try_from(c).ok())
+                    .filter(|&c| c >= 2)
+                    .ok_or_else(|| {
+                        Error::Gpu(format!(
+                            "the GPU's divisor count of {v} is not a count (running sum {sum} \
+                             after {before})"
+                        ))
+                    })?;
+                before = sum;
+                Ok(c)
+            })
+            .collect()
     }
 
     /// The top of the divisor table `array` keeps, if it has built one.
@@ -454,6 +495,16 @@ fn next_slice(slice: u64, done: u64, took: Duration, wg: u64, max_slice: u64) ->
     let rate = done as f64 / took.as_secs_f64().max(1e-6);
     let wanted = (rate * SUBMIT_TARGET.as_secs_f64()) as u64;
     wanted.min(slice * 4).clamp(wg, max_slice) / wg * wg
+}
+
+/// An observer that passes on only the caller's wish to stop: [`GpuContext::divisor_counts`]'s
+/// progress is counted in values, the query's in element passes.
+struct CancelOnly<'a>(&'a dyn Observer);
+
+impl Observer for CancelOnly<'_> {
+    fn cancelled(&self) -> bool {
+        self.0.cancelled()
+    }
 }
 
 pub(super) fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {

@@ -106,11 +106,13 @@ use divgpu::{Algorithm, Quiet};
 /// each a [`Session`] as every caller of the library has.
 #[derive(Clone, Copy, Debug)]
 pub enum Runner {
-    /// One pass over the array per batch (no prefix table).
+    /// One pass over the array per batch (no value index).
     Cpu(Algorithm, usize),
-    /// `fast` in a session that keeps its prefix table: each batch is answered twice, the
-    /// second time from the table where the values allow one, and both must agree.
+    /// `fast` in a session that keeps its value index (dense where the values allow one, else
+    /// sorted): the first batch builds it, and each batch is answered twice from it.
     CpuSession(usize),
+    /// As [`Runner::CpuSession`] on the GPU: a sorted index whose counts the GPU computed.
+    GpuSession,
     /// Resident on the GPU, in chunks of this many elements (default: the adapter's limit).
     Gpu(Algorithm, Option<usize>),
     /// Streamed through two chunk buffers of this many elements.
@@ -121,7 +123,7 @@ impl Runner {
     /// The session this runner answers with.
     pub fn session(&self, array: &Arc<Array>) -> divgpu::Result<Session> {
         let mut options = Options {
-            keep_table: false,
+            keep_index: false,
             ..Options::default()
         };
         match *self {
@@ -133,7 +135,11 @@ impl Runner {
             Runner::CpuSession(threads) => {
                 options.backend = Backend::Cpu;
                 options.threads = threads;
-                options.keep_table = true;
+                options.keep_index = true;
+            }
+            Runner::GpuSession => {
+                options.backend = Backend::Gpu;
+                options.keep_index = true;
             }
             Runner::Gpu(algorithm, chunk_elements) => {
                 options.backend = Backend::Gpu;
@@ -160,17 +166,21 @@ impl Runner {
         let streamed = matches!(self, Runner::GpuStreamed(..));
         assert_eq!(session.is_streamed(), streamed && !array.is_empty());
         let thresholds = Integers::from(thresholds);
-        let first = session.query(&thresholds, &Quiet)?.results;
-        if let Runner::CpuSession(_) = self {
+        let first = session.query(&thresholds, &Quiet)?;
+        if let Runner::CpuSession(_) | Runner::GpuSession = self {
+            // no memory limit: the index is always built, and answers every batch
+            assert!(session.has_index(), "{self:?} built no index");
             let again = session.query(&thresholds, &Quiet)?;
-            assert_eq!(
-                again.timings.from_table,
-                session.has_table(),
-                "a session with a table answers from it"
+            assert!(
+                first.timings.from_index && again.timings.from_index,
+                "{self:?} answered without its index"
             );
-            assert_eq!(again.results, first, "the second batch of a session");
+            assert_eq!(
+                again.results, first.results,
+                "the second batch of a session"
+            );
         }
-        Ok(first)
+        Ok(first.results)
     }
 }
 
@@ -186,6 +196,9 @@ pub fn runners() -> Vec<Runner> {
         }
         if gpu().is_some() {
             all.push(Runner::Gpu(algorithm, None));
+            if algorithm == Algorithm::Fast {
+                all.push(Runner::GpuSession);
+            }
         }
     }
     all
