@@ -1688,6 +1688,85 @@ fn queries_answer_each_batch_as_a_separate_run_and_the_oracle() {
     }
 }
 
+/// A stream says on stderr which value index answers it; `--index-memory` caps it, and over
+/// the cap every batch is a pass with the same answers.
+#[test]
+fn queries_name_their_index_and_index_memory_caps_it() {
+    let mut rng = divgpu::workload::SplitMix64::new(23);
+    // 400 distinct values over 2^41 (a sorted index of 6,400 bytes), each 5 times
+    let distinct: Vec<i128> = (0..400)
+        .map(|_| rng.below(1 << 41) as i128 - (1 << 40))
+        .collect();
+    let values: Vec<i128> = distinct.repeat(5);
+    let dir = temp_dir();
+    let array = write(
+        dir.path(),
+        "a.npy",
+        &npy("<i8", "(2000,)", false, &encode(&values, 8, false)),
+    );
+    let batches = random_batches(&mut rng, 4);
+    let text: String = batches.iter().map(|b| batch_line(b, false)).collect();
+    let queries = write(dir.path(), "q.txt", text.as_bytes());
+    let expected: Vec<Vec<u64>> = batches.iter().map(|b| oracle(&values, b)).collect();
+    let mut backends = vec!["cpu"];
+    if gpu_tests_enabled() {
+        backends.push("gpu");
+    }
+    for backend in backends {
+        for (memory, note) in [
+            (None, "value index: sorted, 400 distinct values, 6400 bytes"),
+            (
+                Some("6400"),
+                "value index: sorted, 400 distinct values, 6400 bytes",
+            ),
+            (
+                Some("6399"),
+                "no value index: the index would take 6400 bytes, above the index memory \
+                 limit of 6399: every batch is a pass over the array",
+            ),
+            (
+                Some("0K"),
+                "no value index: the index would take 6400 bytes",
+            ),
+        ] {
+            let mut args = vec![
+                "-i",
+                array.to_str().unwrap(),
+                "--backend",
+                backend,
+                "--queries",
+                queries.to_str().unwrap(),
+            ];
+            if let Some(memory) = memory {
+                args.extend(["--index-memory", memory]);
+            }
+            let out = divgpu(&args);
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(0), "{backend} {memory:?}: {err}");
+            assert!(err.contains(note), "{backend} {memory:?}: {err}");
+            let lines = stream_lines(&out);
+            for (line, want) in lines.iter().zip(&expected) {
+                let StreamLine::Answer(answer) = line else {
+                    panic!("{backend} {memory:?}: {line:?}")
+                };
+                assert_eq!(&answer.results, want, "{backend} {memory:?}");
+            }
+            assert_eq!(lines.len(), expected.len());
+        }
+    }
+    for bad in ["1.5G", "G", "-1", "4X", "16777216T"] {
+        let flag = format!("--index-memory={bad}");
+        let out = divgpu(&[
+            "--backend",
+            "cpu",
+            "--queries",
+            queries.to_str().unwrap(),
+            &flag,
+        ]);
+        assert_fails(&out, 2, &["--index-memory"]);
+    }
+}
+
 /// Lines that are not batches are answered with their line number and why; the lines after
 /// them are still answered, blank lines are skipped but counted, and the exit code is 1.
 #[test]

@@ -37,17 +37,105 @@ def test_every_dtype_and_byte_order_matches_the_oracle(backend, dtype, order, al
     assert index.algorithm == algorithm
 
 
-def test_a_later_batch_on_the_cpu_is_answered_from_the_table():
+def test_a_later_batch_on_the_cpu_is_answered_from_the_dense_table():
     values = np.arange(-5, 5000, dtype=np.int32)
     index = divgpu.Index(values, backend="cpu")
+    assert index.stats()["index"] == "not built"
     first = index.count([10, 4999])
     assert index._session.has_index
+    assert index.stats()["kind"] == "dense"
     assert index.count([10, 4999]).tolist() == first.tolist() == oracle(values, [10, 4999])
-    # values too far apart for a table: every batch is a pass, still exact
-    wide = np.array([0, 5, 2**40], dtype=np.int64)
-    index = divgpu.Index(wide, backend="cpu")
-    assert index.count([5, 2**40]).tolist() == oracle(wide, [5, 2**40])
-    assert not index._session.has_index
+
+
+def wide_values(seed, n, distinct, bits=34):
+    """`n` values drawn from `distinct` ones spread over [-2**bits, 2**bits] (far wider than a
+    dense table; small enough for the oracle's trial division), edges among them."""
+    rng = random.Random(seed)
+    pool = [rng.randint(-(2**bits), 2**bits) for _ in range(distinct)] + [0, 1, 2, 2**bits]
+    return [rng.choice(pool) for _ in range(n)]
+
+
+@pytest.mark.parametrize("dtype", ["int64", "uint64", "int32", "uint32"])
+def test_any_range_gets_a_sorted_index_that_answers_like_the_oracle(backend, dtype):
+    info = np.iinfo(dtype)
+    bits = 34 if info.bits == 64 else 31
+    values = [v for v in wide_values(dtype, 3000, 150, bits) if info.min <= v <= info.max]
+    values += [int(info.min), int(info.max)]
+    array = np.array(values, dtype=dtype)
+    index = divgpu.Index(array, backend=backend)
+    rng = random.Random(1)
+    thresholds = [rng.choice(values) + rng.randint(-1, 1) for _ in range(40)]
+    thresholds += [-(2**63), -1, 0, 1, 2**64 - 1, int(info.min), int(info.max)]
+    expected = oracle(values, thresholds)
+    assert index.count(thresholds).tolist() == expected
+    stats = index.stats()
+    assert stats["index"] == "ready" and stats["kind"] == "sorted", stats
+    assert stats["distinct"] == len(set(values))
+    assert stats["bytes"] == stats["distinct"] * (array.itemsize + 8)
+    assert stats["elements"] == len(values)
+    # later batches: look-ups, the same answers, in the given order
+    assert index.count(thresholds[::-1]).tolist() == expected[::-1]
+    assert index.count(thresholds[3]) == expected[3]
+
+
+def test_build_index_builds_at_construction_and_index_memory_caps_it(backend):
+    values = wide_values(3, 2000, 200)
+    array = np.array(values, dtype=np.int64)
+    thresholds = [-5, 0, 2**33, 2**35]
+    expected = oracle(values, thresholds)
+    eager = divgpu.Index(array, backend=backend, build_index=True)
+    stats = eager.stats()
+    assert stats["index"] == "ready" and stats["build_seconds"] >= 0, stats
+    assert eager.count(thresholds).tolist() == expected
+    needed = len(set(values)) * 16
+    for limit in [0, needed - 1]:
+        capped = divgpu.Index(array, backend=backend, index_memory=limit, build_index=True)
+        stats = capped.stats()
+        assert stats["index"] == "over memory" and stats["index_memory"] == limit, stats
+        assert str(needed) in stats["message"] and "pass" in stats["message"]
+        assert capped.count(thresholds).tolist() == expected
+        assert capped.count(thresholds).tolist() == expected
+    fits = divgpu.Index(array, backend=backend, index_memory=needed)
+    assert fits.count(thresholds).tolist() == expected
+    assert fits.stats()["index"] == "ready"
+
+
+def test_sessions_without_an_index_say_so():
+    array = np.array([1, 2, 3])
+    assert divgpu.Index(array, backend="cpu", algorithm="naive").stats()["index"] == "off"
+    with pytest.raises(ValueError, match="build_index"):
+        divgpu.Index(array, backend="cpu", algorithm="naive", build_index=True)
+    # the array is given back its write flag after a failed construction
+    array[0] = 1
+
+
+@pytest.mark.parametrize(
+    "options, error",
+    [
+        ({"index_memory": "1G"}, TypeError),
+        ({"index_memory": 1.5}, TypeError),
+        ({"index_memory": True}, TypeError),
+        ({"index_memory": -1}, ValueError),
+        ({"index_memory": 2**64}, ValueError),
+        ({"build_index": 1}, TypeError),
+        ({"build_index": "yes"}, TypeError),
+    ],
+)
+def test_index_options_are_checked(options, error):
+    with pytest.raises(error):
+        divgpu.Index(np.array([1, 2, 3]), backend="cpu", **options)
+
+
+def test_many_threads_on_a_fresh_index_build_it_once_and_agree(backend):
+    values = wide_values(4, 5000, 300)
+    array = np.array(values, dtype=np.int64)
+    index = divgpu.Index(array, backend=backend)
+    rng = random.Random(6)
+    batches = [[rng.choice(values) for _ in range(7)] for _ in range(16)]
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        got = list(pool.map(lambda ts: index.count(ts).tolist(), batches))
+    assert got == [oracle(values, ts) for ts in batches]
+    assert index.stats()["index"] == "ready"
 
 
 @pytest.mark.parametrize("mode", ["np.load", "np.memmap"])
