@@ -10,12 +10,18 @@
 //! - **sorted** ([`Sorted`]): the distinct values in order, each as a key at the array's own
 //!   width (4 bytes for 8- to 32-bit dtypes, 8 for 64-bit ones), beside a `u64` running sum:
 //!   at most 16 bytes per distinct value, and a binary search per threshold. Built by a
-//!   parallel sort of the elements, one walk that drops repeats and counts them, and `c` for
-//!   each distinct value once, on the CPU's threads or on the GPU ([`Counter`]).
+//!   parallel sort of the elements and one walk that drops repeats and counts them; then `c`
+//!   is computed once per distinct value, on the CPU's threads or on the GPU ([`Counter`]), as
+//!   far as the thresholds asked so far reach ([`ValueIndex::cover`]): a batch whose thresholds
+//!   are all small factors only the values below them, as a pass would, and a later batch that
+//!   reaches further extends the sums from where they stopped.
 //!
 //! Either answers a batch of `Q` thresholds in `O(Q log D)` without touching the array again,
-//! and without a lock: the index is immutable once built.
+//! and without a lock: the keys never change, and each running sum is written once, before the
+//! count of sums ready is published past it (release and acquire), and never again.
 
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -72,6 +78,8 @@ pub struct ValueIndex {
     shape: Shape,
     elements: usize,
     build_time: Duration,
+    /// Nanoseconds spent in [`ValueIndex::cover`].
+    count_time: AtomicU64,
 }
 
 #[derive(Debug)]
@@ -84,13 +92,18 @@ enum Shape {
     Sorted128(Sorted<u128>),
 }
 
-/// The distinct values as order-preserving keys (`value = key + offset`), ascending, and
-/// `sums[i]`: the sum of `c(x)` over the elements `x <= value of keys[i]`.
+/// The distinct values as order-preserving keys (`value = key + offset`), ascending. For `i`
+/// below `ready`, `sums[i]` is the sum of `c(x)` over the elements `x <= value of keys[i]`;
+/// from `ready` on, it is still the count of elements equal to that value, which
+/// [`Sorted::extend`] turns into the running sum, in order. One `u64` a value serves both.
 #[derive(Debug)]
 pub struct Sorted<K> {
     offset: i128,
     keys: Vec<K>,
-    sums: Vec<u64>,
+    sums: Box<[AtomicU64]>,
+    ready: AtomicUsize,
+    /// Held by the one caller that extends the sums.
+    extending: Mutex<()>,
 }
 
 /// A key type: an unsigned integer wide enough for `value - offset` of every element.
@@ -131,10 +144,15 @@ impl<K: Key> Sorted<K> {
         self.keys.partition_point(|&x| x <= k)
     }
 
-    fn at_most(&self, t: i128) -> u64 {
+    /// The answer for `t`; `None` when the sums do not reach it yet.
+    #[inline]
+    fn at_most(&self, t: i128) -> Option<u64> {
         match self.rank(t) {
-            0 => 0,
-            r => self.sums[r - 1],
+            0 => Some(0),
+            r if r <= self.ready.load(Ordering::Acquire) => {
+                Some(self.sums[r - 1].load(Ordering::Relaxed))
+            }
+            _ => None,
         }
     }
 
@@ -144,6 +162,56 @@ impl<K: Key> Sorted<K> {
 
     fn value(&self, i: usize) -> i128 {
         self.keys[i].to_u128() as i128 + self.offset
+    }
+
+    /// Makes the running sums reach every value `<= t`, computing `c` for the distinct values
+    /// not counted yet with `counter`, a block at a time, each block published as it is done
+    /// (cancelled, the blocks done stay, and are right).
+    fn extend(&self, t: i128, counter: Counter<'_>, observer: &dyn Observer) -> Result<()> {
+        let end = self.rank(t);
+        if end <= self.ready.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let _extending = self.extending.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ready = self.ready.load(Ordering::Acquire);
+        if end <= ready {
+            return Ok(());
+        }
+        observer.start((end - ready) as u64);
+        let mut sum = match ready {
+            0 => 0,
+            r => self.sums[r - 1].load(Ordering::Relaxed),
+        };
+        while ready < end {
+            if observer.cancelled() {
+                return Err(Error::Cancelled);
+            }
+            let block = ready..end.min(ready + EXTEND_BLOCK);
+            // values <= 1 (c = 1) come first; every other value is >= 2 and fits 64 bits
+            let small = block.clone().take_while(|&i| self.value(i) < 2).count();
+            let large: Vec<u64> = (block.start + small..block.end)
+                .map(|i| self.value(i) as u64)
+                .collect();
+            let c = match counter {
+                Counter::Cpu => cpu_counts(&large, observer)?,
+                Counter::Gpu(gpu) => {
+                    let mut c = Vec::with_capacity(large.len());
+                    for part in large.chunks(GPU_BLOCK) {
+                        c.extend(gpu.divisor_counts(part, observer)?);
+                        observer.advance(part.len() as u64);
+                    }
+                    c
+                }
+            };
+            let ones = std::iter::repeat_n(1, small);
+            for (slot, c) in self.sums[block.clone()].iter().zip(ones.chain(c)) {
+                sum += slot.load(Ordering::Relaxed) * u64::from(c);
+                slot.store(sum, Ordering::Relaxed);
+            }
+            ready = block.end;
+            self.ready.store(ready, Ordering::Release);
+        }
+        Ok(())
     }
 }
 
@@ -156,13 +224,16 @@ const COUNT_BLOCK: usize = 4096;
 /// every adapter's binding limit (128 MiB on llvmpipe).
 const GPU_BLOCK: usize = 1 << 18;
 
+/// Distinct values whose sums are published at once by [`Sorted::extend`]: what a cancelled
+/// extension at most loses.
+const EXTEND_BLOCK: usize = 1 << 20;
+
 impl ValueIndex {
-    /// The index of `array` within `limits`, on the current rayon pool's threads, with `c` from
-    /// `counter`. `Ok(Err(why))` when it does not fit; `Err(Cancelled)` when `observer` stopped
-    /// it.
+    /// The index of `array` within `limits`, on the current rayon pool's threads: a dense table
+    /// complete, a sorted index with no value counted yet (see [`ValueIndex::cover`]).
+    /// `Ok(Err(why))` when it does not fit; `Err(Cancelled)` when `observer` stopped it.
     pub fn build(
         array: &Array,
-        counter: Counter<'_>,
         limits: Limits,
         observer: &dyn Observer,
     ) -> Result<std::result::Result<ValueIndex, Unavailable>> {
@@ -179,33 +250,72 @@ impl ValueIndex {
                         shape: Shape::Dense(table),
                         elements: array.len(),
                         build_time: start.elapsed(),
+                        count_time: AtomicU64::new(0),
                     }));
                 }
             }
         }
         let dtype = array.dtype();
-        let shape = match (dtype.width, dtype.signed) {
-            (16, _) => sorted::<u128>(array, i128::from(i64::MIN), counter, &fits, observer)?
-                .map(Shape::Sorted128),
-            (8, signed) => sorted::<u64>(array, key_offset(signed, 64), counter, &fits, observer)?
-                .map(Shape::Sorted64),
-            (_, signed) => sorted::<u32>(array, key_offset(signed, 32), counter, &fits, observer)?
-                .map(Shape::Sorted32),
-        };
+        let shape =
+            match (dtype.width, dtype.signed) {
+                (16, _) => sorted::<u128>(array, i128::from(i64::MIN), &fits, observer)?
+                    .map(Shape::Sorted128),
+                (8, signed) => sorted::<u64>(array, key_offset(signed, 64), &fits, observer)?
+                    .map(Shape::Sorted64),
+                (_, signed) => sorted::<u32>(array, key_offset(signed, 32), &fits, observer)?
+                    .map(Shape::Sorted32),
+            };
         Ok(shape.map(|shape| ValueIndex {
             shape,
             elements: array.len(),
             build_time: start.elapsed(),
+            count_time: AtomicU64::new(0),
         }))
     }
 
-    /// The sum of `c(x)` over the elements `x <= t`, for any `t`.
-    #[inline]
-    pub fn at_most(&self, t: i128) -> u64 {
+    /// Makes the index answer every threshold `<= t`: a sorted index computes `c` for the
+    /// distinct values up to `t` not counted yet, on the current rayon pool. The build time
+    /// grows by what it took.
+    ///
+    /// Callers take turns before they enter the pool (as [`crate::Session`] does): the index
+    /// also takes a lock of its own, so that two callers can never write the same sums, but a
+    /// caller waiting for it inside the pool holds a worker the one computing may need.
+    pub fn cover(&self, t: i128, counter: Counter<'_>, observer: &dyn Observer) -> Result<()> {
+        let start = Instant::now();
+        let done = match &self.shape {
+            Shape::Dense(_) => return Ok(()),
+            Shape::Sorted32(s) => s.extend(t, counter, observer),
+            Shape::Sorted64(s) => s.extend(t, counter, observer),
+            Shape::Sorted128(s) => s.extend(t, counter, observer),
+        };
+        self.count_time
+            .fetch_add(start.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        done
+    }
+
+    /// Whether every threshold `<= t` is answered without computing anything.
+    pub fn covers(&self, t: i128) -> bool {
+        fn of<K: Key>(s: &Sorted<K>, t: i128) -> bool {
+            s.rank(t) <= s.ready.load(Ordering::Acquire)
+        }
         match &self.shape {
-            Shape::Dense(table) => table
-                .at_most(t)
-                .expect("a dense index has no element below its range"),
+            Shape::Dense(_) => true,
+            Shape::Sorted32(s) => of(s, t),
+            Shape::Sorted64(s) => of(s, t),
+            Shape::Sorted128(s) => of(s, t),
+        }
+    }
+
+    /// The sum of `c(x)` over the elements `x <= t`; `None` when `t` is beyond what
+    /// [`ValueIndex::cover`] has reached.
+    #[inline]
+    pub fn at_most(&self, t: i128) -> Option<u64> {
+        match &self.shape {
+            Shape::Dense(table) => Some(
+                table
+                    .at_most(t)
+                    .expect("a dense index has no element below its range"),
+            ),
             Shape::Sorted32(s) => s.at_most(t),
             Shape::Sorted64(s) => s.at_most(t),
             Shape::Sorted128(s) => s.at_most(t),
@@ -214,26 +324,34 @@ impl ValueIndex {
 
     /// What the index is, for `stats`.
     pub fn stats(&self) -> IndexStats {
-        let (kind, distinct, bytes) = match &self.shape {
-            Shape::Dense(t) => ("dense", None, t.bytes()),
-            Shape::Sorted32(s) => ("sorted", Some(s.keys.len()), s.bytes()),
-            Shape::Sorted64(s) => ("sorted", Some(s.keys.len()), s.bytes()),
-            Shape::Sorted128(s) => ("sorted", Some(s.keys.len()), s.bytes()),
+        fn of<K: Key>(s: &Sorted<K>) -> (Option<usize>, Option<usize>, u64) {
+            let ready = s.ready.load(Ordering::Acquire);
+            (Some(s.keys.len()), Some(ready), s.bytes())
+        }
+        let (kind, (distinct, counted, bytes)) = match &self.shape {
+            Shape::Dense(t) => ("dense", (None, None, t.bytes())),
+            Shape::Sorted32(s) => ("sorted", of(s)),
+            Shape::Sorted64(s) => ("sorted", of(s)),
+            Shape::Sorted128(s) => ("sorted", of(s)),
         };
         IndexStats {
             kind,
             elements: self.elements,
             distinct,
+            counted,
             bytes,
-            build_time: self.build_time,
+            build_time: self.build_time
+                + Duration::from_nanos(self.count_time.load(Ordering::Relaxed)),
         }
     }
 
-    /// The distinct values and their running sums, ascending (a sorted index only): for tests
-    /// and for saving.
+    /// The distinct values counted so far and their running sums, ascending (a sorted index
+    /// only): for tests and for saving.
     pub fn entries(&self) -> Option<Vec<(i128, u64)>> {
         fn of<K: Key>(s: &Sorted<K>) -> Vec<(i128, u64)> {
-            (0..s.keys.len()).map(|i| (s.value(i), s.sums[i])).collect()
+            (0..s.ready.load(Ordering::Acquire))
+                .map(|i| (s.value(i), s.sums[i].load(Ordering::Relaxed)))
+                .collect()
         }
         match &self.shape {
             Shape::Dense(_) => None,
@@ -253,8 +371,12 @@ pub struct IndexStats {
     pub elements: usize,
     /// Distinct values (a sorted index).
     pub distinct: Option<usize>,
+    /// Distinct values whose `c` is computed so far, from the smallest (a sorted index):
+    /// thresholds below the next one are look-ups, a threshold beyond it extends the sums.
+    pub counted: Option<usize>,
     /// Bytes it keeps.
     pub bytes: u64,
+    /// The sort (or the dense table) and every `c` computed for it so far.
     pub build_time: Duration,
 }
 
@@ -298,11 +420,11 @@ fn keys_of<K: Key>(array: &Array, offset: i128) -> Vec<K> {
     blocks
 }
 
-/// The sorted index of `array` (see [`Sorted`]), or why it does not fit.
+/// The sorted index of `array` (see [`Sorted`]) with no value counted yet, or why it does not
+/// fit.
 fn sorted<K: Key>(
     array: &Array,
     offset: i128,
-    counter: Counter<'_>,
     fits: &dyn Fn(u64) -> std::result::Result<(), Unavailable>,
     observer: &dyn Observer,
 ) -> Result<std::result::Result<Sorted<K>, Unavailable>> {
@@ -315,15 +437,18 @@ fn sorted<K: Key>(
         return Err(Error::Cancelled);
     }
     // repeats dropped in place, each distinct key's count beside it
-    let mut counts: Vec<u64> = Vec::new();
+    let mut counts: Vec<AtomicU64> = Vec::new();
     let mut distinct = 0;
     for i in 0..keys.len() {
         if distinct > 0 && keys[distinct - 1] == keys[i] {
-            *counts.last_mut().expect("one count per distinct key") += 1;
+            *counts
+                .last_mut()
+                .expect("one count per distinct key")
+                .get_mut() += 1;
         } else {
             keys[distinct] = keys[i];
             distinct += 1;
-            counts.push(1);
+            counts.push(AtomicU64::new(1));
         }
     }
     keys.truncate(distinct);
@@ -332,38 +457,12 @@ fn sorted<K: Key>(
     if let Err(why) = fits(needed) {
         return Ok(Err(why));
     }
-    let value = |k: K| k.to_u128() as i128 + offset;
-    // values <= 1 first (c = 1), then those >= 2, ascending
-    let first = keys.partition_point(|&k| value(k) < 2);
-    observer.start((distinct - first) as u64);
-    let large: Vec<u64> = keys[first..].iter().map(|&k| value(k) as u64).collect();
-    let c = match counter {
-        Counter::Cpu => cpu_counts(&large, observer)?,
-        Counter::Gpu(gpu) => {
-            let mut c = Vec::with_capacity(large.len());
-            for block in large.chunks(GPU_BLOCK) {
-                c.extend(gpu.divisor_counts(block, observer)?);
-                observer.advance(block.len() as u64);
-            }
-            c
-        }
-    };
-    drop(large);
-    // counts become the running sums in place
-    let mut sum = 0u64;
-    for (i, n) in counts.iter_mut().enumerate() {
-        let c = if i < first {
-            1
-        } else {
-            u64::from(c[i - first])
-        };
-        sum += *n * c;
-        *n = sum;
-    }
     Ok(Ok(Sorted {
         offset,
         keys,
-        sums: counts,
+        sums: counts.into_boxed_slice(),
+        ready: AtomicUsize::new(0),
+        extending: Mutex::new(()),
     }))
 }
 

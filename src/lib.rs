@@ -8,6 +8,7 @@ pub mod bench;
 pub mod cpu;
 pub mod divisors;
 pub mod error;
+pub mod factor;
 pub mod gpu;
 pub mod index;
 pub mod input;

@@ -193,10 +193,13 @@ impl std::fmt::Display for IndexState {
                 if let Some(distinct) = stats.distinct {
                     write!(f, ", {distinct} distinct values")?;
                 }
+                write!(f, ", {} bytes", stats.bytes)?;
+                if let Some(counted) = stats.counted {
+                    write!(f, ", {counted} counted")?;
+                }
                 write!(
                     f,
-                    ", {} bytes, built in {:.3} s; later batches are look-ups",
-                    stats.bytes,
+                    ", built in {:.3} s; later batches are look-ups",
                     stats.build_time.as_secs_f64()
                 )
             }
@@ -218,6 +221,8 @@ pub struct Session {
     index: OnceLock<Built>,
     /// Held by the one caller that builds the index; the others wait on it.
     building: Mutex<()>,
+    /// Held by the one caller that extends the index's counted values ([`Session::cover`]).
+    extending: Mutex<()>,
     notes: Vec<String>,
 }
 
@@ -345,6 +350,7 @@ impl Session {
             },
             index: OnceLock::new(),
             building: Mutex::new(()),
+            extending: Mutex::new(()),
             notes,
         })
     }
@@ -357,6 +363,8 @@ impl Session {
         }
         if let Some(index) = self.index(observer)? {
             let start = Instant::now();
+            let top = thresholds.iter().max().expect("at least one threshold");
+            self.cover(index, top, observer)?;
             let results = self.look_up(index, thresholds)?;
             return Ok(Answer {
                 results,
@@ -442,10 +450,6 @@ impl Session {
         if let Some(built) = self.index.get() {
             return Ok(ready(built));
         }
-        let counter = match &self.gpu {
-            Some(gpu) => Counter::Gpu(&gpu.context),
-            None => Counter::Cpu,
-        };
         let limits = index::Limits {
             memory: self.index_memory,
             dense: self.gpu.is_none(),
@@ -453,7 +457,7 @@ impl Session {
         // cancelled, nothing is kept and the next batch tries again
         let built = self
             .threads
-            .run(|| ValueIndex::build(&self.array, counter, limits, observer))??;
+            .run(|| ValueIndex::build(&self.array, limits, observer))??;
         // A file truncated or rewritten while it was read: the index would mix two files.
         self.array.check_unchanged()?;
         let built = match built {
@@ -463,24 +467,54 @@ impl Session {
         Ok(ready(self.index.get_or_init(|| built)))
     }
 
-    /// Each threshold's answer from `index`, on the session's threads for a large batch.
+    /// Makes `index` answer every threshold up to `top` ([`ValueIndex::cover`]), on the
+    /// session's threads. One caller at a time, and the others wait here, outside the pool:
+    /// a caller that waited inside it would hold a worker that the one computing needs, and on
+    /// a pool of two that deadlocked.
+    fn cover(&self, index: &ValueIndex, top: i128, observer: &dyn Observer) -> Result<()> {
+        if index.covers(top) {
+            return Ok(());
+        }
+        let _extending = self.extending.lock().unwrap_or_else(|p| p.into_inner());
+        if index.covers(top) {
+            return Ok(());
+        }
+        self.threads
+            .run(|| index.cover(top, self.counter(), observer))?
+    }
+
+    /// Who computes `c` for the value index: the GPU where the session has one.
+    fn counter(&self) -> Counter<'_> {
+        match &self.gpu {
+            Some(gpu) => Counter::Gpu(&gpu.context),
+            None => Counter::Cpu,
+        }
+    }
+
+    /// Each threshold's answer from `index` (which covers them all), on the session's threads
+    /// for a large batch.
     fn look_up(&self, index: &ValueIndex, thresholds: &Integers) -> Result<Vec<u64>> {
         use rayon::prelude::*;
         /// Below this many thresholds one thread answers in microseconds; handing the work to
         /// the pool would cost more.
         const PARALLEL: usize = 1 << 14;
+        let at_most = |t: i128| {
+            index
+                .at_most(t)
+                .ok_or_else(|| Error::Data(format!("the value index does not reach threshold {t}")))
+        };
         if thresholds.len() < PARALLEL {
-            return Ok(thresholds.iter().map(|t| index.at_most(t)).collect());
+            return thresholds.iter().map(at_most).collect();
         }
         self.threads.run(|| match thresholds {
-            Integers::Narrow(ts) => ts.par_iter().map(|&t| index.at_most(t.into())).collect(),
-            Integers::Wide(ts) => ts.par_iter().map(|&t| index.at_most(t)).collect(),
-        })
+            Integers::Narrow(ts) => ts.par_iter().map(|&t| at_most(t.into())).collect(),
+            Integers::Wide(ts) => ts.par_iter().map(|&t| at_most(t)).collect(),
+        })?
     }
 
     /// Builds the value index now rather than on the first batch (`divgpu.Index(...,
-    /// build_index=True)`), and says what became of it. An error for a session that never
-    /// uses one.
+    /// build_index=True)`), `c` of every distinct value included, and says what became of it.
+    /// An error for a session that never uses one.
     pub fn build_index(&self, observer: &dyn Observer) -> Result<IndexState> {
         if !self.uses_index() {
             return Err(Error::Option {
@@ -490,7 +524,9 @@ impl Session {
                     .into(),
             });
         }
-        self.index(observer)?;
+        if let Some(index) = self.index(observer)? {
+            self.cover(index, crate::input::MAX_VALUE, observer)?;
+        }
         Ok(self.index_state())
     }
 

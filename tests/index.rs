@@ -295,21 +295,26 @@ fn the_index_is_built_once_for_many_threads_and_a_cancelled_build_is_not_kept() 
         stop: AtomicBool::new(false),
         started: AtomicU64::new(0),
     };
+    let mut rng = SplitMix64::new(8);
+    let mut thresholds: Vec<i128> = (0..50).map(|_| (rng.next_u64() >> 28) as i128).collect();
+    thresholds.push(u64::MAX.into());
+    let want = expected(&values, &thresholds);
     std::thread::scope(|scope| {
-        for k in 0..8u64 {
-            let (session, values, watch) = (&session, &values, &watch);
+        for k in 0..8 {
+            let (session, watch) = (&session, &watch);
+            let mut mine = thresholds.clone();
+            mine.rotate_left(k);
+            let mut want = want.clone();
+            want.rotate_left(k);
             scope.spawn(move || {
-                let mut rng = SplitMix64::new(k);
-                let thresholds: Vec<i128> =
-                    (0..50).map(|_| (rng.next_u64() >> 28) as i128).collect();
                 let answer = session
-                    .query(&Integers::from(thresholds.as_slice()), watch)
+                    .query(&Integers::from(mine.as_slice()), watch)
                     .unwrap();
-                assert_eq!(answer.results, expected(values, &thresholds));
+                assert_eq!(answer.results, want);
             });
         }
     });
-    // one build, which started counting once
+    // one build, which counted every value once
     assert_eq!(watch.started.load(Ordering::Relaxed), 1);
     assert!(session.has_index());
 }
@@ -339,4 +344,51 @@ fn naive_and_passes_only_sessions_have_no_index() {
         assert_eq!(query(&session, &[3]).unwrap().results, vec![5]);
         assert_eq!(session.index_state(), IndexState::Off);
     }
+}
+
+/// A sorted index counts values only as far as the thresholds reach, extends from there when a
+/// later batch reaches further (across the blocks it publishes, 2^20 values each), and answers
+/// like the oracle at every step; `build_index` counts them all.
+#[test]
+fn a_sorted_index_counts_only_as_far_as_the_thresholds_reach() {
+    // 1,050,000 distinct values 4 apart (beyond a dense table's span), some twice
+    let n = 1_050_000i128;
+    let mut values: Vec<i128> = (0..n).map(|k| 4 * k - 8).collect();
+    values.extend((0..n).step_by(97).map(|k| 4 * k - 8));
+    let array = Arc::new(Array::from_i64(values.iter().map(|&v| v as i64).collect()));
+    let session = Session::new(array.clone(), &cpu_options()).unwrap();
+    let counted = |session: &Session| match session.index_state() {
+        IndexState::Ready(stats) => {
+            assert_eq!(stats.distinct, Some(n as usize));
+            stats.counted.unwrap()
+        }
+        other => panic!("{other:?}"),
+    };
+    let steps: [&[i128]; 5] = [
+        &[-100, -9, -8, 0, 1, 2],
+        &[1000, 3, 40],
+        &[17],
+        &[4 * (1 << 20) - 13, 4 * (1 << 20) - 12, 4 * (1 << 20) - 8],
+        &[4 * n, 5 * n, -3],
+    ];
+    let (mut before, mut reached) = (0, i128::MIN);
+    for thresholds in steps {
+        let answer = query(&session, thresholds).unwrap();
+        assert!(answer.timings.from_index);
+        assert_eq!(
+            answer.results,
+            expected(&values, thresholds),
+            "{thresholds:?}"
+        );
+        reached = reached.max(*thresholds.iter().max().unwrap());
+        let now = counted(&session);
+        // exactly the distinct values up to the largest threshold so far
+        assert_eq!(now, values[..n as usize].partition_point(|&v| v <= reached));
+        assert!(now >= before);
+        before = now;
+    }
+    assert_eq!(before, n as usize);
+    let eager = Session::new(array, &cpu_options()).unwrap();
+    eager.build_index(&Quiet).unwrap();
+    assert_eq!(counted(&eager), n as usize);
 }

@@ -231,9 +231,12 @@ class Index:
             ``"dense"`` (one sum per value of the array's range: values spanning at most
             2**22, up to 2**24, on the CPU) or ``"sorted"`` (the distinct values and their
             running sums), or ``None``.
-        ``elements``, ``distinct``, ``bytes``, ``build_seconds``
-            The array's length; the distinct values (a sorted index), the bytes the index keeps
-            and the time its build took, or ``None``.
+        ``elements``, ``distinct``, ``counted``, ``bytes``, ``build_seconds``
+            The array's length; the distinct values and how many of them have their ``c(x)``
+            computed so far (a sorted index computes them, from the smallest, as far as the
+            largest threshold asked: a later count that reaches further computes the rest it
+            needs first; ``build_index=True`` computes them all); the bytes the index keeps and
+            the time its build took, or ``None``.
         ``index_memory``
             The limit given, or ``None``.
         ``message``

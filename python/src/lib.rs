@@ -459,6 +459,7 @@ impl Session {
         stats.set_item("kind", ready.map(|r| r.kind))?;
         stats.set_item("elements", self.inner.len())?;
         stats.set_item("distinct", ready.and_then(|r| r.distinct))?;
+        stats.set_item("counted", ready.and_then(|r| r.counted))?;
         stats.set_item("bytes", ready.map(|r| r.bytes))?;
         stats.set_item("build_seconds", ready.map(|r| r.build_time.as_secs_f64()))?;
         stats.set_item("index_memory", self.inner.index_memory())?;
