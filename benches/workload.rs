@@ -116,7 +116,7 @@ fn one_size(c: &mut Criterion, n: usize, gpu: Option<&Arc<GpuContext>>) {
             );
         }
     }
-    // a session's later batches: the prefix table, built by the first
+    // a session's later batches: the value index (dense here), built by the first
     let kept = session(&array, Algorithm::Fast, 0, None, true);
     assert_eq!(answer(&kept, &thresholds), reference);
     assert!(kept.has_index());

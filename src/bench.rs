@@ -85,6 +85,8 @@ impl Runner {
         let options = Options {
             backend: Backend::Gpu,
             algorithm,
+            // every timed run is a pass over the uploaded array
+            keep_index: false,
             ..Options::default()
         };
         Ok(Runner {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use divgpu::input::{self, DType};
-use divgpu::job::{Job, Source, Thresholds};
+use divgpu::job::{self, Job, Source, Thresholds};
 use divgpu::Backend;
 use divgpu::{workload, Algorithm};
 
@@ -47,6 +47,29 @@ pub enum Command {
         /// Leave the GPU rows out.
         #[arg(long)]
         no_gpu: bool,
+    },
+    /// Build an array's value index and save it to a file (.divi): `divgpu -i FILE.divi`
+    /// (with --thresholds or --queries) and Python's `divgpu.Index.load` answer from it, mapped.
+    Index {
+        /// The array: .npy (any integer dtype), .txt/.csv (one integer per line), or raw with
+        /// --dtype.
+        #[arg(long, short)]
+        input: PathBuf,
+        /// Read --input as raw little-endian elements of this type.
+        #[arg(long, value_parser = parse_dtype)]
+        dtype: Option<DType>,
+        /// Where to write the index file (written beside it, then renamed into place).
+        #[arg(long, short)]
+        output: PathBuf,
+        /// Where c(x) is computed: a hardware GPU if there is one (auto), the GPU, or the CPU.
+        #[arg(long, value_enum, default_value_t = BackendArg::Auto)]
+        backend: BackendArg,
+        /// CPU threads, at most 1024 [default: one per core].
+        #[arg(long, value_parser = clap::value_parser!(u32).range(1..=divgpu::cpu::MAX_THREADS as i64))]
+        threads: Option<u32>,
+        /// Use the adapter whose name contains this (case-insensitive); see `divgpu devices`.
+        #[arg(long)]
+        adapter: Option<String>,
     },
     /// Write the default run's generated array as an int64 .npy file.
     Gen {
@@ -207,19 +230,42 @@ impl DataArgs {
     }
 }
 
+impl BackendArg {
+    pub fn backend(self) -> Backend {
+        match self {
+            BackendArg::Auto => Backend::Auto,
+            BackendArg::Gpu => Backend::Gpu,
+            BackendArg::Cpu => Backend::Cpu,
+            BackendArg::Both => Backend::Both,
+        }
+    }
+}
+
 impl RunArgs {
     /// The validated job. Errors here are usage errors (exit 2).
     pub fn job(self) -> Result<Job, String> {
+        if let Some(path) = self.data.input.as_deref().filter(|p| job::is_index_file(p)) {
+            if self.data.dtype.is_some() {
+                return Err(
+                    "--dtype is for raw binary files; an index file names its own dtype"
+                        .to_string(),
+                );
+            }
+            if matches!(self.backend, BackendArg::Gpu | BackendArg::Both)
+                || matches!(self.algorithm, AlgorithmArg::Naive)
+            {
+                return Err(format!(
+                    "{} is a saved index, answered by look-ups on the CPU: --backend gpu or both \
+                     and --algorithm naive need the array",
+                    path.display()
+                ));
+            }
+        }
         let (source, thresholds) = self.data.sources()?;
         Ok(Job {
             source,
             thresholds,
-            backend: match self.backend {
-                BackendArg::Auto => Backend::Auto,
-                BackendArg::Gpu => Backend::Gpu,
-                BackendArg::Cpu => Backend::Cpu,
-                BackendArg::Both => Backend::Both,
-            },
+            backend: self.backend.backend(),
             algorithm: match self.algorithm {
                 AlgorithmArg::Fast => Algorithm::Fast,
                 AlgorithmArg::Naive => Algorithm::Naive,

@@ -729,6 +729,22 @@ impl PrefixTable {
         })
     }
 
+    /// The values present in the array (those where the running sum steps up: every element
+    /// adds at least 1) with their running sums, ascending: a dense table as a sorted index's
+    /// entries, for saving. For a table with no element below its range.
+    pub fn entries(&self) -> impl Iterator<Item = (i128, u64)> + '_ {
+        let sums: Box<dyn Iterator<Item = u64> + '_> = match &self.at_most {
+            AtMost::Narrow(sums) => Box::new(sums.iter().map(|&s| u64::from(s))),
+            AtMost::Wide(sums) => Box::new(sums.iter().copied()),
+        };
+        let mut before = self.below;
+        sums.enumerate().filter_map(move |(i, sum)| {
+            let step = sum > before;
+            before = sum;
+            step.then_some((self.lo + i as i128, sum))
+        })
+    }
+
     /// Bytes the table's sums take.
     pub fn bytes(&self) -> u64 {
         match &self.at_most {

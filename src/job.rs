@@ -69,9 +69,31 @@ pub fn load_array(source: &Source) -> Result<Array> {
     }
 }
 
+/// Whether `path` names a saved value index (`.divi`), which runs answer from without an array.
+pub fn is_index_file(path: &std::path::Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case(crate::index::file::EXTENSION))
+}
+
+/// The job's session: over its array (loaded, mapped or generated), or, for a saved index file,
+/// over the file, mapped. `keep_index` as [`Options::keep_index`] (an index file always has
+/// one).
+pub fn open_session(job: &Job, keep_index: bool) -> Result<Session> {
+    if let Source::File { path, .. } = &job.source {
+        if is_index_file(path) {
+            return Session::load(path, &job.options(true));
+        }
+    }
+    Session::new(Arc::new(load_array(&job.source)?), &job.options(keep_index))
+}
+
 /// Reads, maps or generates the array, and reads the thresholds.
 pub fn load(source: &Source, thresholds: &Thresholds) -> Result<(Array, Integers)> {
-    let array = load_array(source)?;
+    Ok((load_array(source)?, load_thresholds(thresholds)?))
+}
+
+/// Reads the thresholds (at least one).
+pub fn load_thresholds(thresholds: &Thresholds) -> Result<Integers> {
     let thresholds = match thresholds {
         Thresholds::List(list) => list.as_slice().into(),
         Thresholds::File(path) => input::read_integer_lines(path)?,
@@ -79,22 +101,32 @@ pub fn load(source: &Source, thresholds: &Thresholds) -> Result<(Array, Integers
     if thresholds.is_empty() {
         return Err(Error::Threshold("no thresholds given".to_string()));
     }
-    Ok((array, thresholds))
+    Ok(thresholds)
 }
 
-/// Loads the array, builds a [`Session`] for one batch (no prefix table: one pass is what a
-/// single batch costs), answers it, and reports.
+/// Loads the array, builds a [`Session`] for one batch (no value index: one pass is what a
+/// single batch costs; a saved index file is answered from), answers it, and reports.
 pub fn execute(job: &Job, observer: &dyn Observer) -> Result<Outcome> {
     let started = Instant::now();
-    let (array, thresholds) = load(&job.source, &job.thresholds)?;
-    let load_ms = ms(started);
-    let start = Instant::now();
-    let session = Session::new(Arc::new(array), &job.options(false))?;
-    // opening the device and uploading the array; nothing on the CPU
-    let upload = if session.gpu().is_some() {
-        ms(start)
-    } else {
-        0.0
+    let thresholds = load_thresholds(&job.thresholds)?;
+    let (session, load_ms, upload) = match &job.source {
+        Source::File { path, .. } if is_index_file(path) => {
+            let session = Session::load(path, &job.options(true))?;
+            (session, ms(started), 0.0)
+        }
+        source => {
+            let array = load_array(source)?;
+            let load_ms = ms(started);
+            let start = Instant::now();
+            let session = Session::new(Arc::new(array), &job.options(false))?;
+            // opening the device and uploading the array; nothing on the CPU
+            let upload = if session.gpu().is_some() {
+                ms(start)
+            } else {
+                0.0
+            };
+            (session, load_ms, upload)
+        }
     };
     let answer = session.query(&thresholds, observer)?;
     let timings = Timings {

@@ -139,6 +139,28 @@ fn main() -> ExitCode {
                 return ExitCode::from(2);
             }
         },
+        Some(Command::Index {
+            input,
+            dtype,
+            output,
+            backend,
+            threads,
+            adapter,
+        }) => {
+            if matches!(backend, cli::BackendArg::Both) {
+                note!(
+                    "--backend both compares passes; an index is built on one backend (see --help)"
+                );
+                return ExitCode::from(2);
+            }
+            let options = divgpu::session::Options {
+                backend: backend.backend(),
+                threads: divgpu::cpu::thread_count(threads.map_or(0, |n| n as usize)),
+                adapter,
+                ..divgpu::session::Options::default()
+            };
+            save_index(&input, dtype, &output, &options)
+        }
         Some(Command::Gen {
             output,
             workload: w,
@@ -264,6 +286,39 @@ fn run_in_pool(job: &job::Job, json: bool) -> Result<ExitCode, Failure> {
             ExitCode::from(1)
         }
         None => ExitCode::SUCCESS,
+    })
+}
+
+/// `divgpu index`: the array's value index, every value counted, saved to `output`, with a
+/// progress bar while `c` is computed.
+fn save_index(
+    input: &std::path::Path,
+    dtype: Option<divgpu::input::DType>,
+    output: &std::path::Path,
+    options: &divgpu::session::Options,
+) -> Result<ExitCode, Failure> {
+    divgpu::cpu::pool(options.threads, true)?.install(|| {
+        let console = Console::new();
+        let array = divgpu::input::Array::open(input, dtype)?;
+        let session = divgpu::Session::new(Arc::new(array), options)?;
+        let saved = session.save(output, &console);
+        console.bar.finish_and_clear();
+        saved?;
+        for note in session.notes() {
+            note!("{note}");
+        }
+        let distinct = match session.index_state() {
+            divgpu::session::IndexState::Ready(stats) => stats.distinct,
+            _ => None,
+        };
+        let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
+        note!(
+            "wrote the index of {} elements ({} distinct values, {bytes} bytes) to {}",
+            session.len(),
+            distinct.map_or_else(|| "their".to_string(), |d| d.to_string()),
+            output.display()
+        );
+        Ok(ExitCode::SUCCESS)
     })
 }
 

@@ -11,14 +11,13 @@ use std::io::{self, BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
-use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use divgpu::input::{parse_integer, Integers};
 use divgpu::job::{self, Job};
 use divgpu::report::{StreamAnswer, StreamError};
-use divgpu::session::{Answer, Session};
+use divgpu::session::Answer;
 use divgpu::{Algorithm, Error, Observer};
 
 use crate::output::{note, write_stdout_to_reader, Reader};
@@ -193,10 +192,9 @@ pub fn run(job: &Job, path: &Path) -> Result<ExitCode, Failure> {
 fn stream(job: &Job, input: Input) -> Result<ExitCode, Failure> {
     let console = Console::new();
     let name = input.name();
-    let array = job::load_array(&job.source)?;
     // one session for every batch: the array uploaded once, and for fast the value index
-    // kept, so that batches after the first are look-ups
-    let session = Session::new(Arc::new(array), &job.options(true))?;
+    // kept, so that batches after the first are look-ups (or a saved index, mapped)
+    let session = job::open_session(job, true)?;
     let mut lines = Lines::spawn(input).map_err(|e| {
         Error::Data(format!(
             "could not start the thread that reads {}: {e}",

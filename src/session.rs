@@ -18,6 +18,7 @@
 //! takes jobs from every caller, and the index is built once, by the first caller that needs
 //! it, while the others wait for it; once built it is read without a lock.
 
+use std::path::Path;
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -165,7 +166,7 @@ impl Threads {
 
 /// What became of the value index: set once, then read without a lock.
 enum Built {
-    Ready(ValueIndex),
+    Ready(Box<ValueIndex>),
     /// Over the memory limit: every batch is a pass.
     Unavailable(Unavailable),
 }
@@ -211,6 +212,8 @@ impl std::fmt::Display for IndexState {
 /// See the module's documentation.
 pub struct Session {
     array: Arc<Array>,
+    /// Elements: the array's, or a saved index's.
+    len: usize,
     algorithm: Algorithm,
     keep_index: bool,
     index_memory: Option<u64>,
@@ -338,6 +341,7 @@ impl Session {
             None => None,
         };
         Ok(Session {
+            len: array.len(),
             array,
             algorithm: options.algorithm,
             keep_index: options.keep_index,
@@ -461,7 +465,7 @@ impl Session {
         // A file truncated or rewritten while it was read: the index would mix two files.
         self.array.check_unchanged()?;
         let built = match built {
-            Ok(index) => Built::Ready(index),
+            Ok(index) => Built::Ready(Box::new(index)),
             Err(why) => Built::Unavailable(why),
         };
         Ok(ready(self.index.get_or_init(|| built)))
@@ -500,7 +504,7 @@ impl Session {
         const PARALLEL: usize = 1 << 14;
         let at_most = |t: i128| {
             index
-                .at_most(t)
+                .at_most(t)?
                 .ok_or_else(|| Error::Data(format!("the value index does not reach threshold {t}")))
         };
         if thresholds.len() < PARALLEL {
@@ -530,6 +534,56 @@ impl Session {
         Ok(self.index_state())
     }
 
+    /// A session that answers from a saved index file ([`crate::index::file`]), mapped, with
+    /// no array: every batch is look-ups, on the CPU. `options.backend` must be `auto` or
+    /// `cpu`, and the algorithm `fast` (the file holds no elements to pass over).
+    pub fn load(path: &Path, options: &Options) -> Result<Session> {
+        if matches!(options.backend, Backend::Gpu | Backend::Both) {
+            return Err(Error::Option {
+                name: "backend",
+                message: format!(
+                    "is '{}', but an index file is answered by look-ups on the CPU",
+                    options.backend.name()
+                ),
+            });
+        }
+        if options.algorithm != Algorithm::Fast || !options.keep_index {
+            return Err(Error::Option {
+                name: "algorithm",
+                message: "must be 'fast' for an index file, which holds no elements to pass over"
+                    .into(),
+            });
+        }
+        let index = ValueIndex::open(path)?;
+        let mut session = Session::build(
+            Arc::new(Array::from_i64(Vec::new())),
+            None,
+            &Options {
+                backend: Backend::Cpu,
+                ..options.clone()
+            },
+            Vec::new(),
+        )?;
+        session.len = index.stats().elements;
+        session.index = OnceLock::from(Built::Ready(Box::new(index)));
+        Ok(session)
+    }
+
+    /// Saves the session's value index to `path` (atomically: see [`crate::index::file`]),
+    /// building it first, every value counted, where it is not. An error for a session with no
+    /// index (`naive`, `both`) or one over the memory limit.
+    pub fn save(&self, path: &Path, observer: &dyn Observer) -> Result<()> {
+        match self.build_index(observer)? {
+            IndexState::Unavailable(why) => {
+                Err(Error::Data(format!("there is no index to save: {why}")))
+            }
+            _ => match self.index.get() {
+                Some(Built::Ready(index)) => index.save(path),
+                _ => Err(Error::Data("there is no index to save".into())),
+            },
+        }
+    }
+
     /// Where the value index stands.
     pub fn index_state(&self) -> IndexState {
         if !self.uses_index() {
@@ -552,13 +606,13 @@ impl Session {
         &self.array
     }
 
-    /// Elements in the array.
+    /// Elements in the array (for a saved index, in the array it was built from).
     pub fn len(&self) -> usize {
-        self.array.len()
+        self.len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.array.is_empty()
+        self.len == 0
     }
 
     /// `"gpu"`, `"cpu"` or `"both"`: where the queries run (`auto` resolved).

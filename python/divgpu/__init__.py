@@ -19,8 +19,9 @@ from __future__ import annotations
 
 import json
 import operator
+import os
 import threading
-from typing import Any, Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -219,6 +220,35 @@ class Index:
             ) from None
         return session.count_seq(t, main)
 
+    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+        """Saves the value index to ``path`` (by convention ``.divi``), building it first, every
+        value counted, where it is not yet. The file is written beside ``path``, synced, then
+        renamed into place: a reader sees the old file or the new one, never part of one.
+        :meth:`Index.load` (in any process) and ``divgpu -i PATH`` answer from it, mapped.
+        ``ValueError`` for an Index with no index (``algorithm="naive"``, ``backend="both"``);
+        :class:`DivgpuError` for one over ``index_memory``, or a file that cannot be written."""
+        self._check().save(os.fspath(path), _is_main_thread())
+
+    @classmethod
+    def load(cls, path: Union[str, "os.PathLike[str]"], *, threads: Optional[int] = None) -> "Index":
+        """An Index that answers from a saved index file, exactly as the Index that saved it.
+
+        The file is memory-mapped, not read: processes that load one file share one copy of it
+        in the page cache. Its header is checked now, and each block of it when a count first
+        reads it; a file that is truncated, damaged, not an index or of a newer format raises
+        :class:`DivgpuError`, and so does a count that reads a damaged block. The Index has no
+        array: ``backend`` is ``"cpu"`` and every count is look-ups.
+        """
+        threads = _count_option("threads", threads)
+        if threads is not None and threads > MAX_THREADS:
+            raise ValueError(f"threads must be at most {MAX_THREADS}, not {threads}")
+        index = cls.__new__(cls)
+        index._session = None
+        index._locked = []
+        index._values = None
+        index._session = Session.load(os.fspath(path), threads or 0)
+        return index
+
     def stats(self) -> Dict[str, Any]:
         """Where the Index's value index stands, as a dict:
 
@@ -229,8 +259,8 @@ class Index:
             (``algorithm="naive"`` or ``backend="both"``: every count is a pass).
         ``kind``
             ``"dense"`` (one sum per value of the array's range: values spanning at most
-            2**22, up to 2**24, on the CPU) or ``"sorted"`` (the distinct values and their
-            running sums), or ``None``.
+            2**22, up to 2**24, on the CPU), ``"sorted"`` (the distinct values and their
+            running sums) or ``"file"`` (a saved index, mapped: :meth:`load`), or ``None``.
         ``elements``, ``distinct``, ``counted``, ``bytes``, ``build_seconds``
             The array's length; the distinct values and how many of them have their ``c(x)``
             computed so far (a sorted index computes them, from the smallest, as far as the

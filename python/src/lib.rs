@@ -445,6 +445,29 @@ impl Session {
         detached(py, interruptible, |cancel| session.build_index(cancel)).map(|_| ())
     }
 
+    /// A session over a saved index file, mapped.
+    #[staticmethod]
+    #[pyo3(signature = (path, threads))]
+    fn load(py: Python<'_>, path: std::path::PathBuf, threads: usize) -> PyResult<Self> {
+        let options = Options {
+            backend: Backend::Cpu,
+            threads,
+            ..Options::default()
+        };
+        let session = py
+            .detach(|| divgpu::Session::load(&path, &options))
+            .map_err(to_py)?;
+        Ok(Session {
+            inner: Arc::new(session),
+        })
+    }
+
+    /// Saves the value index (built and counted first where it is not) to `path`.
+    fn save(&self, py: Python<'_>, path: std::path::PathBuf, interruptible: bool) -> PyResult<()> {
+        let session = &*self.inner;
+        detached(py, interruptible, |cancel| session.save(&path, cancel))
+    }
+
     /// Where the value index stands: a dict (see `divgpu.Index.stats`).
     fn index_stats<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
         let state = self.inner.index_state();

@@ -14,6 +14,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 use file::Contents;
 
+pub(crate) use file::{open as open_file, Contents as FileContents};
 pub use sigbus::install_sigbus_handler;
 pub use text::{parse_integer, parse_integer_lines, read_integer_lines, Integers};
 
@@ -219,6 +220,11 @@ impl Array {
         match extension(path).as_deref() {
             Some("npy") => Array::open_npy(path),
             Some("txt" | "csv") => Array::open_text(path),
+            Some(crate::index::file::EXTENSION) => Err(Error::Data(format!(
+                "{}: is a saved value index, not an array: runs (-i) and --queries answer from \
+                 it, and Python's divgpu.Index.load",
+                path.display()
+            ))),
             _ => Err(Error::Data(format!(
                 "{}: unknown format: use .npy, .txt or .csv, or give --dtype for raw binary",
                 path.display()

@@ -26,12 +26,17 @@ use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
 
+pub mod file;
+
+use std::path::Path;
+
 use crate::cpu::PrefixTable;
 use crate::divisors::{self, DivisorTable};
 use crate::error::{Error, Result};
 use crate::gpu::GpuContext;
-use crate::input::Array;
+use crate::input::{Array, DType};
 use crate::Observer;
+use file::IndexFile;
 
 /// Who computes `c` for the distinct values of a sorted index.
 #[derive(Clone, Copy)]
@@ -76,6 +81,7 @@ impl std::fmt::Display for Unavailable {
 #[derive(Debug)]
 pub struct ValueIndex {
     shape: Shape,
+    dtype: DType,
     elements: usize,
     build_time: Duration,
     /// Nanoseconds spent in [`ValueIndex::cover`].
@@ -90,6 +96,8 @@ enum Shape {
     /// [`DType::I128`] arrays (text with both negatives and values above `i64::MAX`): 65-bit
     /// keys, which no narrower type holds.
     Sorted128(Sorted<u128>),
+    /// A saved index, mapped ([`file`]): complete, read in place.
+    File(Box<IndexFile>),
 }
 
 /// The distinct values as order-preserving keys (`value = key + offset`), ascending. For `i`
@@ -248,6 +256,7 @@ impl ValueIndex {
                 if fits(needed).is_ok() {
                     return Ok(Ok(ValueIndex {
                         shape: Shape::Dense(table),
+                        dtype: array.dtype(),
                         elements: array.len(),
                         build_time: start.elapsed(),
                         count_time: AtomicU64::new(0),
@@ -256,17 +265,14 @@ impl ValueIndex {
             }
         }
         let dtype = array.dtype();
-        let shape =
-            match (dtype.width, dtype.signed) {
-                (16, _) => sorted::<u128>(array, i128::from(i64::MIN), &fits, observer)?
-                    .map(Shape::Sorted128),
-                (8, signed) => sorted::<u64>(array, key_offset(signed, 64), &fits, observer)?
-                    .map(Shape::Sorted64),
-                (_, signed) => sorted::<u32>(array, key_offset(signed, 32), &fits, observer)?
-                    .map(Shape::Sorted32),
-            };
+        let shape = match file::key_layout(dtype) {
+            (16, offset) => sorted::<u128>(array, offset, &fits, observer)?.map(Shape::Sorted128),
+            (8, offset) => sorted::<u64>(array, offset, &fits, observer)?.map(Shape::Sorted64),
+            (_, offset) => sorted::<u32>(array, offset, &fits, observer)?.map(Shape::Sorted32),
+        };
         Ok(shape.map(|shape| ValueIndex {
             shape,
+            dtype,
             elements: array.len(),
             build_time: start.elapsed(),
             count_time: AtomicU64::new(0),
@@ -283,7 +289,7 @@ impl ValueIndex {
     pub fn cover(&self, t: i128, counter: Counter<'_>, observer: &dyn Observer) -> Result<()> {
         let start = Instant::now();
         let done = match &self.shape {
-            Shape::Dense(_) => return Ok(()),
+            Shape::Dense(_) | Shape::File(_) => return Ok(()),
             Shape::Sorted32(s) => s.extend(t, counter, observer),
             Shape::Sorted64(s) => s.extend(t, counter, observer),
             Shape::Sorted128(s) => s.extend(t, counter, observer),
@@ -299,7 +305,7 @@ impl ValueIndex {
             s.rank(t) <= s.ready.load(Ordering::Acquire)
         }
         match &self.shape {
-            Shape::Dense(_) => true,
+            Shape::Dense(_) | Shape::File(_) => true,
             Shape::Sorted32(s) => of(s, t),
             Shape::Sorted64(s) => of(s, t),
             Shape::Sorted128(s) => of(s, t),
@@ -307,19 +313,79 @@ impl ValueIndex {
     }
 
     /// The sum of `c(x)` over the elements `x <= t`; `None` when `t` is beyond what
-    /// [`ValueIndex::cover`] has reached.
+    /// [`ValueIndex::cover`] has reached. An error for a damaged block of a saved index.
     #[inline]
-    pub fn at_most(&self, t: i128) -> Option<u64> {
-        match &self.shape {
-            Shape::Dense(table) => Some(
-                table
-                    .at_most(t)
-                    .expect("a dense index has no element below its range"),
-            ),
+    pub fn at_most(&self, t: i128) -> Result<Option<u64>> {
+        Ok(match &self.shape {
+            Shape::Dense(table) => table.at_most(t),
             Shape::Sorted32(s) => s.at_most(t),
             Shape::Sorted64(s) => s.at_most(t),
             Shape::Sorted128(s) => s.at_most(t),
+            Shape::File(f) => Some(f.at_most(t)?),
+        })
+    }
+
+    /// A saved index, mapped and checked ([`file`]).
+    pub fn open(path: &Path) -> Result<ValueIndex> {
+        ValueIndex::of_file(IndexFile::open(path)?)
+    }
+
+    /// A saved index's bytes, held in memory (tests, fuzzing).
+    pub fn from_bytes(bytes: Vec<u8>) -> Result<ValueIndex> {
+        ValueIndex::of_file(IndexFile::from_bytes(bytes)?)
+    }
+
+    fn of_file(file: IndexFile) -> Result<ValueIndex> {
+        let meta = file.meta();
+        let elements = usize::try_from(meta.elements).map_err(|_| {
+            Error::Data("an index of more elements than this machine can address".into())
+        })?;
+        Ok(ValueIndex {
+            dtype: meta.dtype,
+            elements,
+            shape: Shape::File(Box::new(file)),
+            build_time: Duration::ZERO,
+            count_time: AtomicU64::new(0),
+        })
+    }
+
+    /// The saved file behind this index, if it is one.
+    pub fn file(&self) -> Option<&IndexFile> {
+        match &self.shape {
+            Shape::File(f) => Some(f),
+            _ => None,
         }
+    }
+
+    /// Saves the index to `path` ([`file::write`]: atomically). Every value must be counted
+    /// ([`ValueIndex::cover`] up to the largest).
+    pub fn save(&self, path: &Path) -> Result<()> {
+        fn sorted<K: Key>(s: &Sorted<K>) -> Result<Vec<(i128, u64)>> {
+            if s.ready.load(Ordering::Acquire) != s.keys.len() {
+                return Err(Error::Data(
+                    "the index is not complete: count every value before saving it".into(),
+                ));
+            }
+            Ok((0..s.keys.len())
+                .map(|i| (s.value(i), s.sums[i].load(Ordering::Relaxed)))
+                .collect())
+        }
+        let entries: Vec<(i128, u64)> = match &self.shape {
+            Shape::Dense(table) => table.entries().collect(),
+            Shape::Sorted32(s) => sorted(s)?,
+            Shape::Sorted64(s) => sorted(s)?,
+            Shape::Sorted128(s) => sorted(s)?,
+            Shape::File(f) => f.entries()?,
+        };
+        let meta = file::Meta {
+            dtype: DType {
+                big_endian: false,
+                ..self.dtype
+            },
+            elements: self.elements as u64,
+            distinct: entries.len() as u64,
+        };
+        file::write(path, meta, || entries.iter().copied())
     }
 
     /// What the index is, for `stats`.
@@ -330,6 +396,10 @@ impl ValueIndex {
         }
         let (kind, (distinct, counted, bytes)) = match &self.shape {
             Shape::Dense(t) => ("dense", (None, None, t.bytes())),
+            Shape::File(f) => {
+                let distinct = f.meta().distinct as usize;
+                ("file", (Some(distinct), Some(distinct), f.bytes_len()))
+            }
             Shape::Sorted32(s) => ("sorted", of(s)),
             Shape::Sorted64(s) => ("sorted", of(s)),
             Shape::Sorted128(s) => ("sorted", of(s)),
@@ -342,22 +412,6 @@ impl ValueIndex {
             bytes,
             build_time: self.build_time
                 + Duration::from_nanos(self.count_time.load(Ordering::Relaxed)),
-        }
-    }
-
-    /// The distinct values counted so far and their running sums, ascending (a sorted index
-    /// only): for tests and for saving.
-    pub fn entries(&self) -> Option<Vec<(i128, u64)>> {
-        fn of<K: Key>(s: &Sorted<K>) -> Vec<(i128, u64)> {
-            (0..s.ready.load(Ordering::Acquire))
-                .map(|i| (s.value(i), s.sums[i].load(Ordering::Relaxed)))
-                .collect()
-        }
-        match &self.shape {
-            Shape::Dense(_) => None,
-            Shape::Sorted32(s) => Some(of(s)),
-            Shape::Sorted64(s) => Some(of(s)),
-            Shape::Sorted128(s) => Some(of(s)),
         }
     }
 }
@@ -378,16 +432,6 @@ pub struct IndexStats {
     pub bytes: u64,
     /// The sort (or the dense table) and every `c` computed for it so far.
     pub build_time: Duration,
-}
-
-/// The key offset of a `bits`-wide dtype: keys are `value - offset`, so the smallest value of a
-/// signed type is key 0.
-fn key_offset(signed: bool, bits: u32) -> i128 {
-    if signed {
-        -(1i128 << (bits - 1))
-    } else {
-        0
-    }
 }
 
 /// Every element's key, in no particular order: read in place where the array is stored at
