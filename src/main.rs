@@ -307,15 +307,13 @@ fn save_index(
         for note in session.notes() {
             note!("{note}");
         }
-        let distinct = match session.index_state() {
-            divgpu::session::IndexState::Ready(stats) => stats.distinct,
-            _ => None,
-        };
-        let bytes = std::fs::metadata(output).map(|m| m.len()).unwrap_or(0);
+        // what a reader of the file will see
+        let saved = divgpu::index::ValueIndex::open(output)?.stats();
         note!(
-            "wrote the index of {} elements ({} distinct values, {bytes} bytes) to {}",
-            session.len(),
-            distinct.map_or_else(|| "their".to_string(), |d| d.to_string()),
+            "wrote the index of {} elements ({} distinct values, {} bytes) to {}",
+            saved.elements,
+            saved.distinct.unwrap_or(0),
+            saved.bytes,
             output.display()
         );
         Ok(ExitCode::SUCCESS)

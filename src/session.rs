@@ -573,6 +573,12 @@ impl Session {
     /// building it first, every value counted, where it is not. An error for a session with no
     /// index (`naive`, `both`) or one over the memory limit.
     pub fn save(&self, path: &Path, observer: &dyn Observer) -> Result<()> {
+        if !self.uses_index() {
+            return Err(Error::Option {
+                name: "save",
+                message: "needs an index: algorithm 'fast' and a backend other than 'both'".into(),
+            });
+        }
         match self.build_index(observer)? {
             IndexState::Unavailable(why) => {
                 Err(Error::Data(format!("there is no index to save: {why}")))

@@ -378,3 +378,82 @@ def test_help_is_useful():
     for word in ["backend", "algorithm", "threads", "writeable", "KeyboardInterrupt"]:
         assert word in doc
     assert "uint64" in divgpu.Index.count.__doc__
+
+
+def test_a_saved_index_loads_and_answers_like_the_index_that_saved_it(backend, tmp_path):
+    values = wide_values(9, 4000, 300) + list(range(-5, 200))
+    array = np.array(values, dtype=np.int64)
+    rng = random.Random(2)
+    thresholds = [rng.choice(values) + rng.randint(-1, 1) for _ in range(60)]
+    thresholds += [-(2**63), -1, 0, 1, 2**64 - 1]
+    expected = oracle(values, thresholds)
+    index = divgpu.Index(array, backend=backend)
+    path = tmp_path / "values.divi"
+    index.save(path)
+    assert index.stats()["counted"] == len(set(values))
+    loaded = divgpu.Index.load(path)
+    assert loaded.count(thresholds).tolist() == expected
+    assert loaded.count(thresholds[4]) == expected[4]
+    assert len(loaded) == len(values) and loaded.backend == "cpu"
+    stats = loaded.stats()
+    assert stats["index"] == "ready" and stats["kind"] == "file", stats
+    assert stats["distinct"] == len(set(values))
+    # str paths too, and saving a loaded index again gives the same file
+    again = tmp_path / "again.divi"
+    loaded.save(str(again))
+    assert again.read_bytes() == path.read_bytes()
+
+
+def _count_in_child(path, thresholds):
+    return divgpu.Index.load(path).count(thresholds).tolist()
+
+
+@pytest.mark.parametrize("method", ["spawn", "forkserver"])
+def test_processes_share_a_saved_index_by_its_path(tmp_path, method):
+    import multiprocessing
+
+    values = list(range(-10, 30_000, 7)) + [2**40 + 1]
+    path = tmp_path / "shared.divi"
+    divgpu.Index(np.array(values, dtype=np.int64), backend="cpu").save(path)
+    batches = [[100, 2**41], [-3, 20_000], [5]]
+    context = multiprocessing.get_context(method)
+    with context.Pool(2) as pool:
+        got = pool.starmap(_count_in_child, [(str(path), b) for b in batches])
+    assert got == [oracle(values, b) for b in batches]
+
+
+def test_bad_index_files_raise_divgpu_error(tmp_path):
+    path = tmp_path / "a.divi"
+    divgpu.Index(np.array([1, 2, 3, 2**40]), backend="cpu").save(path)
+    good = path.read_bytes()
+    cases = {
+        "truncated": good[:-9],
+        "not a divgpu index": b"\x93NUMPY" + good[6:],
+        "header is damaged": good[:30] + bytes([good[30] ^ 1]) + good[31:],
+    }
+    for needle, data in cases.items():
+        bad = tmp_path / "bad.divi"
+        bad.write_bytes(data)
+        with pytest.raises(divgpu.DivgpuError, match=needle):
+            divgpu.Index.load(bad)
+    with pytest.raises(divgpu.DivgpuError, match="No such file"):
+        divgpu.Index.load(tmp_path / "missing.divi")
+    # a damaged block is found when a count reads it, and stays an error
+    damaged = bytearray(good)
+    damaged[128] ^= 1
+    bad.write_bytes(bytes(damaged))
+    index = divgpu.Index.load(bad)
+    for _ in range(2):
+        with pytest.raises(divgpu.DivgpuError, match="damaged"):
+            index.count(2)
+
+
+def test_an_index_without_an_index_cannot_be_saved(tmp_path):
+    array = np.array([1, 2, 3, 2**40])
+    with pytest.raises(ValueError, match="algorithm 'fast'"):
+        divgpu.Index(array, backend="cpu", algorithm="naive").save(tmp_path / "x.divi")
+    with pytest.raises(divgpu.DivgpuError, match="no index to save"):
+        divgpu.Index(array, backend="cpu", index_memory=0).save(tmp_path / "x.divi")
+    assert not (tmp_path / "x.divi").exists()
+    with pytest.raises(TypeError):
+        divgpu.Index.load(tmp_path / "x.divi", threads="2")

@@ -11,15 +11,16 @@
 //!           of the header itself
 //! keys      D keys (value - offset), ascending, at the key width (4, 8 or 16 bytes)
 //! sums      D u64 running sums: sums[i] = the sum of c(x) over the elements <= value i
-//! fences    the first key of each block of BLOCK values, 16 bytes each
+//! fences    for each block of BLOCK values, its first key (16 bytes) and first sum (8)
 //! checks    one CRC-32 per block, over its keys' bytes and then its sums' bytes
 //! tail      magic "DIVGPUIX" again: a file cut short ends without it
 //! ```
 //!
 //! What is checked when: the header, the fences and the checks' own CRC on open (a few KB for
 //! 10^7 values); each block of keys and sums when a threshold first reads it, by its CRC and by
-//! what the block must be (keys and sums strictly ascending, the first key its fence, every
-//! value inside the dtype, the last sum the header's total). A full check of a multi-GB file
+//! what the block must be (keys and sums strictly ascending, its first key and sum its fence's,
+//! below the next fence's, every value inside the dtype, the last sum the header's total), so
+//! that every file that loads answers monotonically, as the array it was built from did. A full check of a multi-GB file
 //! on every open would cost seconds, and a batch reads one block per threshold. Damage is an
 //! error, never a number: a block that fails stays failed.
 
@@ -42,8 +43,8 @@ const HEADER: usize = 128;
 pub const BLOCK: usize = 4096;
 /// Section alignment.
 const ALIGN: usize = 64;
-/// Bytes a fence takes: a key of any width.
-const FENCE: usize = 16;
+/// Bytes a fence takes: a key of any width, and a sum.
+const FENCE: usize = 24;
 
 /// Set to `index-before-rename` (tests only): the process aborts after the file is written and
 /// synced, before it is renamed into place, as a crash would.
@@ -137,6 +138,7 @@ where
     let blocks = distinct.div_ceil(BLOCK);
     let mut hashers: Vec<crc32fast::Hasher> = vec![crc32fast::Hasher::new(); blocks];
     let mut fences: Vec<u8> = Vec::with_capacity(blocks * FENCE);
+    let mut fence_sums: Vec<u64> = Vec::with_capacity(blocks);
     let mut out = BufWriter::with_capacity(1 << 20, temp.as_file());
     let mut at = 0usize;
     let pad_to = |out: &mut BufWriter<_>, at: &mut usize, to: usize| -> Result<()> {
@@ -170,7 +172,16 @@ where
         let bytes = sum.to_le_bytes();
         out.write_all(&bytes).map_err(io)?;
         hashers[i / BLOCK].update(&bytes);
+        if i % BLOCK == 0 {
+            fence_sums.push(sum);
+        }
     }
+    // each fence: its block's first key (16 bytes), then its first sum
+    let fences: Vec<u8> = fences
+        .chunks_exact(16)
+        .zip(&fence_sums)
+        .flat_map(|(key, sum)| key.iter().copied().chain(sum.to_le_bytes()))
+        .collect();
     at += distinct * 8;
     pad_to(&mut out, &mut at, layout.fences)?;
     out.write_all(&fences).map_err(io)?;
@@ -281,7 +292,7 @@ pub struct IndexFile {
     bytes: Bytes,
     name: String,
     header: Header,
-    fences: Vec<u128>,
+    fences: Vec<(u128, u64)>,
     checks: Vec<u32>,
     state: Box<[AtomicU8]>,
 }
@@ -407,11 +418,17 @@ impl IndexFile {
                 "the block index is damaged (its checksum does not match)".into(),
             ));
         }
-        let fences: Vec<u128> = fence_bytes
+        let fences: Vec<(u128, u64)> = fence_bytes
             .chunks_exact(FENCE)
-            .map(|f| u128::from_le_bytes(f.try_into().expect("16 bytes")))
+            .map(|f| {
+                let key = u128::from_le_bytes(f[..16].try_into().expect("16 bytes"));
+                (key, u64_at(f, 16))
+            })
             .collect();
-        if fences.windows(2).any(|w| w[0] >= w[1]) {
+        if fences
+            .windows(2)
+            .any(|w| w[0].0 >= w[1].0 || w[0].1 >= w[1].1)
+        {
             return Err(bad("the block index is out of order".into()));
         }
         let checks = check_bytes
@@ -496,11 +513,11 @@ impl IndexFile {
             (lo..=hi).contains(&v)
         };
         let good = crc.finalize() == self.checks[b]
-            && self.key(start) == self.fences[b]
+            && (self.key(start), self.sum(start)) == self.fences[b]
             && self
                 .fences
                 .get(b + 1)
-                .is_none_or(|&next| self.key(end - 1) < next)
+                .is_none_or(|&(key, sum)| self.key(end - 1) < key && self.sum(end - 1) < sum)
             && (start..end).all(|i| in_range(self.key(i)))
             && (start + 1..end)
                 .all(|i| self.key(i - 1) < self.key(i) && self.sum(i - 1) < self.sum(i))
@@ -527,7 +544,7 @@ impl IndexFile {
         let Ok(k) = u128::try_from(t - self.header.offset) else {
             return Ok(0);
         };
-        let blocks = self.fences.partition_point(|&f| f <= k);
+        let blocks = self.fences.partition_point(|&(f, _)| f <= k);
         let Some(b) = blocks.checked_sub(1) else {
             return Ok(0);
         };
