@@ -433,6 +433,8 @@ fn runners(
         Runner::Cpu(Algorithm::Fast, 2),
         // a session's value index, dense where the values allow one, else sorted
         Runner::CpuSession(2),
+        // the same index saved to a file and loaded again
+        Runner::Saved,
     ];
     if with_gpu {
         // a sorted index whose counts the GPU computed

@@ -113,6 +113,9 @@ pub enum Runner {
     CpuSession(usize),
     /// As [`Runner::CpuSession`] on the GPU: a sorted index whose counts the GPU computed.
     GpuSession,
+    /// A CPU session's index saved to a file and loaded again: its answers, which must equal
+    /// those of the session that saved it.
+    Saved,
     /// Resident on the GPU, in chunks of this many elements (default: the adapter's limit).
     Gpu(Algorithm, Option<usize>),
     /// Streamed through two chunk buffers of this many elements.
@@ -135,6 +138,10 @@ impl Runner {
             Runner::CpuSession(threads) => {
                 options.backend = Backend::Cpu;
                 options.threads = threads;
+                options.keep_index = true;
+            }
+            Runner::Saved => {
+                options.backend = Backend::Cpu;
                 options.keep_index = true;
             }
             Runner::GpuSession => {
@@ -166,6 +173,25 @@ impl Runner {
         let streamed = matches!(self, Runner::GpuStreamed(..));
         assert_eq!(session.is_streamed(), streamed && !array.is_empty());
         let thresholds = Integers::from(thresholds);
+        if let Runner::Saved = self {
+            let dir = tempfile::tempdir().expect("a temporary folder");
+            let path = dir.path().join("index.divi");
+            session.save(&path, &Quiet)?;
+            let options = Options {
+                backend: Backend::Cpu,
+                ..Options::default()
+            };
+            let loaded = Session::load(&path, &options)?;
+            assert_eq!(loaded.len(), session.len());
+            let answer = loaded.query(&thresholds, &Quiet)?;
+            assert!(answer.timings.from_index);
+            let saved_by = session.query(&thresholds, &Quiet)?.results;
+            assert_eq!(
+                answer.results, saved_by,
+                "the loaded index and the one that saved it"
+            );
+            return Ok(answer.results);
+        }
         let first = session.query(&thresholds, &Quiet)?;
         if let Runner::CpuSession(_) | Runner::GpuSession = self {
             // no memory limit: the index is always built, and answers every batch
