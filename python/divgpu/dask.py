@@ -47,7 +47,7 @@ except ImportError:  # pragma: no cover - dask without distributed: the local sc
 from . import _check_options
 from ._divgpu import MAX_THRESHOLD, MIN_THRESHOLD, Gpu, Session
 
-__all__ = ["count", "from_npy", "DivgpuPlugin", "worker_gpu"]
+__all__ = ["count", "index", "Index", "from_npy", "DivgpuPlugin", "worker_gpu"]
 
 _BACKENDS = ("auto", "gpu", "cpu", "both")
 _ALGORITHMS = ("fast", "naive")
@@ -294,6 +294,219 @@ def _checked_sum(parts: np.ndarray, axis: Any = None, keepdims: bool = False) ->
 
 def _keep(parts: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
     return parts
+
+
+# How many block indexes this process built (the tests read it on every worker).
+_built = 0
+
+
+class _BlockIndex:
+    """One block's value index, built on the worker that read the block, with every value
+    counted, and kept there by Dask for as long as the :class:`Index` that persisted it lives.
+
+    It pickles as its block and options, and is built again wherever it is unpickled: Dask
+    moves it only when it must, and the answer stays exact either way."""
+
+    def __init__(self, block: np.ndarray, options: Tuple[Any, ...]) -> None:
+        global _built
+        backend, threads, adapter, chunk_elements, index_memory = options
+        self._block = block
+        self._options = options
+        gpu = None if backend == "cpu" else _gpu(backend, adapter)
+        self._session = Session(
+            block, backend, "fast", threads, adapter, chunk_elements, True, gpu, index_memory
+        )
+        self._session.build_index(False)
+        _built += 1
+
+    def __reduce__(self) -> Tuple[Any, ...]:
+        return (_BlockIndex, (self._block, self._options))
+
+    def partials(self, thresholds: np.ndarray) -> np.ndarray:
+        if thresholds.dtype == np.int64:
+            return self._session.count_i64(thresholds, False)
+        if thresholds.dtype == np.uint64:
+            return self._session.count_u64(thresholds, False)
+        return self._session.count_seq(thresholds.tolist(), False)
+
+    def stats(self) -> Dict[str, Any]:
+        return self._session.index_stats()
+
+
+def _block_index(block: Any, declared: str, options: Tuple[Any, ...]) -> _BlockIndex:
+    if not isinstance(block, np.ndarray):
+        raise TypeError(f"divgpu.dask: a block is a {type(block).__name__}, not a numpy array")
+    if block.dtype.kind not in "iu":
+        raise TypeError(
+            f"divgpu.dask: a block of shape {block.shape} is an array of {block.dtype}, not of "
+            f"integers (int8 ... uint64), though the dask array's dtype is {declared}"
+        )
+    return _BlockIndex(block, options)
+
+
+def _index_partials(index: _BlockIndex, thresholds: np.ndarray) -> np.ndarray:
+    return index.partials(thresholds)
+
+
+def _add_partials(parts: Sequence[np.ndarray]) -> np.ndarray:
+    return _checked_sum(np.stack(parts), axis=0)
+
+
+def _future_of(persisted: Any) -> Any:
+    from distributed import futures_of
+
+    (future,) = futures_of(persisted)
+    return future
+
+
+def _near(where: Dict[Any, Any], future: Any) -> Dict[str, Any]:
+    """Task options that prefer the workers holding `future` (none where it is held nowhere)."""
+    workers = list(where.get(future.key, ()))
+    return {"workers": workers, "allow_other_workers": True} if workers else {}
+
+
+def _client_of(persisted: Sequence[Any]) -> Any:
+    """The distributed Client that holds the persisted indexes, or None (local schedulers)."""
+    try:
+        from distributed import futures_of
+    except ImportError:  # pragma: no cover - dask without distributed
+        return None
+    for item in persisted:
+        futures = futures_of(item)
+        return futures[0].client if futures else None
+    return None
+
+
+class Index:
+    """Value indexes of a dask array's blocks, each built once on the worker that reads the
+    block and kept there across ``count`` calls (see :func:`index`)."""
+
+    def __init__(self, x: Any, options: Tuple[Any, ...]) -> None:
+        blocks = x.to_delayed().ravel() if x.ndim else [x.reshape(1).to_delayed().item()]
+        build = [
+            dask.delayed(_block_index, pure=True)(b, str(x.dtype), options) for b in blocks
+        ]
+        # persisted: with a distributed Client, each index stays on the worker that built it
+        # (and is built again from its block if that worker dies); otherwise, in this process
+        self._indexes = list(dask.persist(*build))
+        self._elements = int(x.size)
+        client = _client_of(self._indexes)
+        if client is not None:
+            # built now, where the blocks are read: a block's error reaches the caller here,
+            # and every later look-up can be sent to the worker that holds its index
+            from distributed import wait
+
+            futures = [_future_of(ix) for ix in self._indexes]
+            wait(futures)
+            for f in futures:
+                if f.status == "error":
+                    f.result()
+
+    def count(self, thresholds: Any) -> Any:
+        """The sum of c(x) over the elements ``x <= n`` of the whole array, for each
+        threshold ``n``, as :meth:`divgpu.Index.count` gives it (an ``int`` for an int, else a
+        ``numpy.ndarray`` of uint64 in the thresholds' shape): each block answers from its
+        index, where it is kept, and the partials are added exactly (``OverflowError`` past
+        2**64 - 1). Computed now."""
+        flat, shape = _thresholds(thresholds)
+        client = _client_of(self._indexes)
+        if not self._indexes:
+            sums = np.zeros(flat.size, dtype=np.uint64)
+        elif client is not None:
+            # each block's look-up on the worker that keeps its index (a preference, not a
+            # rule: a dead worker's index is rebuilt wherever the scheduler puts it), so that
+            # no index is moved, which would build it again where it lands
+            futures = [_future_of(ix) for ix in self._indexes]
+            where = client.who_has(futures)
+            shared = client.scatter(flat, hash=False, broadcast=False)
+            parts = [
+                client.submit(
+                    _index_partials,
+                    f,
+                    shared,
+                    pure=False,
+                    **_near(where, f),
+                )
+                for f in futures
+            ]
+            sums = client.submit(_add_partials, parts, pure=False).result()
+        else:
+            # the thresholds as one key, sent to each worker once
+            shared = dask.delayed(flat, pure=True, traverse=False)
+            parts = [dask.delayed(_index_partials, pure=True)(ix, shared) for ix in self._indexes]
+            (sums,) = dask.compute(dask.delayed(_add_partials, pure=True)(parts))
+        if shape == ():
+            return int(sums[0])
+        return sums.reshape(shape)
+
+    def stats(self) -> Dict[str, Any]:
+        """The blocks' indexes added up: ``blocks``, ``elements``, ``distinct`` (the sum of each
+        block's distinct values), ``bytes`` (kept on the workers), and ``ready`` (how many
+        blocks have their index; the others are counted by a pass: over ``index_memory``)."""
+        client = _client_of(self._indexes)
+        if client is not None:
+            futures = [_future_of(ix) for ix in self._indexes]
+            where = client.who_has(futures)
+            stats = client.gather(
+                [
+                    client.submit(
+                        _BlockIndex.stats,
+                        f,
+                        pure=False,
+                        **_near(where, f),
+                    )
+                    for f in futures
+                ]
+            )
+        else:
+            stats = dask.compute(*[dask.delayed(_BlockIndex.stats)(ix) for ix in self._indexes])
+        return {
+            "blocks": len(stats),
+            "elements": self._elements,
+            "distinct": sum(s["distinct"] or 0 for s in stats),
+            "bytes": sum(s["bytes"] or 0 for s in stats),
+            "ready": sum(s["index"] == "ready" for s in stats),
+        }
+
+
+def index(
+    x: Any,
+    *,
+    backend: str = "auto",
+    threads: Optional[int] = None,
+    adapter: Optional[str] = None,
+    chunk_elements: Optional[int] = None,
+    index_memory: Optional[int] = None,
+) -> Index:
+    """Builds the value index of every block of the dask array `x`, each on the worker that
+    reads the block, and keeps them there: every ``count`` on the returned :class:`Index` is
+    then a look-up per threshold per block, with no block read or counted again. If a worker
+    dies, Dask builds its blocks' indexes again from their blocks, and the answers stay exact.
+
+    The options are :class:`divgpu.Index`'s (``algorithm`` is ``"fast"``: an index), for each
+    block; ``threads=None`` is 1 per block, as for :func:`count`. ``index_memory`` caps each
+    block's index; a block over it is counted by a pass on every ``count``.
+
+    With a ``distributed.Client``, the indexes live on the workers for as long as the
+    returned object does; without one, in this process.
+    """
+    if not isinstance(x, da.Array):
+        raise TypeError(
+            "divgpu.dask.index takes a dask array (dask.array.Array), not "
+            f"{type(x).__name__}; for an array in memory use divgpu.Index"
+        )
+    if x.dtype.kind not in "iu":
+        raise TypeError(
+            f"divgpu counts arrays of integers (int8 ... uint64); this one is {x.dtype}"
+        )
+    threads, chunk_elements = _check_options(backend, "fast", threads, adapter, chunk_elements)
+    _check_backend(backend, adapter)
+    if backend == "both":
+        raise ValueError("backend='both' compares passes on every count; an index uses one")
+    from . import _size_option
+
+    index_memory = _size_option("index_memory", index_memory)
+    return Index(x, (backend, threads or 1, adapter, chunk_elements, index_memory))
 
 
 def count(

@@ -10,6 +10,7 @@ import random
 import signal
 import subprocess
 import sys
+import time
 
 import cloudpickle
 import dask
@@ -371,3 +372,51 @@ def test_divgpu_imports_without_dask():
         "    raise AssertionError('divgpu.dask imported without dask')\n"
     )
     subprocess.run([sys.executable, "-c", blocked], check=True)
+
+
+def test_a_dask_index_answers_every_count_from_blocks_kept_on_the_workers(tmp_path):
+    rng = np.random.default_rng(23)
+    pool = rng.integers(-(2**40), 2**40, size=3_000)
+    array = pool[rng.integers(0, pool.size, size=40_000)]
+    thresholds = [int(t) for t in rng.choice(pool, size=9)] + [-(2**63), 2**64 - 1, 0]
+    expected = divgpu.count(array, thresholds, backend="cpu").tolist()
+    with local_cluster() as cluster, Client(cluster) as client:
+        x = da.from_array(array, chunks=3_000)
+        index = dd.index(x, backend="cpu")
+        assert index.count(thresholds).tolist() == expected
+        assert index.count(np.array(thresholds[:3]).reshape(3, 1)).shape == (3, 1)
+        assert index.count(thresholds[0]) == expected[0]
+        stats = index.stats()
+        assert stats["blocks"] == x.npartitions and stats["ready"] == x.npartitions, stats
+        assert stats["elements"] == array.size
+        # built once per block, on the workers: later counts only look up
+        built = sum(client.run(lambda: dd._built).values())
+        assert built == x.npartitions
+        # a worker dies: Dask builds its blocks' indexes again, and the answer stays exact
+        first = sorted(client.scheduler_info()["workers"])[0]
+        pid = client.run(os.getpid, workers=[first])[first]
+        os.kill(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 60
+        while first in client.scheduler_info()["workers"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert first not in client.scheduler_info()["workers"], "the worker did not die"
+        assert index.count(thresholds).tolist() == expected
+        assert index.count(thresholds).tolist() == expected
+
+
+def test_a_dask_index_without_a_client_and_its_errors():
+    array = np.arange(-50, 5_000, dtype=np.int32)
+    x = da.from_array(array, chunks=700)
+    with dask.config.set(scheduler="threads"):
+        index = dd.index(x, backend="cpu")
+        assert index.count([0, 10, 4_999]).tolist() == divgpu.count(
+            array, [0, 10, 4_999], backend="cpu"
+        ).tolist()
+    with pytest.raises(TypeError):
+        dd.index(array)
+    with pytest.raises(ValueError):
+        dd.index(x, backend="both")
+    with pytest.raises(ValueError):
+        dd.index(x, index_memory=-1)
+    with pytest.raises(TypeError):
+        dd.index(da.from_array(np.zeros(4)), backend="cpu")
