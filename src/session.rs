@@ -672,6 +672,15 @@ impl Session {
         self.gpu.as_ref().map(|g| g.array.buffer_bytes())
     }
 
+    /// Whether `thresholds` would be answered by look-ups alone: the index is built and has
+    /// counted every value up to the largest of them (nothing to compute, nothing to stop).
+    pub fn answers_by_look_up(&self, thresholds: &Integers) -> bool {
+        match self.index.get() {
+            Some(Built::Ready(index)) => thresholds.iter().max().is_some_and(|t| index.covers(t)),
+            _ => false,
+        }
+    }
+
     /// Whether every batch is answered from the value index (known once it is built).
     pub fn has_index(&self) -> bool {
         matches!(self.index.get(), Some(Built::Ready(_)))

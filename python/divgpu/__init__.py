@@ -353,31 +353,30 @@ def _check_options(
     return threads, _count_option("chunk_elements", chunk_elements)
 
 
-def _count_option(name: str, value: Any) -> Optional[int]:
+def _int_option(name: str, value: Any) -> Optional[int]:
+    """`value` as an int (anything with ``__index__``, not a bool), or None."""
     if value is None:
         return None
     if isinstance(value, bool):
         raise TypeError(f"{name} must be an int or None, not bool")
     try:
-        value = operator.index(value)
+        return operator.index(value)
     except TypeError:
         raise TypeError(f"{name} must be an int or None, not {type(value).__name__}") from None
-    if value < 1:
+
+
+def _count_option(name: str, value: Any) -> Optional[int]:
+    """A count of at least 1, or None."""
+    value = _int_option(name, value)
+    if value is not None and value < 1:
         raise ValueError(f"{name} must be at least 1, not {value}")
     return value
 
 
 def _size_option(name: str, value: Any) -> Optional[int]:
     """A byte count in [0, 2**64), or None."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise TypeError(f"{name} must be an int or None, not bool")
-    try:
-        value = operator.index(value)
-    except TypeError:
-        raise TypeError(f"{name} must be an int or None, not {type(value).__name__}") from None
-    if not 0 <= value < 2**64:
+    value = _int_option(name, value)
+    if value is not None and not 0 <= value < 2**64:
         raise ValueError(f"{name} must be in [0, 2**64), not {value}")
     return value
 

@@ -178,6 +178,30 @@ def from_npy(
     return arrays[0] if len(arrays) == 1 else da.concatenate(arrays, axis=0)
 
 
+def _check_array(x: Any, function: str, in_memory: str) -> None:
+    if not isinstance(x, da.Array):
+        raise TypeError(
+            f"{function} takes a dask array (dask.array.Array), not {type(x).__name__}; for an "
+            f"array in memory use {in_memory}"
+        )
+    if x.dtype.kind not in "iu":
+        raise TypeError(
+            f"divgpu counts arrays of integers (int8 ... uint64); this one is {x.dtype}"
+        )
+
+
+def _check_block(block: Any, declared: str) -> None:
+    """A block as Dask handed it: a numpy array of integers (a float chunk behind an integer
+    dtype is refused here, on the worker)."""
+    if not isinstance(block, np.ndarray):
+        raise TypeError(f"divgpu.dask: a block is a {type(block).__name__}, not a numpy array")
+    if block.dtype.kind not in "iu":
+        raise TypeError(
+            f"divgpu.dask: a block of shape {block.shape} is an array of {block.dtype}, not of "
+            f"integers (int8 ... uint64), though the dask array's dtype is {declared}"
+        )
+
+
 def _check_backend(backend: Any, adapter: Any) -> None:
     if not isinstance(backend, str):
         raise TypeError(f"backend must be a str, not {type(backend).__name__}")
@@ -251,26 +275,23 @@ def _block_partials(
 ) -> np.ndarray:
     """One block's partial sums, shaped (1, ..., 1, len(thresholds)) for the tree that adds
     them. Runs on the worker that read the block."""
-    if not isinstance(block, np.ndarray):
-        raise TypeError(f"divgpu.dask: a block is a {type(block).__name__}, not a numpy array")
-    if block.dtype.kind not in "iu":
-        raise TypeError(
-            f"divgpu.dask: a block of shape {block.shape} is an array of {block.dtype}, not of "
-            f"integers (int8 ... uint64), though the dask array's dtype is {declared}"
-        )
+    _check_block(block, declared)
     out_shape = (1,) * ndim + (thresholds.size,)
     if block.size == 0:
         return np.zeros(out_shape, dtype=np.uint64)
     gpu = None if backend == "cpu" else _gpu(backend, adapter)
-    # keep_index=False: a block is counted once, so one pass beats building a table
+    # keep_index=False: a block is counted once, so one pass beats building an index
     session = Session(block, backend, algorithm, threads, adapter, chunk_elements, False, gpu)
+    return _answer(session, thresholds).reshape(out_shape)
+
+
+def _answer(session: Session, thresholds: np.ndarray) -> np.ndarray:
+    """The session's sums for the flat thresholds `_thresholds` made (int64, uint64 or ints)."""
     if thresholds.dtype == np.int64:
-        sums = session.count_i64(thresholds, False)
-    elif thresholds.dtype == np.uint64:
-        sums = session.count_u64(thresholds, False)
-    else:
-        sums = session.count_seq(thresholds.tolist(), False)
-    return sums.reshape(out_shape)
+        return session.count_i64(thresholds, False)
+    if thresholds.dtype == np.uint64:
+        return session.count_u64(thresholds, False)
+    return session.count_seq(thresholds.tolist(), False)
 
 
 def _checked_sum(parts: np.ndarray, axis: Any = None, keepdims: bool = False) -> np.ndarray:
@@ -323,24 +344,14 @@ class _BlockIndex:
         return (_BlockIndex, (self._block, self._options))
 
     def partials(self, thresholds: np.ndarray) -> np.ndarray:
-        if thresholds.dtype == np.int64:
-            return self._session.count_i64(thresholds, False)
-        if thresholds.dtype == np.uint64:
-            return self._session.count_u64(thresholds, False)
-        return self._session.count_seq(thresholds.tolist(), False)
+        return _answer(self._session, thresholds)
 
     def stats(self) -> Dict[str, Any]:
         return self._session.index_stats()
 
 
 def _block_index(block: Any, declared: str, options: Tuple[Any, ...]) -> _BlockIndex:
-    if not isinstance(block, np.ndarray):
-        raise TypeError(f"divgpu.dask: a block is a {type(block).__name__}, not a numpy array")
-    if block.dtype.kind not in "iu":
-        raise TypeError(
-            f"divgpu.dask: a block of shape {block.shape} is an array of {block.dtype}, not of "
-            f"integers (int8 ... uint64), though the dask array's dtype is {declared}"
-        )
+    _check_block(block, declared)
     return _BlockIndex(block, options)
 
 
@@ -490,15 +501,7 @@ def index(
     With a ``distributed.Client``, the indexes live on the workers for as long as the
     returned object does; without one, in this process.
     """
-    if not isinstance(x, da.Array):
-        raise TypeError(
-            "divgpu.dask.index takes a dask array (dask.array.Array), not "
-            f"{type(x).__name__}; for an array in memory use divgpu.Index"
-        )
-    if x.dtype.kind not in "iu":
-        raise TypeError(
-            f"divgpu counts arrays of integers (int8 ... uint64); this one is {x.dtype}"
-        )
+    _check_array(x, "divgpu.dask.index", "divgpu.Index")
     threads, chunk_elements = _check_options(backend, "fast", threads, adapter, chunk_elements)
     _check_backend(backend, adapter)
     if backend == "both":
@@ -545,15 +548,7 @@ def count(
     that is not of integers, :class:`divgpu.DivgpuError` for the GPU, ``OverflowError`` for a
     sum above 2**64 - 1) reaches the caller.
     """
-    if not isinstance(x, da.Array):
-        raise TypeError(
-            "divgpu.dask.count takes a dask array (dask.array.Array), not "
-            f"{type(x).__name__}; for an array in memory use divgpu.count"
-        )
-    if x.dtype.kind not in "iu":
-        raise TypeError(
-            f"divgpu counts arrays of integers (int8 ... uint64); this one is {x.dtype}"
-        )
+    _check_array(x, "divgpu.dask.count", "divgpu.count")
     threads, chunk_elements = _check_options(backend, algorithm, threads, adapter, chunk_elements)
     threads = threads or 1
     # the names too, here: the core would see them only on the workers, at compute()

@@ -220,8 +220,9 @@ impl Session {
         interruptible: bool,
     ) -> PyResult<Vec<u64>> {
         let session = &*self.inner;
-        // an index answers in microseconds: nothing to interrupt
-        let interruptible = interruptible && !session.has_index();
+        // look-ups answer in microseconds: nothing to interrupt (a threshold beyond what the
+        // index has counted computes c(x) first, which may take long, and can be stopped)
+        let interruptible = interruptible && !session.answers_by_look_up(&thresholds);
         detached(py, interruptible, |cancel| {
             session.query(&thresholds, cancel)
         })
