@@ -73,7 +73,7 @@ fn c_of_edge_values_on_every_backend() {
 /// follows from the exponents. Between them they take every path of the factoring: trial
 /// division only, Miller-Rabin on a large prime, rho on two 32-bit primes (its longest walk),
 /// on prime powers, and on six primes just above the trial bound.
-const WIDE_VALUES: [(u64, u64); 18] = [
+const WIDE_VALUES: [(u64, u64); 21] = [
     (u64::MAX, 128),
     (i64::MAX as u64, 96),
     ((1 << 61) - 1, 2),
@@ -92,6 +92,11 @@ const WIDE_VALUES: [(u64, u64); 18] = [
     (281_474_976_710_597 * 65_521, 4), // (2^48-59)(2^16-15)
     (1_099_511_627_689 << 20, 42),     // (2^40-87) 2^20
     ((1 << 32) + 1, 4),                // 641 * 6700417
+    // 299210837 divides the GPU's Miller-Rabin base 1795265022 (= 2 * 3 * 299210837): the base
+    // is 0 mod it, and skipped; as a cofactor below 2^32, after a split, and squared
+    (15 * 299_210_837, 8),
+    (1031 * 299_210_837, 4),
+    (299_210_837 * 299_210_837, 3),
 ];
 
 fn u64_array(values: &[u64]) -> Arc<Array> {
