@@ -7,25 +7,14 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use common::{factor, gpu, gpu_turn};
+use common::{cpu_options, factor, gpu, gpu_turn};
 use divgpu::index::Unavailable;
 use divgpu::input::{Array, DType, Integers};
 use divgpu::session::{Backend, IndexState, Options, Session};
 use divgpu::workload::SplitMix64;
 use divgpu::{Error, Observer, Quiet};
 
-fn expected(values: &[i128], thresholds: &[i128]) -> Vec<u64> {
-    let counts: Vec<u64> = values.iter().map(|&x| factor::c(x)).collect();
-    factor::sums(values, &counts, thresholds)
-}
-
-fn cpu_options() -> Options {
-    Options {
-        backend: Backend::Cpu,
-        threads: 2,
-        ..Options::default()
-    }
-}
+use factor::answers as expected;
 
 fn query(session: &Session, thresholds: &[i128]) -> divgpu::Result<divgpu::session::Answer> {
     session.query(&Integers::from(thresholds), &Quiet)

@@ -16,18 +16,8 @@ use divgpu::session::{Backend, IndexState, Options, Session};
 use divgpu::workload::SplitMix64;
 use divgpu::{Error, Quiet};
 
-fn expected(values: &[i128], thresholds: &[i128]) -> Vec<u64> {
-    let counts: Vec<u64> = values.iter().map(|&x| factor::c(x)).collect();
-    factor::sums(values, &counts, thresholds)
-}
-
-fn cpu() -> Options {
-    Options {
-        backend: Backend::Cpu,
-        threads: 2,
-        ..Options::default()
-    }
-}
+use common::cpu_options as cpu;
+use factor::answers as expected;
 
 fn answers(session: &Session, thresholds: &[i128]) -> divgpu::Result<Vec<u64>> {
     Ok(session.query(&Integers::from(thresholds), &Quiet)?.results)

@@ -239,11 +239,8 @@ class Index:
         :class:`DivgpuError`, and so does a count that reads a damaged block. The Index has no
         array: ``backend`` is ``"cpu"`` and every count is look-ups.
         """
-        threads = _count_option("threads", threads)
-        if threads is not None and threads > MAX_THREADS:
-            raise ValueError(f"threads must be at most {MAX_THREADS}, not {threads}")
+        threads = _threads_option(threads)
         index = cls.__new__(cls)
-        index._session = None
         index._locked = []
         index._values = None
         index._session = Session.load(os.fspath(path), threads or 0)
@@ -347,10 +344,14 @@ def _check_options(
             raise TypeError(f"{name} must be a str, not {type(value).__name__}")
     if adapter is not None and not isinstance(adapter, str):
         raise TypeError(f"adapter must be a str or None, not {type(adapter).__name__}")
+    return _threads_option(threads), _count_option("chunk_elements", chunk_elements)
+
+
+def _threads_option(threads: Any) -> Optional[int]:
     threads = _count_option("threads", threads)
     if threads is not None and threads > MAX_THREADS:
         raise ValueError(f"threads must be at most {MAX_THREADS}, not {threads}")
-    return threads, _count_option("chunk_elements", chunk_elements)
+    return threads
 
 
 def _int_option(name: str, value: Any) -> Optional[int]:

@@ -149,11 +149,18 @@ where
     pad_to(&mut out, &mut at, HEADER)?;
     let mut count = 0usize;
     let mut total = 0u64;
+    let unfit = |what: String| Error::Data(format!("{}: {what}", path.display()));
     for (i, (value, sum)) in entries().enumerate() {
-        let key = u128::try_from(value - offset).expect("a value of the index's dtype");
+        let key = u128::try_from(value - offset)
+            .ok()
+            .filter(|k| key_width == 16 || *k >> (8 * key_width) == 0)
+            .ok_or_else(|| unfit(format!("{value} is not a value of {}", meta.dtype)))?;
         let bytes = key.to_le_bytes();
         out.write_all(&bytes[..key_width]).map_err(io)?;
-        hashers[i / BLOCK].update(&bytes[..key_width]);
+        hashers
+            .get_mut(i / BLOCK)
+            .ok_or_else(|| unfit(format!("the index gave more than {distinct} values")))?
+            .update(&bytes[..key_width]);
         if i % BLOCK == 0 {
             fences.extend_from_slice(&bytes);
         }
@@ -468,16 +475,6 @@ impl IndexFile {
     /// Bytes the file takes (mapped: shared with every process that maps it).
     pub fn bytes_len(&self) -> u64 {
         self.header.layout.len as u64
-    }
-
-    /// Blocks of values whose checksum has been checked, and blocks in all.
-    pub fn blocks_checked(&self) -> (usize, usize) {
-        let good = self
-            .state
-            .iter()
-            .filter(|s| s.load(Ordering::Relaxed) == GOOD)
-            .count();
-        (good, self.state.len())
     }
 
     fn key(&self, i: usize) -> u128 {

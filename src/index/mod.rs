@@ -349,14 +349,6 @@ impl ValueIndex {
         })
     }
 
-    /// The saved file behind this index, if it is one.
-    pub fn file(&self) -> Option<&IndexFile> {
-        match &self.shape {
-            Shape::File(f) => Some(f),
-            _ => None,
-        }
-    }
-
     /// Saves the index to `path` ([`file::write`]: atomically). Every value must be counted
     /// ([`ValueIndex::cover`] up to the largest).
     pub fn save(&self, path: &Path) -> Result<()> {

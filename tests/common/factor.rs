@@ -144,6 +144,12 @@ pub fn c(x: i128) -> u64 {
     count
 }
 
+/// For each threshold, the sum of [`c`] over the elements `<= threshold`: the oracle's answers.
+pub fn answers(values: &[i128], thresholds: &[i128]) -> Vec<u64> {
+    let counts: Vec<u64> = values.iter().map(|&x| c(x)).collect();
+    sums(values, &counts, thresholds)
+}
+
 /// For each threshold, the sum of `counts[k]` over the elements `values[k] <= threshold`: by
 /// sorting and prefix sums, not by any code of divgpu's.
 pub fn sums(values: &[i128], counts: &[u64], thresholds: &[i128]) -> Vec<u64> {

@@ -210,6 +210,15 @@ impl Runner {
     }
 }
 
+/// A CPU session on 2 threads, keeping its value index.
+pub fn cpu_options() -> Options {
+    Options {
+        backend: Backend::Cpu,
+        threads: 2,
+        ..Options::default()
+    }
+}
+
 /// Every backend and algorithm: CPU on 1 and 2 threads, and the GPU unless opted out.
 pub fn runners() -> Vec<Runner> {
     let mut all = Vec::new();
