@@ -39,6 +39,14 @@ pub enum Error {
     Cancelled,
     #[error("could not start {threads} CPU threads: {message}")]
     Threads { threads: usize, message: String },
+    /// A GPU opened by another process before it forked this one: neither that GPU nor a new
+    /// one can be used here (see [`crate::fork`]).
+    #[error(
+        "process {owner} had opened the GPU before this process was forked from it, and GPU \
+         drivers do not survive a fork: start worker processes with 'spawn' or 'forkserver', \
+         count on the CPU, or save the index to a file and load that in the worker"
+    )]
+    Forked { owner: u32 },
 }
 
 impl Error {

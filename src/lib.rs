@@ -9,6 +9,7 @@ pub mod cpu;
 pub mod divisors;
 pub mod error;
 pub mod factor;
+pub mod fork;
 pub mod gpu;
 pub mod index;
 pub mod input;

@@ -414,7 +414,7 @@ fn bench(
 }
 
 fn devices(json: bool) -> Result<ExitCode, Failure> {
-    let devices = gpu::devices();
+    let devices = gpu::devices()?;
     if json {
         write_stdout(|out| {
             serde_json::to_writer(&mut *out, &devices)?;

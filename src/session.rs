@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::cpu;
 use crate::error::{Error, Result};
+use crate::fork::ProcessLocal;
 use crate::gpu::{context, AdapterSummary, GpuArray, GpuContext, UploadOptions};
 use crate::index::{self, Counter, IndexStats, Unavailable, ValueIndex};
 use crate::input::{Array, Integers};
@@ -132,10 +133,21 @@ struct Threads {
     /// The session's own pool, started by the first query that needs it; never for one
     /// thread, where each query runs on a thread of its own, so that callers on several
     /// threads run side by side (the post's experiment).
-    pool: OnceLock<cpu::Pool>,
+    pool: OnceLock<ProcessLocal<cpu::Pool>>,
+    /// In a process forked after `pool` was started: the child's own pool (`pool`'s threads
+    /// are the parent's, and the child has none of them; see [`crate::fork`]).
+    forked: Mutex<Option<Arc<ProcessLocal<cpu::Pool>>>>,
 }
 
 impl Threads {
+    fn new(threads: usize) -> Threads {
+        Threads {
+            threads,
+            pool: OnceLock::new(),
+            forked: Mutex::new(None),
+        }
+    }
+
     /// Runs `work` on these threads: on the caller's own pool when it is one of that many
     /// threads (the CLI's), else on the session's, else (one thread) on a pool of one made for
     /// this call, so that callers on several threads each have their own.
@@ -150,7 +162,7 @@ impl Threads {
             Some(pool) => pool,
             None => {
                 // two first callers may both start one; one is kept, the other joined at once
-                let started = cpu::pool(self.threads, false)?;
+                let started = ProcessLocal::new(cpu::pool(self.threads, false)?);
                 match self.pool.set(started) {
                     Ok(()) => self.pool.get().expect("just set"),
                     Err(spare) => {
@@ -160,7 +172,29 @@ impl Threads {
                 }
             }
         };
-        Ok(pool.install(work))
+        match pool.get() {
+            Some(pool) => Ok(pool.install(work)),
+            None => {
+                let child = self.child_pool()?;
+                let pool = child.get().expect("started in this process");
+                Ok(pool.install(work))
+            }
+        }
+    }
+
+    /// This process's pool, where it was forked from the one that started `pool`: started by
+    /// its first caller, and again in a process forked from this one.
+    fn child_pool(&self) -> Result<Arc<ProcessLocal<cpu::Pool>>> {
+        let mut forked = self.forked.lock().unwrap_or_else(|p| p.into_inner());
+        match &*forked {
+            Some(pool) if pool.is_here() => Ok(pool.clone()),
+            _ => {
+                // a grandparent's pool, if any, is leaked by its `ProcessLocal`
+                let pool = Arc::new(ProcessLocal::new(cpu::pool(self.threads, false)?));
+                *forked = Some(pool.clone());
+                Ok(pool)
+            }
+        }
     }
 }
 
@@ -217,7 +251,8 @@ pub struct Session {
     algorithm: Algorithm,
     keep_index: bool,
     index_memory: Option<u64>,
-    gpu: Option<GpuSide>,
+    /// Never used, nor freed, by a process forked from the one that opened it.
+    gpu: Option<ProcessLocal<GpuSide>>,
     /// Whether the CPU backend answers batches (alone, or with [`Backend::Both`]).
     run_cpu: bool,
     threads: Threads,
@@ -249,7 +284,11 @@ pub fn open_gpu_with(
         Backend::Auto => true,
         Backend::Gpu | Backend::Both => false,
     };
-    let instance = context::instance();
+    let instance = match context::instance() {
+        // no GPU opens in this process: `auto` runs on the CPU and says why
+        Err(Error::Forked { .. }) if backend == Backend::Auto => return Ok(None),
+        instance => instance?,
+    };
     match context::choose_adapter(&instance, adapter, hardware_only)? {
         Some(found) => GpuContext::with_shader_int64(&found, shader_int64).map(Some),
         None if backend == Backend::Auto => Ok(None),
@@ -285,9 +324,13 @@ impl Session {
                     message: "is 'cpu', but a GPU was given".into(),
                 })
             }
-            (Backend::Auto, None) => {
-                notes.push("no hardware GPU adapter found; running on the CPU".to_string())
-            }
+            (Backend::Auto, None) => notes.push(match context::forked_from() {
+                Some(owner) => format!(
+                    "no GPU in a process forked from one that had opened a GPU (process \
+                     {owner}); running on the CPU"
+                ),
+                None => "no hardware GPU adapter found; running on the CPU".to_string(),
+            }),
             _ => {}
         }
         Session::build(array, gpu, options, notes)
@@ -332,11 +375,11 @@ impl Session {
                     resident_bytes: options.resident_bytes,
                 };
                 let uploaded = context.upload(&array, upload)?;
-                Some(GpuSide {
+                Some(ProcessLocal::new(GpuSide {
                     context,
                     array: uploaded,
                     upload: start.elapsed(),
-                })
+                }))
             }
             None => None,
         };
@@ -348,10 +391,7 @@ impl Session {
             index_memory: options.index_memory,
             gpu,
             run_cpu,
-            threads: Threads {
-                threads,
-                pool: OnceLock::new(),
-            },
+            threads: Threads::new(threads),
             index: OnceLock::new(),
             building: Mutex::new(()),
             extending: Mutex::new(()),
@@ -382,7 +422,7 @@ impl Session {
         }
         let plan = Plan::of(thresholds);
         let mut timings = AnswerTimings::default();
-        let gpu_results = match &self.gpu {
+        let gpu_results = match self.gpu_side()? {
             Some(gpu) => {
                 let start = Instant::now();
                 let (results, t) =
@@ -483,15 +523,28 @@ impl Session {
         if index.covers(top) {
             return Ok(());
         }
-        self.threads
-            .run(|| index.cover(top, self.counter(), observer))?
+        let counter = self.counter()?;
+        self.threads.run(|| index.cover(top, counter, observer))?
     }
 
     /// Who computes `c` for the value index: the GPU where the session has one.
-    fn counter(&self) -> Counter<'_> {
-        match &self.gpu {
+    fn counter(&self) -> Result<Counter<'_>> {
+        Ok(match self.gpu_side()? {
             Some(gpu) => Counter::Gpu(&gpu.context),
             None => Counter::Cpu,
+        })
+    }
+
+    /// The session's GPU; an error in a process forked from the one that opened it.
+    fn gpu_side(&self) -> Result<Option<&GpuSide>> {
+        match &self.gpu {
+            None => Ok(None),
+            Some(local) => match local.get() {
+                Some(gpu) => Ok(Some(gpu)),
+                None => Err(Error::Forked {
+                    owner: local.owner(),
+                }),
+            },
         }
     }
 
@@ -570,9 +623,10 @@ impl Session {
     }
 
     /// Saves the session's value index to `path` (atomically: see [`crate::index::file`]),
-    /// building it first, every value counted, where it is not. An error for a session with no
-    /// index (`naive`, `both`) or one over the memory limit.
-    pub fn save(&self, path: &Path, observer: &dyn Observer) -> Result<()> {
+    /// building it first, every value counted, where it is not, and returns the file's
+    /// [`crate::index::file::IndexFile::fingerprint`]. An error for a session with no index
+    /// (`naive`, `both`) or one over the memory limit.
+    pub fn save(&self, path: &Path, observer: &dyn Observer) -> Result<u32> {
         if !self.uses_index() {
             return Err(Error::Option {
                 name: "save",
@@ -587,6 +641,14 @@ impl Session {
                 Some(Built::Ready(index)) => index.save(path),
                 _ => Err(Error::Data("there is no index to save".into())),
             },
+        }
+    }
+
+    /// The fingerprint of the index file a session [`Session::load`]ed answers from.
+    pub fn file_fingerprint(&self) -> Option<u32> {
+        match self.index.get() {
+            Some(Built::Ready(index)) => index.fingerprint(),
+            _ => None,
         }
     }
 
@@ -636,23 +698,26 @@ impl Session {
 
     /// The adapter the GPU part runs on; `None` when only the CPU runs.
     pub fn adapter(&self) -> Option<AdapterSummary> {
-        self.gpu.as_ref().map(|g| g.context.summary())
+        self.gpu.as_ref().map(|g| g.data().context.summary())
     }
 
-    /// The GPU context, shared with whoever else holds it.
+    /// The GPU context, shared with whoever else holds it; `None` in a process forked from the
+    /// one that opened it.
     pub fn gpu(&self) -> Option<&Arc<GpuContext>> {
-        self.gpu.as_ref().map(|g| &g.context)
+        self.gpu.as_ref()?.get().map(|g| &g.context)
     }
 
     /// Whether the GPU streams the array for every batch (it is above the resident limit).
     pub fn is_streamed(&self) -> bool {
-        self.gpu.as_ref().is_some_and(|g| g.array.is_streamed())
+        self.gpu
+            .as_ref()
+            .is_some_and(|g| g.data().array.is_streamed())
     }
 
     /// The top of the divisor table the GPU keeps for `fast` (c(n) for n up to it), once a
     /// batch has built one.
     pub fn gpu_divisor_table(&self) -> Option<u32> {
-        let gpu = self.gpu.as_ref()?;
+        let gpu = self.gpu.as_ref()?.get()?;
         gpu.context.divisor_table_top(&gpu.array)
     }
 
@@ -663,13 +728,15 @@ impl Session {
 
     /// How long opening the device's buffers and uploading the array took (zero on the CPU).
     pub fn upload_time(&self) -> Duration {
-        self.gpu.as_ref().map_or(Duration::ZERO, |g| g.upload)
+        self.gpu
+            .as_ref()
+            .map_or(Duration::ZERO, |g| g.data().upload)
     }
 
     /// Bytes of GPU memory the array's elements take (resident chunks, or a streamed array's
     /// spare rings); `None` without a GPU. Tables and per-batch buffers are not counted.
     pub fn gpu_buffer_bytes(&self) -> Option<u64> {
-        self.gpu.as_ref().map(|g| g.array.buffer_bytes())
+        self.gpu.as_ref().map(|g| g.data().array.buffer_bytes())
     }
 
     /// Whether `thresholds` would be answered by look-ups alone: the index is built and has

@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
+from . import _progress
 from ._divgpu import MAX_THREADS, DivgpuError, Session, devices_json
 
 __all__ = ["DivgpuError", "Index", "count", "devices"]
@@ -33,6 +34,16 @@ __version__ = "0.1.0"
 # How many live Indexes hold each array read-only, and whether it was writeable before the first.
 _locks: Dict[int, List[Any]] = {}
 _locks_guard = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # another thread of the parent may have held the guard at the fork; that thread is gone
+    global _locks_guard
+    _locks_guard = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _chain(values: np.ndarray) -> List[np.ndarray]:
@@ -85,9 +96,14 @@ class Index:
 
     values
         A numpy array of any integer dtype (int8 ... uint64, either byte order, any shape, read
-        flat in C order), ``np.memmap`` included; anything else ``np.asarray`` turns into one.
-        A C-contiguous array is read in place (no copy in host memory); misaligned and strided
-        arrays are read in place too, a block at a time. On the GPU the array is uploaded once.
+        flat in C order), ``np.memmap`` included. A C-contiguous array is read in place (no
+        copy in host memory); misaligned and strided arrays are read in place too, a block at
+        a time. Also read in place: Arrow integer arrays from any object with the Arrow
+        PyCapsule interface (a pyarrow ``Array`` or ``ChunkedArray``, a polars ``Series``:
+        chunk by chunk, never joined), pandas Series (numpy-backed, Arrow-backed or nullable)
+        and objects with ``__dlpack__`` in host memory. Nulls raise ``ValueError`` (with their
+        count and the first one's index). Anything else ``np.asarray`` turns into an array.
+        On the GPU the array is uploaded once.
     backend
         ``"auto"`` (a hardware GPU if there is one, else the CPU), ``"gpu"``, ``"cpu"``, or
         ``"both"`` (both, compared: a disagreement raises :class:`DivgpuError`).
@@ -110,6 +126,16 @@ class Index:
     build_index
         Build the value index now, rather than on the first count (``algorithm="fast"`` and a
         backend other than ``"both"`` only, which compares both backends' passes every count).
+    progress
+        Show the progress of long work (a pass over the array, counting the value index's
+        values, at construction with ``build_index=True`` and in :meth:`count` and
+        :meth:`save`): ``True`` shows a tqdm bar on stderr where tqdm is installed, else a line
+        on stderr every 2 seconds, and nothing for work done within a second; a callable is
+        called as ``progress(done, total)`` about 20 times a second while the work advances
+        and once at its end (``total`` counts the units of one stage: elements passed over, or
+        distinct values counted; a new stage starts from 0), on the thread that waits for the
+        work, and an exception it raises stops the work and is raised; ``False`` (the
+        default): nothing.
 
     Writing to the array: the Index answers for the values the array held when it was built.
     To keep that true it makes the array, and every array it is a view of, read-only while any
@@ -125,9 +151,19 @@ class Index:
     when Ctrl-C arrives during a count on the main thread.
     """
 
-    __slots__ = ("_session", "_values", "_locked", "__weakref__")
+    __slots__ = (
+        "_session",
+        "_values",
+        "_locked",
+        "_file",
+        "_threads",
+        "_progress",
+        "__weakref__",
+    )
 
     _session: Optional[Session]
+    # the index file this Index was loaded from or last saved to, and its fingerprint
+    _file: Optional[Tuple[str, int]]
 
     def __init__(
         self,
@@ -140,12 +176,16 @@ class Index:
         chunk_elements: Optional[int] = None,
         index_memory: Optional[int] = None,
         build_index: bool = False,
+        progress: Any = False,
     ) -> None:
         self._session = None
         self._locked: List[np.ndarray] = []
-        if not isinstance(values, np.ndarray):
-            values = np.asarray(values)
-        if values.dtype.kind not in "iu":
+        self._file = None
+        # checked now: an error here, not at the first count
+        _progress.close(_progress.callback(progress, "count"))
+        self._progress = progress
+        values = _input(values)
+        if isinstance(values, np.ndarray) and values.dtype.kind not in "iu":
             raise TypeError(
                 f"divgpu counts arrays of integers (int8 ... uint64); this one is {values.dtype}"
             )
@@ -155,7 +195,8 @@ class Index:
         index_memory = _size_option("index_memory", index_memory)
         if not isinstance(build_index, (bool, np.bool_)):
             raise TypeError(f"build_index must be a bool, not {type(build_index).__name__}")
-        arrays = _chain(values)
+        # Arrow arrays are immutable; a numpy array is made read-only while the Index lives
+        arrays = _chain(values) if isinstance(values, np.ndarray) else []
         _lock(arrays)
         try:
             session = Session(
@@ -168,66 +209,56 @@ class Index:
                 index_memory=index_memory,
             )
             if build_index:
-                session.build_index(_is_main_thread())
+                shown = self._progress_for(None, "index")
+                try:
+                    session.build_index(_is_main_thread(), shown)
+                finally:
+                    _progress.close(shown)
         except BaseException:
             _unlock(arrays)
             raise
         self._session = session
         self._values = values
         self._locked = arrays
+        self._threads = threads
 
-    def count(self, thresholds: Any) -> Any:
+    def count(self, thresholds: Any, *, progress: Any = None) -> Any:
         """The sum of c(x) over the elements ``x <= n``, for each threshold ``n``.
 
         An ``int`` (or numpy integer) gives an ``int``; a sequence or an array of ints gives a
         ``numpy.ndarray`` of ``uint64`` in the same order (and an array's shape). Thresholds
         are any integers in [-2**63, 2**64). The GIL is released while counting.
+
+        ``progress``: as the Index's option, for this count (``None``: the Index's).
         """
         session = self._check()
-        main = _is_main_thread()
-        t = thresholds
-        if isinstance(t, (bool, np.bool_)):
-            raise TypeError("a threshold is an int, not a bool")
-        if isinstance(t, int):
-            return session.count_one(t, main)
-        if isinstance(t, np.integer):
-            return session.count_one(int(t), main)
-        if isinstance(t, np.ndarray):
-            if t.dtype.kind == "i":
-                flat = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
-                if t.ndim == 0:
-                    return session.count_one(int(flat[0]), main)
-                return session.count_i64(flat, main).reshape(t.shape)
-            if t.dtype.kind == "u":
-                flat = np.ascontiguousarray(t, dtype=np.uint64).reshape(-1)
-                if t.ndim == 0:
-                    return session.count_one(int(flat[0]), main)
-                return session.count_u64(flat, main).reshape(t.shape)
-            if t.dtype.kind != "O":
-                raise TypeError(f"thresholds must be integers, not an array of {t.dtype}")
-            if t.ndim == 0:
-                return self.count(t.item())
-            return session.count_seq(t.reshape(-1).tolist(), main).reshape(t.shape)
-        if isinstance(t, (str, bytes, bytearray, float, complex)):
-            raise TypeError(
-                f"thresholds must be an int or a sequence of ints, not {type(t).__name__}"
-            )
+        shown = self._progress_for(progress, "count")
         try:
-            iter(t)
-        except TypeError:
-            raise TypeError(
-                f"thresholds must be an int or a sequence of ints, not {type(t).__name__}"
-            ) from None
-        return session.count_seq(t, main)
+            return _count(session, thresholds, _is_main_thread(), shown)
+        finally:
+            _progress.close(shown)
 
-    def save(self, path: Union[str, "os.PathLike[str]"]) -> None:
+    def _progress_for(self, progress: Any, what: str) -> Any:
+        return _progress.callback(self._progress if progress is None else progress, what)
+
+    def save(self, path: Union[str, "os.PathLike[str]"], *, progress: Any = None) -> None:
         """Saves the value index to ``path`` (by convention ``.divi``), building it first, every
         value counted, where it is not yet. The file is written beside ``path``, synced, then
         renamed into place: a reader sees the old file or the new one, never part of one.
         :meth:`Index.load` (in any process) and ``divgpu -i PATH`` answer from it, mapped.
         ``ValueError`` for an Index with no index (``algorithm="naive"``, ``backend="both"``);
-        :class:`DivgpuError` for one over ``index_memory``, or a file that cannot be written."""
-        self._check().save(os.fspath(path), _is_main_thread())
+        :class:`DivgpuError` for one over ``index_memory``, or a file that cannot be written.
+
+        Once saved, the Index pickles as the file's path (see :meth:`load`). ``progress``: as
+        the Index's option, for the counting the save does (``None``: the Index's)."""
+        session = self._check()
+        path = os.path.abspath(os.fspath(path))
+        shown = self._progress_for(progress, "index")
+        try:
+            fingerprint = session.save(path, _is_main_thread(), shown)
+        finally:
+            _progress.close(shown)
+        self._file = (path, fingerprint)
 
     @classmethod
     def load(cls, path: Union[str, "os.PathLike[str]"], *, threads: Optional[int] = None) -> "Index":
@@ -238,13 +269,45 @@ class Index:
         reads it; a file that is truncated, damaged, not an index or of a newer format raises
         :class:`DivgpuError`, and so does a count that reads a damaged block. The Index has no
         array: ``backend`` is ``"cpu"`` and every count is look-ups.
+
+        Pickling: an Index loaded from a file, or saved to one, pickles as the file's absolute
+        path, its fingerprint and ``threads``, so ``multiprocessing`` and
+        ``concurrent.futures.ProcessPoolExecutor`` workers, started by any method, each map the
+        same file. A worker that finds a different file at that path (rewritten since)
+        raises :class:`DivgpuError` rather than answer from it.
         """
+        return cls._load(path, threads, None)
+
+    @classmethod
+    def _load(cls, path: Any, threads: Any, fingerprint: Optional[int]) -> "Index":
         threads = _threads_option(threads)
+        path = os.path.abspath(os.fspath(path))
+        session = Session.load(path, threads or 0)
+        found = session.file_fingerprint
+        if fingerprint is not None and found != fingerprint:
+            raise DivgpuError(
+                f"{path}: not the index file this Index was pickled from (it was rewritten "
+                "since): pickle the Index again"
+            )
         index = cls.__new__(cls)
         index._locked = []
         index._values = None
-        index._session = Session.load(os.fspath(path), threads or 0)
+        index._threads = threads
+        index._progress = False
+        index._file = (path, found)
+        index._session = session
         return index
+
+    def __reduce__(self) -> Any:
+        self._check()
+        if self._file is None:
+            raise TypeError(
+                "a divgpu.Index over an array in memory does not pickle (that would copy the "
+                "array): save it first (index.save('values.divi')), then pickle it or pass it "
+                "to workers, and each maps the file (see Index.load)"
+            )
+        path, fingerprint = self._file
+        return (_unpickle, (path, self._threads, fingerprint))
 
     def stats(self) -> Dict[str, Any]:
         """Where the Index's value index stands, as a dict:
@@ -332,6 +395,69 @@ class Index:
         if self.adapter is not None:
             where += f" on {self.adapter['name']}"
         return f"<divgpu.Index of {len(self)} elements, {self.algorithm}, {where}>"
+
+
+def _input(values: Any) -> Any:
+    """What the extension reads of `values`, without a copy where its layout allows: a numpy
+    array, or an object with the Arrow PyCapsule interface (read in place, chunk by chunk)."""
+    if isinstance(values, np.ndarray):
+        return values
+    if type(values).__module__.partition(".")[0] == "pandas":
+        if isinstance(getattr(values, "dtype", None), np.dtype):
+            # numpy-backed: its array, not a copy
+            return values.to_numpy()
+        # Arrow-backed, or nullable (masked): as Arrow, where pandas exports it
+        if not hasattr(values, "__arrow_c_stream__"):
+            array = getattr(values, "array", None)
+            if hasattr(array, "__arrow_array__"):
+                return array.__arrow_array__()
+    if hasattr(values, "__arrow_c_array__") or hasattr(values, "__arrow_c_stream__"):
+        return values
+    if hasattr(values, "__dlpack__"):
+        try:
+            return np.from_dlpack(values)
+        except (BufferError, RuntimeError, TypeError, ValueError) as e:
+            raise TypeError(f"divgpu reads DLPack arrays in host memory only: {e}") from None
+    return np.asarray(values)
+
+
+def _count(session: Session, t: Any, main: bool, shown: Any) -> Any:
+    """`Index.count` on `session`, for each kind of threshold (see there)."""
+    if isinstance(t, (bool, np.bool_)):
+        raise TypeError("a threshold is an int, not a bool")
+    if isinstance(t, int):
+        return session.count_one(t, main, shown)
+    if isinstance(t, np.integer):
+        return session.count_one(int(t), main, shown)
+    if isinstance(t, np.ndarray):
+        if t.dtype.kind == "i":
+            flat = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
+            if t.ndim == 0:
+                return session.count_one(int(flat[0]), main, shown)
+            return session.count_i64(flat, main, shown).reshape(t.shape)
+        if t.dtype.kind == "u":
+            flat = np.ascontiguousarray(t, dtype=np.uint64).reshape(-1)
+            if t.ndim == 0:
+                return session.count_one(int(flat[0]), main, shown)
+            return session.count_u64(flat, main, shown).reshape(t.shape)
+        if t.dtype.kind != "O":
+            raise TypeError(f"thresholds must be integers, not an array of {t.dtype}")
+        if t.ndim == 0:
+            return _count(session, t.item(), main, shown)
+        return session.count_seq(t.reshape(-1).tolist(), main, shown).reshape(t.shape)
+    if isinstance(t, (str, bytes, bytearray, float, complex)):
+        raise TypeError(f"thresholds must be an int or a sequence of ints, not {type(t).__name__}")
+    try:
+        iter(t)
+    except TypeError:
+        raise TypeError(
+            f"thresholds must be an int or a sequence of ints, not {type(t).__name__}"
+        ) from None
+    return session.count_seq(t, main, shown)
+
+
+def _unpickle(path: str, threads: Optional[int], fingerprint: int) -> Index:
+    return Index._load(path, threads, fingerprint)
 
 
 def _check_options(

@@ -5,10 +5,13 @@
 //! PyO3 makes the bindings, rust-numpy (`numpy`) reads the arrays' layout and hands results
 //! back as ndarrays. Every count runs with the GIL released (`Python::detach`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+mod arrow;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
+use divgpu::fork::ProcessLocal;
 use divgpu::gpu::GpuContext;
 use divgpu::input::{Array, DType, ExternalBytes, Integers, MAX_VALUE, MIN_VALUE};
 use divgpu::session::{Backend, IndexState, Options};
@@ -125,12 +128,41 @@ fn array_of(values: &Bound<'_, PyUntypedArray>) -> PyResult<Array> {
     .map_err(to_py)
 }
 
-/// Stops a count when set (Ctrl-C on the main thread).
-struct Cancel(AtomicBool);
+/// Watches a count for the thread that waits on it: stops it when set (Ctrl-C on the main
+/// thread, or a progress callback that raised), and keeps its progress for the callback.
+#[derive(Default)]
+struct Watch {
+    cancel: AtomicBool,
+    /// Each [`Observer::start`] begins a stage (a pass, the index's counting) of `total` units.
+    stage: AtomicU64,
+    total: AtomicU64,
+    done: AtomicU64,
+}
 
-impl Observer for Cancel {
+impl Observer for Watch {
+    fn start(&self, total: u64) {
+        self.done.store(0, Ordering::Relaxed);
+        self.total.store(total, Ordering::Relaxed);
+        self.stage.fetch_add(1, Ordering::Release);
+    }
+
+    fn advance(&self, units: u64) {
+        self.done.fetch_add(units, Ordering::Relaxed);
+    }
+
     fn cancelled(&self) -> bool {
-        self.0.load(Ordering::Relaxed)
+        self.cancel.load(Ordering::Relaxed)
+    }
+}
+
+impl Watch {
+    /// `(stage, done, total)`, or `None` before the first stage.
+    fn progress(&self) -> Option<(u64, u64, u64)> {
+        let stage = self.stage.load(Ordering::Acquire);
+        (stage > 0).then(|| {
+            let total = self.total.load(Ordering::Relaxed);
+            (stage, self.done.load(Ordering::Relaxed).min(total), total)
+        })
     }
 }
 
@@ -169,31 +201,54 @@ struct Session {
 
 /// Runs `work` with the GIL released. `interruptible` (the caller is Python's main thread):
 /// the work runs on a thread of its own while this one looks for Ctrl-C, and KeyboardInterrupt
-/// stops it within about [`SIGNAL_POLL`] plus the backend's own check.
+/// stops it within about [`SIGNAL_POLL`] plus the backend's own check. `progress`: the same,
+/// and this thread calls `progress(done, total)` (with the GIL) about every [`SIGNAL_POLL`]
+/// while the work advances, and once more when it is done; an exception the callback raises
+/// stops the work and is raised here.
 fn detached<R: Send>(
     py: Python<'_>,
     interruptible: bool,
-    work: impl FnOnce(&Cancel) -> divgpu::Result<R> + Send,
+    progress: Option<Py<PyAny>>,
+    work: impl FnOnce(&Watch) -> divgpu::Result<R> + Send,
 ) -> PyResult<R> {
-    let cancel = Cancel(AtomicBool::new(false));
-    if !interruptible {
-        return py.detach(|| work(&cancel)).map_err(to_py);
+    let watch = Watch::default();
+    if !interruptible && progress.is_none() {
+        return py.detach(|| work(&watch)).map_err(to_py);
     }
-    let mut interrupt = None;
+    let mut stop: Option<PyErr> = None;
+    let mut shown = None;
+    // tells the callback of the progress not told yet (all of it at the end)
+    let mut report = |py: Python<'_>, finished: bool| -> PyResult<()> {
+        let (Some(callback), Some((stage, done, total))) = (&progress, watch.progress()) else {
+            return Ok(());
+        };
+        let done = if finished { total } else { done };
+        if shown != Some((stage, done)) {
+            shown = Some((stage, done));
+            callback.bind(py).call1((done, total))?;
+        }
+        Ok(())
+    };
     let outcome = py.detach(|| {
         std::thread::scope(|scope| {
-            let (done, finished) = mpsc::channel();
-            let cancel = &cancel;
+            let (finished_tx, finished) = mpsc::channel();
+            let watch = &watch;
             scope.spawn(move || {
-                done.send(work(cancel)).ok();
+                finished_tx.send(work(watch)).ok();
             });
             loop {
                 match finished.recv_timeout(SIGNAL_POLL) {
                     Ok(outcome) => return outcome,
-                    Err(mpsc::RecvTimeoutError::Timeout) if interrupt.is_none() => {
-                        if let Err(e) = Python::attach(|py| py.check_signals()) {
-                            interrupt = Some(e);
-                            cancel.0.store(true, Ordering::Relaxed);
+                    Err(mpsc::RecvTimeoutError::Timeout) if stop.is_none() => {
+                        let checked = Python::attach(|py| {
+                            if interruptible {
+                                py.check_signals()?;
+                            }
+                            report(py, false)
+                        });
+                        if let Err(e) = checked {
+                            stop = Some(e);
+                            watch.cancel.store(true, Ordering::Relaxed);
                         }
                     }
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -204,10 +259,15 @@ fn detached<R: Send>(
             }
         })
     });
-    match (interrupt, outcome) {
-        // the handler's exception (KeyboardInterrupt, or whatever a custom handler raised)
+    match (stop, outcome) {
+        // the handler's exception (KeyboardInterrupt, or whatever a custom handler or the
+        // progress callback raised)
         (Some(e), _) => Err(e),
-        (None, outcome) => outcome.map_err(to_py),
+        (None, Ok(value)) => {
+            report(py, true)?;
+            Ok(value)
+        }
+        (None, Err(e)) => Err(to_py(e)),
     }
 }
 
@@ -218,13 +278,18 @@ impl Session {
         py: Python<'_>,
         thresholds: Integers,
         interruptible: bool,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<Vec<u64>> {
         let session = &*self.inner;
-        // look-ups answer in microseconds: nothing to interrupt (a threshold beyond what the
-        // index has counted computes c(x) first, which may take long, and can be stopped)
-        let interruptible = interruptible && !session.answers_by_look_up(&thresholds);
-        detached(py, interruptible, |cancel| {
-            session.query(&thresholds, cancel)
+        // look-ups answer in microseconds: nothing to interrupt or show (a threshold beyond
+        // what the index has counted computes c(x) first, which may take long, and can be
+        // stopped)
+        let (interruptible, progress) = match session.answers_by_look_up(&thresholds) {
+            true => (false, None),
+            false => (interruptible, progress),
+        };
+        detached(py, interruptible, progress, |watch| {
+            session.query(&thresholds, watch)
         })
         .and_then(results)
     }
@@ -236,8 +301,9 @@ impl Session {
         py: Python<'py>,
         thresholds: Integers,
         interruptible: bool,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyArray1<u64>>> {
-        let results = self.answer(py, thresholds, interruptible)?;
+        let results = self.answer(py, thresholds, interruptible, progress)?;
         Ok(PyArray1::from_vec(py, results))
     }
 }
@@ -275,7 +341,8 @@ fn adapter_json_of(summary: Option<divgpu::gpu::AdapterSummary>) -> PyResult<Opt
 struct Gpu {
     backend: Backend,
     adapter: Option<String>,
-    context: Option<Arc<GpuContext>>,
+    /// Never used, nor freed, by a process forked from the one that opened it.
+    context: Option<ProcessLocal<Arc<GpuContext>>>,
 }
 
 #[pymethods]
@@ -290,14 +357,14 @@ impl Gpu {
         Ok(Gpu {
             backend,
             adapter,
-            context: context.map(Arc::new),
+            context: context.map(|c| ProcessLocal::new(Arc::new(c))),
         })
     }
 
     /// The adapter as JSON, or None when there is no GPU.
     #[getter]
     fn adapter_json(&self) -> PyResult<Option<String>> {
-        adapter_json_of(self.context.as_ref().map(|c| c.summary()))
+        adapter_json_of(self.context.as_ref().map(|c| c.data().summary()))
     }
 }
 
@@ -308,7 +375,7 @@ impl Session {
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
-        values: &Bound<'_, PyUntypedArray>,
+        values: &Bound<'_, PyAny>,
         backend: &str,
         algorithm: &str,
         threads: usize,
@@ -324,7 +391,16 @@ impl Session {
                 "algorithm must be 'fast' or 'naive', not {algorithm:?}"
             ))
         })?;
-        let array = Arc::new(array_of(values)?);
+        let array = Arc::new(match values.cast::<PyUntypedArray>() {
+            Ok(values) => array_of(values)?,
+            Err(_) if arrow::is_arrow(values)? => arrow::array_of(values)?,
+            Err(_) => {
+                return Err(PyTypeError::new_err(format!(
+                    "divgpu reads numpy arrays and Arrow arrays, not {}",
+                    values.get_type().name()?
+                )))
+            }
+        });
         let options = Options {
             backend,
             algorithm,
@@ -344,7 +420,14 @@ impl Session {
                         "the GPU was opened for another backend or adapter",
                     ));
                 }
-                Some(gpu.context.clone())
+                Some(match &gpu.context {
+                    None => None,
+                    Some(local) => Some(local.get().cloned().ok_or_else(|| {
+                        to_py(Error::Forked {
+                            owner: local.owner(),
+                        })
+                    })?),
+                })
             }
         };
         let session = py
@@ -359,54 +442,62 @@ impl Session {
     }
 
     /// One threshold (any int in [-2**63, 2**64)).
+    #[pyo3(signature = (threshold, interruptible, progress=None))]
     fn count_one(
         &self,
         py: Python<'_>,
         threshold: &Bound<'_, PyAny>,
         interruptible: bool,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<u64> {
         let t = crate::threshold(threshold)?;
-        Ok(self.answer(py, Integers::from(vec![t]), interruptible)?[0])
+        Ok(self.answer(py, Integers::from(vec![t]), interruptible, progress)?[0])
     }
 
     /// A sequence of ints.
+    #[pyo3(signature = (thresholds, interruptible, progress=None))]
     fn count_seq<'py>(
         &self,
         py: Python<'py>,
         thresholds: &Bound<'py, PyAny>,
         interruptible: bool,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyArray1<u64>>> {
         let values = thresholds
             .try_iter()?
             .map(|item| crate::threshold(&item?))
             .collect::<PyResult<Vec<i128>>>()?;
-        self.answer_array(py, Integers::from(values), interruptible)
+        self.answer_array(py, Integers::from(values), interruptible, progress)
     }
 
     /// A one-dimensional int64 array.
+    #[pyo3(signature = (thresholds, interruptible, progress=None))]
     fn count_i64<'py>(
         &self,
         py: Python<'py>,
         thresholds: PyReadonlyArray1<'py, i64>,
         interruptible: bool,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyArray1<u64>>> {
         let values = thresholds.as_slice()?.to_vec();
-        self.answer_array(py, Integers::from(values), interruptible)
+        self.answer_array(py, Integers::from(values), interruptible, progress)
     }
 
     /// A one-dimensional uint64 array.
+    #[pyo3(signature = (thresholds, interruptible, progress=None))]
     fn count_u64<'py>(
         &self,
         py: Python<'py>,
         thresholds: PyReadonlyArray1<'py, u64>,
         interruptible: bool,
+        progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyArray1<u64>>> {
         let values: Vec<i128> = thresholds
             .as_slice()?
             .iter()
             .map(|&t| i128::from(t))
             .collect();
-        self.answer_array(py, Integers::from(values), interruptible)
+        self.answer_array(py, Integers::from(values), interruptible, progress)
     }
 
     fn __len__(&self) -> usize {
@@ -441,9 +532,18 @@ impl Session {
     }
 
     /// Builds the value index now (interruptible on the main thread).
-    fn build_index(&self, py: Python<'_>, interruptible: bool) -> PyResult<()> {
+    #[pyo3(signature = (interruptible, progress=None))]
+    fn build_index(
+        &self,
+        py: Python<'_>,
+        interruptible: bool,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
         let session = &*self.inner;
-        detached(py, interruptible, |cancel| session.build_index(cancel)).map(|_| ())
+        detached(py, interruptible, progress, |watch| {
+            session.build_index(watch)
+        })
+        .map(|_| ())
     }
 
     /// A session over a saved index file, mapped.
@@ -463,10 +563,26 @@ impl Session {
         })
     }
 
-    /// Saves the value index (built and counted first where it is not) to `path`.
-    fn save(&self, py: Python<'_>, path: std::path::PathBuf, interruptible: bool) -> PyResult<()> {
+    /// Saves the value index (built and counted first where it is not) to `path`; returns the
+    /// file's fingerprint.
+    #[pyo3(signature = (path, interruptible, progress=None))]
+    fn save(
+        &self,
+        py: Python<'_>,
+        path: std::path::PathBuf,
+        interruptible: bool,
+        progress: Option<Py<PyAny>>,
+    ) -> PyResult<u32> {
         let session = &*self.inner;
-        detached(py, interruptible, |cancel| session.save(&path, cancel))
+        detached(py, interruptible, progress, |watch| {
+            session.save(&path, watch)
+        })
+    }
+
+    /// The fingerprint of the index file a loaded session answers from, or None.
+    #[getter]
+    fn file_fingerprint(&self) -> Option<u32> {
+        self.inner.file_fingerprint()
     }
 
     /// Where the value index stands: a dict (see `divgpu.Index.stats`).
@@ -501,7 +617,7 @@ impl Session {
 /// Every adapter wgpu sees, as `divgpu devices --json` prints them.
 #[pyfunction]
 fn devices_json(py: Python<'_>) -> PyResult<String> {
-    let devices = py.detach(divgpu::gpu::devices);
+    let devices = py.detach(divgpu::gpu::devices).map_err(to_py)?;
     serde_json::to_string(&devices).map_err(|e| DivgpuError::new_err(e.to_string()))
 }
 

@@ -1,5 +1,6 @@
 //! Instance, adapter and device: chosen once, honouring wgpu's own environment variables.
 
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytemuck::Pod;
@@ -62,9 +63,33 @@ pub fn software_warning(info: &wgpu::AdapterInfo) -> Option<String> {
     })
 }
 
+/// The process that made the first wgpu instance, or 0 before any.
+static INSTANCE_OWNER: AtomicU32 = AtomicU32::new(0);
+
 /// A wgpu instance over the backends in `WGPU_BACKEND` (all of them when it is unset).
-pub fn instance() -> wgpu::Instance {
-    wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+/// [`Error::Forked`] in a process forked from one that had made an instance: the drivers'
+/// state was copied into the child without their threads (Mesa's GL hung there on its first
+/// device), so divgpu opens GPUs only in processes that start fresh (see [`crate::fork`]).
+pub fn instance() -> Result<wgpu::Instance> {
+    let here = std::process::id();
+    match INSTANCE_OWNER.compare_exchange(0, here, Ordering::AcqRel, Ordering::Acquire) {
+        Ok(_) => {}
+        Err(owner) if owner == here => {}
+        Err(owner) => return Err(Error::Forked { owner }),
+    }
+    Ok(wgpu::Instance::new(
+        wgpu::InstanceDescriptor::new_without_display_handle_from_env(),
+    ))
+}
+
+/// The process this one was forked from, where that one had opened a GPU before the fork
+/// (and so no GPU opens here: [`instance`]).
+pub fn forked_from() -> Option<u32> {
+    match INSTANCE_OWNER.load(Ordering::Acquire) {
+        0 => None,
+        owner if owner == std::process::id() => None,
+        owner => Some(owner),
+    }
 }
 
 /// Every adapter the instance sees.

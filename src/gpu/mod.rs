@@ -29,9 +29,12 @@ pub struct DeviceReport {
     pub timestamp_query: bool,
 }
 
-/// Every adapter wgpu sees (restricted by `WGPU_BACKEND` when it is set).
-pub fn devices() -> Vec<DeviceReport> {
-    context::adapters(&context::instance())
+/// Every adapter wgpu sees (restricted by `WGPU_BACKEND` when it is set); [`Error::Forked`]
+/// in a process forked after its parent opened a GPU ([`context::instance`]).
+///
+/// [`Error::Forked`]: crate::Error::Forked
+pub fn devices() -> crate::Result<Vec<DeviceReport>> {
+    Ok(context::adapters(&context::instance()?)
         .iter()
         .map(|a| {
             let limits = a.limits();
@@ -44,5 +47,5 @@ pub fn devices() -> Vec<DeviceReport> {
                 timestamp_query: features.contains(wgpu::Features::TIMESTAMP_QUERY),
             }
         })
-        .collect()
+        .collect())
 }

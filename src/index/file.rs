@@ -114,8 +114,9 @@ pub struct Meta {
 /// Writes the index of `meta.distinct` values, given twice as `(value, running sum)` in
 /// ascending order by `entries` (once for the keys, once for the sums), to `path`: a temporary
 /// file in the same folder, synced, then renamed over `path`, and the folder synced. A reader
-/// sees the old file or the new one, never part of one.
-pub fn write<I>(path: &Path, meta: Meta, entries: impl Fn() -> I) -> Result<()>
+/// sees the old file or the new one, never part of one. Returns the file's
+/// [`IndexFile::fingerprint`].
+pub fn write<I>(path: &Path, meta: Meta, entries: impl Fn() -> I) -> Result<u32>
 where
     I: Iterator<Item = (i128, u64)>,
 {
@@ -213,8 +214,9 @@ where
         fences_crc: crc32fast::hash(&fences),
         checks_crc: crc32fast::hash(&checks),
     };
+    let encoded = header.encode();
     out.seek(SeekFrom::Start(0)).map_err(io)?;
-    out.write_all(&header.encode()).map_err(io)?;
+    out.write_all(&encoded).map_err(io)?;
     out.flush().map_err(io)?;
     drop(out);
     temp.as_file().sync_all().map_err(io)?;
@@ -227,7 +229,7 @@ where
     std::fs::File::open(&dir)
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(&dir, e))?;
-    Ok(())
+    Ok(u32_at(&encoded, 124))
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -461,6 +463,14 @@ impl IndexFile {
             checks,
             state: (0..blocks).map(|_| AtomicU8::new(UNCHECKED)).collect(),
         })
+    }
+
+    /// The header's CRC-32. It covers the CRCs of the fences and of every block's check, so
+    /// two files that differ anywhere differ in it, but for a chance of 1 in 2^32: a process
+    /// handed a file's path and fingerprint (a pickled `divgpu.Index`) knows whether the file
+    /// it opens is the one meant.
+    pub fn fingerprint(&self) -> u32 {
+        u32_at(self.bytes(), 124)
     }
 
     /// The saved array's dtype, element count and distinct values.

@@ -330,6 +330,14 @@ impl ValueIndex {
         ValueIndex::of_file(IndexFile::open(path)?)
     }
 
+    /// A saved index's [`IndexFile::fingerprint`]; `None` for one built in memory.
+    pub fn fingerprint(&self) -> Option<u32> {
+        match &self.shape {
+            Shape::File(f) => Some(f.fingerprint()),
+            _ => None,
+        }
+    }
+
     /// A saved index's bytes, held in memory (tests, fuzzing).
     pub fn from_bytes(bytes: Vec<u8>) -> Result<ValueIndex> {
         ValueIndex::of_file(IndexFile::from_bytes(bytes)?)
@@ -349,9 +357,10 @@ impl ValueIndex {
         })
     }
 
-    /// Saves the index to `path` ([`file::write`]: atomically). Every value must be counted
-    /// ([`ValueIndex::cover`] up to the largest).
-    pub fn save(&self, path: &Path) -> Result<()> {
+    /// Saves the index to `path` ([`file::write`]: atomically) and returns the file's
+    /// [`IndexFile::fingerprint`]. Every value must be counted ([`ValueIndex::cover`] up to the
+    /// largest).
+    pub fn save(&self, path: &Path) -> Result<u32> {
         fn sorted<K: Key>(s: &Sorted<K>) -> Result<Vec<(i128, u64)>> {
             if s.ready.load(Ordering::Acquire) != s.keys.len() {
                 return Err(Error::Data(

@@ -133,6 +133,12 @@ enum Storage {
     Words(Vec<u64>),
     /// [`DType::I128`]'s values.
     Wide(Vec<i128>),
+    /// Arrays of one dtype, one after another (an Arrow chunked array, read in place): the
+    /// elements of part `k` start at element `starts[k]`.
+    Chunks {
+        parts: Vec<Array>,
+        starts: Vec<usize>,
+    },
 }
 
 /// A flat integer array, either memory-mapped from a file or owned (generated or parsed text).
@@ -334,7 +340,7 @@ impl Array {
             Storage::Words(words) => bytemuck::cast_slice(words),
             Storage::Wide(values) => bytemuck::cast_slice(values),
             Storage::External(owner, None) => owner.bytes(),
-            Storage::External(_, Some(_)) => return None,
+            Storage::External(_, Some(_)) | Storage::Chunks { .. } => return None,
         };
         Some(&all[self.offset..self.offset + self.len * self.dtype.width])
     }
@@ -408,12 +414,38 @@ impl Array {
         })
     }
 
+    /// The arrays `parts`, all of `dtype`, as one array of their elements in order, read where
+    /// they are (an Arrow chunked array's chunks). An error when a part is of another dtype.
+    pub fn from_chunks(dtype: DType, parts: Vec<Array>) -> Result<Array> {
+        if let Some(other) = parts.iter().find(|p| p.dtype != dtype) {
+            return Err(Error::DType(format!(
+                "the chunks of an array must share one dtype: {} and {}",
+                dtype, other.dtype
+            )));
+        }
+        let mut starts = Vec::with_capacity(parts.len());
+        let mut len = 0usize;
+        for part in &parts {
+            starts.push(len);
+            len = len
+                .checked_add(part.len)
+                .ok_or_else(|| Error::Data("more elements than this machine can address".into()))?;
+        }
+        Ok(Array {
+            storage: Storage::Chunks { parts, starts },
+            offset: 0,
+            len,
+            dtype,
+        })
+    }
+
     /// An error when the file the array is mapped from changed since it was opened (see
     /// `MappedFile::check_unchanged`): then the answers may mix two files' elements. Call it
     /// after the answers are computed, before they are given; `Ok` for arrays not mapped.
     pub fn check_unchanged(&self) -> Result<()> {
         match &self.storage {
             Storage::File(Contents::Mapped(mapped)) => mapped.check_unchanged(),
+            Storage::Chunks { parts, .. } => parts.iter().try_for_each(Array::check_unchanged),
             _ => Ok(()),
         }
     }
@@ -462,6 +494,22 @@ impl Array {
     pub fn decode_into(&self, range: Range<usize>, out: &mut Vec<i128>) {
         if let Storage::Wide(values) = &self.storage {
             out.extend_from_slice(&values[range]);
+            return;
+        }
+        if let Storage::Chunks { parts, starts } = &self.storage {
+            if range.is_empty() {
+                return;
+            }
+            // the part that holds the range's first element, then each one after it
+            let mut k = starts.partition_point(|&s| s <= range.start) - 1;
+            let mut at = range.start;
+            while at < range.end {
+                let (part, start) = (&parts[k], starts[k]);
+                let end = range.end.min(start + part.len);
+                part.decode_into(at - start..end - start, out);
+                at = end;
+                k += 1;
+            }
             return;
         }
         let w = self.dtype.width;
@@ -617,6 +665,48 @@ mod tests {
         assert!(signed.split_sign().is_none());
         assert!(Array::from_i128(vec![MAX_VALUE + 1]).is_err());
         assert!(Array::from_i128(vec![MIN_VALUE - 1]).is_err());
+    }
+
+    #[test]
+    fn chunks_read_as_the_array_of_their_elements() {
+        // seeded splits of one array into parts (empty ones too), each range decoded across
+        // them against the same range of the whole
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let mut next = |n: usize| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            (state % n as u64) as usize
+        };
+        for _ in 0..200 {
+            let len = next(40);
+            let values: Vec<i64> = (0..len).map(|_| next(1000) as i64 - 500).collect();
+            let mut parts = Vec::new();
+            let mut at = 0;
+            while at < len || next(3) == 0 {
+                let take = next(len - at + 1);
+                parts.push(Array::from_i64(values[at..at + take].to_vec()));
+                at += take;
+                if parts.len() > 50 {
+                    break;
+                }
+            }
+            if at < len {
+                parts.push(Array::from_i64(values[at..].to_vec()));
+            }
+            let whole = Array::from_chunks(DType::I64, parts).unwrap();
+            assert_eq!(whole.len(), len);
+            assert!(whole.bytes().is_none() && whole.native_i64().is_none());
+            let a = next(len + 1);
+            let b = a + next(len - a + 1);
+            let mut got = Vec::new();
+            whole.decode_into(a..b, &mut got);
+            let want: Vec<i128> = values[a..b].iter().map(|&v| v.into()).collect();
+            assert_eq!(got, want, "{a}..{b} of {len}");
+        }
+        assert_eq!(Array::from_chunks(DType::I64, Vec::new()).unwrap().len(), 0);
+        let mixed = vec![Array::from_i64(vec![1]), Array::from_u64(vec![2])];
+        assert!(Array::from_chunks(DType::I64, mixed).is_err());
     }
 
     #[test]
