@@ -1,18 +1,38 @@
 #!/usr/bin/env bash
-# Every test of divgpu: the Rust suites (cargo test), then the Python package built from this
-# tree and installed into a virtual environment (.venv, or $DIVGPU_VENV), tested by pytest.
-# The GPU tests run on the adapter wgpu picks (WGPU_BACKEND chooses vulkan, gl, ...); they fail
-# when there is none, unless DIVGPU_SKIP_GPU_TESTS=1.
+# Every test of divgpu: the Rust suites (cargo test), then the Python package as users install
+# it: the wheel scripts/wheel.sh builds (abi3, manylinux2014), installed into a fresh virtual
+# environment ($DIVGPU_VENV, or .venv-test) whose PATH has no Rust toolchain, and tested there
+# by pytest. The GPU tests run on the adapter wgpu picks (WGPU_BACKEND chooses vulkan, gl,
+# ...); they fail when there is none, unless DIVGPU_SKIP_GPU_TESTS=1.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 cargo test --release --locked
 
-venv="${DIVGPU_VENV:-.venv}"
-if [ ! -x "$venv/bin/python" ]; then
-    python3 -m venv "$venv"
+dist="${DIVGPU_DIST:-$PWD/dist}"
+scripts/wheel.sh "$dist"
+wheel="$(ls "$dist"/divgpu-*.whl)"
+
+# PATH without any folder that holds cargo or rustc: a wheel that needed compiling fails here
+clean_path=""
+IFS=: read -ra folders <<< "$PATH"
+for folder in "${folders[@]}"; do
+    if [ -n "$folder" ] && [ ! -x "$folder/cargo" ] && [ ! -x "$folder/rustc" ]; then
+        clean_path="${clean_path:+$clean_path:}$folder"
+    fi
+done
+
+venv="${DIVGPU_VENV:-$PWD/.venv-test}"
+rm -rf "$venv"
+python3 -m venv "$venv"
+export PATH="$venv/bin:$clean_path"
+if command -v cargo >/dev/null || command -v rustc >/dev/null; then
+    echo "test.sh: a Rust toolchain is still on PATH" >&2
+    exit 1
 fi
-# builds the extension with maturin (release) and installs it with numpy, pytest, and Dask and
-# zarr for the Dask tests
-"$venv/bin/python" -m pip install --quiet --disable-pip-version-check ".[test,dask]"
+# the wheel with the test extras (pytest, tqdm, pyarrow, polars, pandas, Dask, zarr)
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --only-binary divgpu \
+    "$wheel[test,dask]"
+# the package under test is the installed wheel, not the source tree
+(cd / && "$venv/bin/python" -c 'import divgpu, sys; assert "site-packages" in divgpu.__file__, divgpu.__file__')
 "$venv/bin/python" -m pytest -q python/tests

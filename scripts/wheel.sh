@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 out="${1:-dist}"
-tools="${DIVGPU_WHEEL_TOOLS:-.wheel-tools}"
+tools="${DIVGPU_WHEEL_TOOLS:-$PWD/.wheel-tools}"
 if [ ! -x "$tools/bin/maturin" ]; then
     python3 -m venv "$tools"
     "$tools/bin/python" -m pip install --quiet --disable-pip-version-check \
@@ -18,8 +18,8 @@ fi
 rm -rf "$out"
 mkdir -p "$out"
 # maturin runs `python -m ziglang` for the linker: its own environment's python
-PATH="$PWD/$tools/bin:$PATH" maturin build --release --locked --zig \
+PATH="$tools/bin:$PATH" maturin build --release --locked --zig \
     --compatibility manylinux2014 --out "$out"
-PATH="$PWD/$tools/bin:$PATH" maturin sdist --out "$out"
+PATH="$tools/bin:$PATH" maturin sdist --out "$out"
 "$tools/bin/auditwheel" show "$out"/*.whl
 ls -l "$out"
