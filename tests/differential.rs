@@ -108,6 +108,9 @@ enum Reader {
     /// `Array::from_external`, as the Python package reads a numpy array in place: a buffer
     /// with the elements at a random stride (gaps, reversed, misaligned, 1-D or 2-D)
     External,
+    /// `Array::from_chunks` of contiguous buffers, as the Python package reads an Arrow chunked
+    /// array in place: cut at random places (empty chunks too), each chunk misaligned at random
+    Chunks,
 }
 
 /// A caller's buffer, as a numpy array's is to the Python package.
@@ -322,6 +325,8 @@ fn make_case(seed: u64, pools: &Pools, wg: usize, with_gpu: bool) -> Case {
         rng.pick(&[Reader::Text, Reader::Owned])
     } else if rng.chance(25) {
         Reader::External
+    } else if rng.chance(15) {
+        Reader::Chunks
     } else if dtype.width == 8 && !dtype.big_endian {
         rng.pick(&[Reader::Npy, Reader::Raw, Reader::Text, Reader::Owned])
     } else if dtype.big_endian {
@@ -500,7 +505,45 @@ fn open(case: &Case, dir: &std::path::Path) -> Array {
         }
         Reader::Owned => Array::from_u64(case.values.iter().map(|&x| x as u64).collect()),
         Reader::External => external(case),
+        Reader::Chunks => chunked(case),
     }
+}
+
+/// The case's values in contiguous chunks, each in a buffer of its own, read in place.
+fn chunked(case: &Case) -> Array {
+    let d = case.dtype;
+    let w = d.width;
+    let n = case.values.len();
+    let mut rng = Rng(case.seed ^ 0x5851_f42d_4c95_7f2d);
+    let dtype = DType {
+        signed: d.signed,
+        width: w,
+        big_endian: d.big_endian,
+    };
+    let mut parts = Vec::new();
+    let mut at = 0;
+    loop {
+        let take = rng.below((n - at).min(n / 3 + 2) + 1);
+        let lead = rng.below(w + 3);
+        let mut buffer = vec![0xA5u8; lead + take * w + rng.below(9)];
+        for (i, &x) in case.values[at..at + take].iter().enumerate() {
+            buffer[lead + i * w..lead + (i + 1) * w].copy_from_slice(&d.bytes(x));
+        }
+        let part = Array::from_external(
+            Box::new(Buffer(buffer)),
+            dtype,
+            &[take],
+            &[w as isize],
+            lead,
+        );
+        parts.push(part.unwrap());
+        at += take;
+        // now and then an empty chunk after the last
+        if at == n && !rng.chance(20) {
+            break;
+        }
+    }
+    Array::from_chunks(dtype, parts).unwrap()
 }
 
 /// The case's values in a buffer at a random layout, read in place.
@@ -651,6 +694,7 @@ fn random_cases_on_every_path_match_the_oracle() {
     let start = Instant::now();
     let mut seeds = Rng(base);
     let (mut done, mut runs, mut elements) = (0u64, 0usize, 0usize);
+    let mut readers = std::collections::BTreeMap::<String, usize>::new();
     loop {
         let more = match seconds {
             Some(s) => start.elapsed() < Duration::from_secs(s),
@@ -663,9 +707,11 @@ fn random_cases_on_every_path_match_the_oracle() {
         done += 1;
         runs += case.runners.len();
         elements += case.values.len();
+        *readers.entry(format!("{:?}", case.reader)).or_default() += 1;
     }
     eprintln!(
-        "differential suite: {done} cases, {runs} runs, {elements} elements, {:.1} s",
+        "differential suite: {done} cases ({readers:?}), {runs} runs, {elements} elements, \
+         {:.1} s",
         start.elapsed().as_secs_f64()
     );
 }
