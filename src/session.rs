@@ -367,6 +367,12 @@ impl Session {
         }
         let run_cpu = gpu.is_none() || options.backend == Backend::Both;
         let gpu = match gpu {
+            // a context opened before this process was forked from its opener
+            Some(_) if context::forked_from().is_some() => {
+                return Err(Error::Forked {
+                    owner: context::forked_from().expect("checked"),
+                })
+            }
             Some(context) => {
                 notes.extend(context::software_warning(context.adapter_info()));
                 let start = Instant::now();

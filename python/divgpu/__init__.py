@@ -405,7 +405,17 @@ def _input(values: Any) -> Any:
     if type(values).__module__.partition(".")[0] == "pandas":
         if isinstance(getattr(values, "dtype", None), np.dtype):
             # numpy-backed: its array, not a copy
-            return values.to_numpy()
+            array = values.to_numpy()
+            if array.dtype.kind == "f":
+                # pandas' missing ints without a nullable dtype: NaN in a float64 Series
+                missing = np.flatnonzero(np.isnan(array))
+                if len(missing):
+                    n = len(missing)
+                    raise ValueError(
+                        f"the array has {n} null{'' if n == 1 else 's'} (the first at index "
+                        f"{missing[0]}); divgpu counts integers: drop or fill the nulls first"
+                    )
+            return array
         # Arrow-backed, or nullable (masked): as Arrow, where pandas exports it
         if not hasattr(values, "__arrow_c_stream__"):
             array = getattr(values, "array", None)

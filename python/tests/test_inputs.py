@@ -120,12 +120,14 @@ def test_chunked_inputs_save_and_load_like_one_array(tmp_path):
         lambda: pl.Series([4, None, 6, None]),
         lambda: pd.Series([4, None, 6, None], dtype="Int64"),
         lambda: pd.Series([4, None, 6, None], dtype="int64[pyarrow]"),
+        # pandas' own missing ints: NaN in a float64 Series
+        lambda: pd.Series([4, None, 6, None]),
     ],
 )
 def test_nulls_are_refused_with_their_count_and_the_first_index(make):
     data = make()
     values = data.to_list() if hasattr(data, "to_list") else data.to_pylist()
-    missing = [i for i, v in enumerate(values) if v is None or v is pd.NA]
+    missing = [i for i, v in enumerate(values) if v is None or v is pd.NA or v != v]
     nulls, first = len(missing), missing[0]
     plural = "s" if nulls != 1 else ""
     with pytest.raises(ValueError, match=rf"has {nulls} null{plural} \(the first at index {first}\)"):
