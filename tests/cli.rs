@@ -606,6 +606,54 @@ fn devices_lists_adapters_as_json() {
     }
 }
 
+/// With `XDG_RUNTIME_DIR` unset, as in containers, cron jobs and CI, Mesa's Vulkan drivers
+/// printed `error: XDG_RUNTIME_DIR is invalid or not set in the environment.` twice per run:
+/// divgpu points the variable at a private folder first, so stderr holds only divgpu's lines.
+/// Every backend is enumerated (`WGPU_BACKEND` unset), Vulkan's probe included.
+#[test]
+fn without_xdg_runtime_dir_stderr_holds_only_divgpus_lines() {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    let tmp = temp_dir();
+    let mut runs = vec![vec!["devices"], vec!["--size", "2000", "--backend", "auto"]];
+    if gpu_tests_enabled() {
+        runs.push(vec!["--size", "2000", "--backend", "gpu"]);
+    }
+    // SAFETY: getuid cannot fail
+    let folder = tmp
+        .path()
+        .join(format!("divgpu-runtime-{}", unsafe { libc::getuid() }));
+    // first the folder divgpu makes; then one that is there already but not private, which
+    // divgpu must not use (another fresh folder instead)
+    for shared in [false, true] {
+        if shared {
+            std::fs::remove_dir(&folder).unwrap();
+            std::fs::DirBuilder::new()
+                .mode(0o755)
+                .create(&folder)
+                .unwrap();
+        }
+        for args in &runs {
+            let out = Command::new(env!("CARGO_BIN_EXE_divgpu"))
+                .args(args)
+                .env_remove("XDG_RUNTIME_DIR")
+                .env_remove("WGPU_BACKEND")
+                .env("TMPDIR", tmp.path())
+                .output()
+                .unwrap();
+            let err = stderr(&out);
+            assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+            for line in err.lines() {
+                assert!(
+                    line.starts_with("divgpu: "),
+                    "{args:?}: a line not divgpu's: {line}"
+                );
+            }
+        }
+        let mode = std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, if shared { 0o755 } else { 0o700 });
+    }
+}
+
 /// Ctrl-C (SIGINT) stops a run that would take minutes: exit 130, nothing on stdout.
 fn assert_interrupts(args: &[&str]) {
     assert_interrupts_within(args, std::time::Duration::from_secs(10));

@@ -5,6 +5,8 @@ import concurrent.futures
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 
@@ -457,3 +459,19 @@ def test_an_index_without_an_index_cannot_be_saved(tmp_path):
     assert not (tmp_path / "x.divi").exists()
     with pytest.raises(TypeError):
         divgpu.Index.load(tmp_path / "x.divi", threads="2")
+
+
+def test_without_xdg_runtime_dir_nothing_but_divgpu_writes_to_stderr(tmp_path):
+    # Mesa's Vulkan drivers printed "error: XDG_RUNTIME_DIR is invalid or not set in the
+    # environment." on every adapter enumeration where the variable is unset (containers,
+    # cron, CI); every backend is enumerated here (WGPU_BACKEND unset)
+    script = "import divgpu\nassert divgpu.count([1, 2, 3], 3) == 5\ndivgpu.devices()\n"
+    if not _no_gpu():
+        script += "assert divgpu.Index([4, 6], backend='gpu').count(6) == 7\n"
+    env = {k: v for k, v in os.environ.items() if k not in ("XDG_RUNTIME_DIR", "WGPU_BACKEND")}
+    env["TMPDIR"] = str(tmp_path)
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""

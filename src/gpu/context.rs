@@ -77,9 +77,58 @@ pub fn instance() -> Result<wgpu::Instance> {
         Err(owner) if owner == here => {}
         Err(owner) => return Err(Error::Forked { owner }),
     }
+    quiet_runtime_dir();
     Ok(wgpu::Instance::new(
         wgpu::InstanceDescriptor::new_without_display_handle_from_env(),
     ))
+}
+
+/// Points `XDG_RUNTIME_DIR` at a private folder when it is unset or not an absolute path, once,
+/// before the first instance. Mesa's Vulkan drivers probe for a Wayland display while they are
+/// enumerated, and libwayland prints `error: XDG_RUNTIME_DIR is invalid or not set in the
+/// environment.` to stderr for each probe without one: in containers, cron jobs, CI and ssh
+/// sessions a user read that as divgpu failing. With a folder that holds no Wayland socket the
+/// probe fails quietly, as it does on a desktop without Wayland. The folder is
+/// `$TMPDIR/divgpu-runtime-<uid>`, made 0700 and kept for later runs, or a fresh temporary
+/// folder where that one is not this user's private folder. Setting the variable races with
+/// another thread reading the environment at that moment; it happens once per process, before
+/// divgpu's first GPU work.
+fn quiet_runtime_dir() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    #[cfg(unix)]
+    ONCE.call_once(|| {
+        let set = std::env::var_os("XDG_RUNTIME_DIR")
+            .is_some_and(|d| std::path::Path::new(&d).is_absolute());
+        if set {
+            return;
+        }
+        if let Some(dir) = private_folder() {
+            std::env::set_var("XDG_RUNTIME_DIR", dir);
+        }
+    });
+    #[cfg(not(unix))]
+    ONCE.call_once(|| {});
+}
+
+/// `$TMPDIR/divgpu-runtime-<uid>`, a folder only this user can enter, or a new temporary one.
+#[cfg(unix)]
+fn private_folder() -> Option<std::path::PathBuf> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
+    // SAFETY: getuid cannot fail
+    let uid = unsafe { libc::getuid() };
+    let dir = std::env::temp_dir().join(format!("divgpu-runtime-{uid}"));
+    std::fs::DirBuilder::new().mode(0o700).create(&dir).ok();
+    let private = std::fs::symlink_metadata(&dir)
+        .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0);
+    if private {
+        return Some(dir);
+    }
+    // someone else's, or not a folder: a fresh one (tempfile makes it 0700)
+    tempfile::Builder::new()
+        .prefix("divgpu-runtime-")
+        .tempdir()
+        .ok()
+        .map(|d| d.keep())
 }
 
 /// The process this one was forked from, where that one had opened a GPU before the fork
