@@ -7,7 +7,20 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-cargo test --release --locked
+# with fault injection (tests/fault.rs): a test-only feature no user build has
+cargo test --release --locked --features fault-injection
+
+# the extension once more, with fault injection, for python/tests/test_panics.py: the package's
+# Python files beside it, in a folder that test imports instead of the installed wheel
+PYO3_BUILD_EXTENSION_MODULE=1 cargo build --release --locked -p divgpu-python \
+    --features fault-injection
+fault_build="$PWD/target/fault-python"
+rm -rf "$fault_build"
+mkdir -p "$fault_build"
+cp -r python/divgpu "$fault_build/"
+rm -f "$fault_build"/divgpu/*.so
+cp target/release/lib_divgpu.so "$fault_build/divgpu/_divgpu.abi3.so"
+export DIVGPU_FAULT_BUILD="$fault_build"
 
 dist="${DIVGPU_DIST:-$PWD/dist}"
 scripts/wheel.sh "$dist"

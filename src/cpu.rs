@@ -156,9 +156,12 @@ pub fn run(
         Algorithm::Fast => 1,
     };
     observer.start((array.len() * passes) as u64);
-    let work = || match algorithm {
-        Algorithm::Naive => naive(array, plan, observer),
-        Algorithm::Fast => fast(array, plan, observer),
+    let work = || {
+        crate::guard::point("cpu-pass");
+        match algorithm {
+            Algorithm::Naive => naive(array, plan, observer),
+            Algorithm::Fast => fast(array, plan, observer),
+        }
     };
     let in_pool = rayon::current_thread_index().is_some()
         && rayon::current_num_threads() == thread_count(threads);

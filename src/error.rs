@@ -39,6 +39,13 @@ pub enum Error {
     Cancelled,
     #[error("could not start {threads} CPU threads: {message}")]
     Threads { threads: usize, message: String },
+    /// A panic inside divgpu (a bug): caught at the API boundary ([`crate::guard`]). A session
+    /// that panicked answers every later call with it.
+    #[error("internal error while {doing}: {message} (a bug in divgpu: please report it)")]
+    Panicked {
+        doing: &'static str,
+        message: String,
+    },
     /// A GPU opened by another process before it forked this one: neither that GPU nor a new
     /// one can be used here (see [`crate::fork`]).
     #[error(

@@ -11,6 +11,7 @@ pub mod error;
 pub mod factor;
 pub mod fork;
 pub mod gpu;
+pub mod guard;
 pub mod index;
 pub mod input;
 pub mod job;

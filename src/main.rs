@@ -115,7 +115,31 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let outcome = match cli.command {
+    // a panic (a bug) is one `divgpu:` line and exit 1, like any other error
+    divgpu::guard::quiet_hook();
+    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli)))
+        .unwrap_or_else(|payload| {
+            Err(Failure::Run(Error::Panicked {
+                doing: "running",
+                message: divgpu::guard::message(payload.as_ref()),
+            }))
+        });
+    match outcome {
+        Ok(code) => code,
+        Err(Failure::Run(Error::Cancelled)) => {
+            note!("interrupted");
+            ExitCode::from(INTERRUPTED)
+        }
+        Err(e) => {
+            note!("{e}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+/// Runs the command `cli` asks for.
+fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
+    match cli.command {
         Some(Command::Devices { json }) => devices(json),
         Some(Command::Bench {
             data,
@@ -136,7 +160,7 @@ fn main() -> ExitCode {
             }
             Err(usage) => {
                 note!("{usage}");
-                return ExitCode::from(2);
+                Ok(ExitCode::from(2))
             }
         },
         Some(Command::Index {
@@ -151,7 +175,7 @@ fn main() -> ExitCode {
                 note!(
                     "--backend both compares passes; an index is built on one backend (see --help)"
                 );
-                return ExitCode::from(2);
+                return Ok(ExitCode::from(2));
             }
             let options = divgpu::session::Options {
                 backend: backend.backend(),
@@ -181,20 +205,9 @@ fn main() -> ExitCode {
                 (Ok(job), Some(path)) => queries::run(&job, &path),
                 (Err(usage), _) => {
                     note!("{usage}");
-                    return ExitCode::from(2);
+                    Ok(ExitCode::from(2))
                 }
             }
-        }
-    };
-    match outcome {
-        Ok(code) => code,
-        Err(Failure::Run(Error::Cancelled)) => {
-            note!("interrupted");
-            ExitCode::from(INTERRUPTED)
-        }
-        Err(e) => {
-            note!("{e}");
-            ExitCode::from(1)
         }
     }
 }

@@ -26,6 +26,7 @@ use crate::cpu;
 use crate::error::{Error, Result};
 use crate::fork::ProcessLocal;
 use crate::gpu::{context, AdapterSummary, GpuArray, GpuContext, UploadOptions};
+use crate::guard;
 use crate::index::{self, Counter, IndexStats, Unavailable, ValueIndex};
 use crate::input::{Array, Integers};
 use crate::query::Plan;
@@ -261,6 +262,8 @@ pub struct Session {
     building: Mutex<()>,
     /// Held by the one caller that extends the index's counted values ([`Session::cover`]).
     extending: Mutex<()>,
+    /// What panicked, once something did ([`Session::guarded`]): every later call is that error.
+    poisoned: OnceLock<(&'static str, String)>,
     notes: Vec<String>,
 }
 
@@ -401,13 +404,37 @@ impl Session {
             index: OnceLock::new(),
             building: Mutex::new(()),
             extending: Mutex::new(()),
+            poisoned: OnceLock::new(),
             notes,
         })
+    }
+
+    /// Runs `work`, a call on this session: a panic in it (a bug) is [`Error::Panicked`], and
+    /// poisons the session, which answers every later call with that error rather than a
+    /// number that half-done work might have left wrong.
+    fn guarded<R>(&self, doing: &'static str, work: impl FnOnce() -> Result<R>) -> Result<R> {
+        let poisoned = |(doing, message): &(&'static str, String)| Error::Panicked {
+            doing,
+            message: message.clone(),
+        };
+        if let Some(p) = self.poisoned.get() {
+            return Err(poisoned(p));
+        }
+        match guard::catch(doing, work) {
+            Err(Error::Panicked { doing, message }) => {
+                Err(poisoned(self.poisoned.get_or_init(|| (doing, message))))
+            }
+            outcome => outcome,
+        }
     }
 
     /// Answers one batch of thresholds (at least one). `observer` hears of the work and can
     /// stop it ([`Error::Cancelled`]).
     pub fn query(&self, thresholds: &Integers, observer: &dyn Observer) -> Result<Answer> {
+        self.guarded("counting", || self.answer(thresholds, observer))
+    }
+
+    fn answer(&self, thresholds: &Integers, observer: &dyn Observer) -> Result<Answer> {
         if thresholds.is_empty() {
             return Err(Error::Threshold("no thresholds given".to_string()));
         }
@@ -579,6 +606,10 @@ impl Session {
     /// build_index=True)`), `c` of every distinct value included, and says what became of it.
     /// An error for a session that never uses one.
     pub fn build_index(&self, observer: &dyn Observer) -> Result<IndexState> {
+        self.guarded("building the value index", || self.build_all(observer))
+    }
+
+    fn build_all(&self, observer: &dyn Observer) -> Result<IndexState> {
         if !self.uses_index() {
             return Err(Error::Option {
                 name: "build_index",
@@ -633,13 +664,17 @@ impl Session {
     /// [`crate::index::file::IndexFile::fingerprint`]. An error for a session with no index
     /// (`naive`, `both`) or one over the memory limit.
     pub fn save(&self, path: &Path, observer: &dyn Observer) -> Result<u32> {
+        self.guarded("saving the value index", || self.save_index(path, observer))
+    }
+
+    fn save_index(&self, path: &Path, observer: &dyn Observer) -> Result<u32> {
         if !self.uses_index() {
             return Err(Error::Option {
                 name: "save",
                 message: "needs an index: algorithm 'fast' and a backend other than 'both'".into(),
             });
         }
-        match self.build_index(observer)? {
+        match self.build_all(observer)? {
             IndexState::Unavailable(why) => {
                 Err(Error::Data(format!("there is no index to save: {why}")))
             }

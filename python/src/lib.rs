@@ -47,6 +47,18 @@ fn to_py(e: Error) -> PyErr {
     }
 }
 
+/// Runs a Python entry point's body: a panic in it (a bug) is `divgpu.DivgpuError` saying what
+/// failed, never PyO3's `PanicException`, a `BaseException` that `except Exception` misses.
+/// (Sessions catch their own panics, and poison themselves: `divgpu::guard`.)
+fn guarded<R>(doing: &'static str, body: impl FnOnce() -> PyResult<R>) -> PyResult<R> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)).unwrap_or_else(|payload| {
+        Err(to_py(Error::Panicked {
+            doing,
+            message: divgpu::guard::message(payload.as_ref()),
+        }))
+    })
+}
+
 /// A numpy array's bytes, from its lowest element's byte to past its highest, kept alive (and
 /// unmoved: numpy never moves a live array's data) by the reference held here.
 struct Buffer {
@@ -211,6 +223,16 @@ fn detached<R: Send>(
     progress: Option<Py<PyAny>>,
     work: impl FnOnce(&Watch) -> divgpu::Result<R> + Send,
 ) -> PyResult<R> {
+    guarded("counting", || watched(py, interruptible, progress, work))
+}
+
+/// [`detached`]'s work.
+fn watched<R: Send>(
+    py: Python<'_>,
+    interruptible: bool,
+    progress: Option<Py<PyAny>>,
+    work: impl FnOnce(&Watch) -> divgpu::Result<R> + Send,
+) -> PyResult<R> {
     let watch = Watch::default();
     if !interruptible && progress.is_none() {
         return py.detach(|| work(&watch)).map_err(to_py);
@@ -350,14 +372,16 @@ impl Gpu {
     #[new]
     #[pyo3(signature = (backend, adapter))]
     fn new(py: Python<'_>, backend: &str, adapter: Option<String>) -> PyResult<Self> {
-        let backend = backend_of(backend)?;
-        let context = py
-            .detach(|| divgpu::session::open_gpu(backend, adapter.as_deref()))
-            .map_err(to_py)?;
-        Ok(Gpu {
-            backend,
-            adapter,
-            context: context.map(|c| ProcessLocal::new(Arc::new(c))),
+        guarded("opening the GPU", || {
+            let backend = backend_of(backend)?;
+            let context = py
+                .detach(|| divgpu::session::open_gpu(backend, adapter.as_deref()))
+                .map_err(to_py)?;
+            Ok(Gpu {
+                backend,
+                adapter,
+                context: context.map(|c| ProcessLocal::new(Arc::new(c))),
+            })
         })
     }
 
@@ -385,59 +409,62 @@ impl Session {
         gpu: Option<&Bound<'_, Gpu>>,
         index_memory: Option<u64>,
     ) -> PyResult<Self> {
-        let backend = backend_of(backend)?;
-        let algorithm = Algorithm::parse(algorithm).ok_or_else(|| {
-            PyValueError::new_err(format!(
-                "algorithm must be 'fast' or 'naive', not {algorithm:?}"
-            ))
-        })?;
-        let array = Arc::new(match values.cast::<PyUntypedArray>() {
-            Ok(values) => array_of(values)?,
-            Err(_) if arrow::is_arrow(values)? => arrow::array_of(values)?,
-            Err(_) => {
-                return Err(PyTypeError::new_err(format!(
-                    "divgpu reads numpy arrays and Arrow arrays, not {}",
-                    values.get_type().name()?
-                )))
-            }
-        });
-        let options = Options {
-            backend,
-            algorithm,
-            threads,
-            adapter,
-            chunk_elements,
-            keep_index,
-            index_memory,
-            ..Options::default()
-        };
-        let gpu = match gpu {
-            None => None,
-            Some(gpu) => {
-                let gpu = gpu.get();
-                if gpu.backend != backend || gpu.adapter != options.adapter {
-                    return Err(PyValueError::new_err(
-                        "the GPU was opened for another backend or adapter",
-                    ));
+        guarded("opening the Index", || {
+            divgpu::guard::point("python-open");
+            let backend = backend_of(backend)?;
+            let algorithm = Algorithm::parse(algorithm).ok_or_else(|| {
+                PyValueError::new_err(format!(
+                    "algorithm must be 'fast' or 'naive', not {algorithm:?}"
+                ))
+            })?;
+            let array = Arc::new(match values.cast::<PyUntypedArray>() {
+                Ok(values) => array_of(values)?,
+                Err(_) if arrow::is_arrow(values)? => arrow::array_of(values)?,
+                Err(_) => {
+                    return Err(PyTypeError::new_err(format!(
+                        "divgpu reads numpy arrays and Arrow arrays, not {}",
+                        values.get_type().name()?
+                    )))
                 }
-                Some(match &gpu.context {
-                    None => None,
-                    Some(local) => Some(local.get().cloned().ok_or_else(|| {
-                        to_py(Error::Forked {
-                            owner: local.owner(),
-                        })
-                    })?),
+            });
+            let options = Options {
+                backend,
+                algorithm,
+                threads,
+                adapter,
+                chunk_elements,
+                keep_index,
+                index_memory,
+                ..Options::default()
+            };
+            let gpu = match gpu {
+                None => None,
+                Some(gpu) => {
+                    let gpu = gpu.get();
+                    if gpu.backend != backend || gpu.adapter != options.adapter {
+                        return Err(PyValueError::new_err(
+                            "the GPU was opened for another backend or adapter",
+                        ));
+                    }
+                    Some(match &gpu.context {
+                        None => None,
+                        Some(local) => Some(local.get().cloned().ok_or_else(|| {
+                            to_py(Error::Forked {
+                                owner: local.owner(),
+                            })
+                        })?),
+                    })
+                }
+            };
+            let session = py
+                .detach(|| match gpu {
+                    None => divgpu::Session::new(array, &options),
+                    Some(context) => divgpu::Session::opened(array, context, &options),
                 })
-            }
-        };
-        let session = py
-            .detach(|| match gpu {
-                None => divgpu::Session::new(array, &options),
-                Some(context) => divgpu::Session::opened(array, context, &options),
+                .map_err(to_py)?;
+            Ok(Session {
+                inner: Arc::new(session),
             })
-            .map_err(to_py)?;
-        Ok(Session {
-            inner: Arc::new(session),
         })
     }
 
@@ -550,16 +577,18 @@ impl Session {
     #[staticmethod]
     #[pyo3(signature = (path, threads))]
     fn load(py: Python<'_>, path: std::path::PathBuf, threads: usize) -> PyResult<Self> {
-        let options = Options {
-            backend: Backend::Cpu,
-            threads,
-            ..Options::default()
-        };
-        let session = py
-            .detach(|| divgpu::Session::load(&path, &options))
-            .map_err(to_py)?;
-        Ok(Session {
-            inner: Arc::new(session),
+        guarded("loading the index file", || {
+            let options = Options {
+                backend: Backend::Cpu,
+                threads,
+                ..Options::default()
+            };
+            let session = py
+                .detach(|| divgpu::Session::load(&path, &options))
+                .map_err(to_py)?;
+            Ok(Session {
+                inner: Arc::new(session),
+            })
         })
     }
 
@@ -617,12 +646,16 @@ impl Session {
 /// Every adapter wgpu sees, as `divgpu devices --json` prints them.
 #[pyfunction]
 fn devices_json(py: Python<'_>) -> PyResult<String> {
-    let devices = py.detach(divgpu::gpu::devices).map_err(to_py)?;
-    serde_json::to_string(&devices).map_err(|e| DivgpuError::new_err(e.to_string()))
+    guarded("listing the adapters", || {
+        let devices = py.detach(divgpu::gpu::devices).map_err(to_py)?;
+        serde_json::to_string(&devices).map_err(|e| DivgpuError::new_err(e.to_string()))
+    })
 }
 
 #[pymodule]
 fn _divgpu(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    // a panic is reported by the DivgpuError it becomes, not also by Rust's hook on stderr
+    divgpu::guard::quiet_hook();
     m.add_class::<Session>()?;
     m.add_class::<Gpu>()?;
     m.add_function(wrap_pyfunction!(devices_json, m)?)?;

@@ -85,6 +85,7 @@ impl GpuContext {
         algorithm: Algorithm,
         observer: &dyn Observer,
     ) -> Result<(Vec<u64>, QueryTimings)> {
+        crate::guard::point("gpu-query");
         let slots = match algorithm {
             Algorithm::Naive => plan.given().len(),
             Algorithm::Fast => plan.distinct().len(),

@@ -191,6 +191,7 @@ impl<K: Key> Sorted<K> {
             r => self.sums[r - 1].load(Ordering::Relaxed),
         };
         while ready < end {
+            crate::guard::point("index-count");
             if observer.cancelled() {
                 return Err(Error::Cancelled);
             }
