@@ -13,6 +13,7 @@
 //! and it ends with the child.
 
 use std::mem::ManuallyDrop;
+use std::sync::{Arc, Mutex, TryLockError};
 
 /// A value used only in the process that made it (see the module's documentation).
 pub struct ProcessLocal<T> {
@@ -59,6 +60,70 @@ impl<T> Drop for ProcessLocal<T> {
     }
 }
 
+/// A lock that a forked child never finds held. `fork()` copies a mutex that another thread
+/// of the parent holds as held, by a thread the child does not have: the child's first `lock`
+/// would wait forever. In the process that made it this is that mutex; in any other process,
+/// a mutex of that process's own, and [`Held::AtFork`] says whether the maker's was held when
+/// this process was forked (the work it guarded was cut off here, half done).
+pub struct ForkMutex {
+    here: ProcessLocal<Mutex<()>>,
+    /// Each other process's own lock (a forked child's, a grandchild's), by pid.
+    forked: Mutex<Vec<(u32, Arc<Mutex<()>>)>>,
+}
+
+/// What [`ForkMutex::with`] found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Held {
+    /// The lock was free, or this is the process that made it.
+    No,
+    /// This process was forked while a thread of the maker held the lock.
+    AtFork,
+}
+
+impl std::fmt::Debug for ForkMutex {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ForkMutex").finish_non_exhaustive()
+    }
+}
+
+impl Default for ForkMutex {
+    fn default() -> Self {
+        ForkMutex {
+            here: ProcessLocal::new(Mutex::new(())),
+            forked: Mutex::new(Vec::new()),
+        }
+    }
+}
+
+impl ForkMutex {
+    /// Runs `f` holding this process's lock.
+    pub fn with<R>(&self, f: impl FnOnce(Held) -> R) -> R {
+        if let Some(lock) = self.here.get() {
+            let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+            return f(Held::No);
+        }
+        // the maker's lock as this process inherited it: free, or held for good
+        let held = match self.here.data().try_lock() {
+            Err(TryLockError::WouldBlock) => Held::AtFork,
+            _ => Held::No,
+        };
+        let pid = std::process::id();
+        let lock = {
+            let mut forked = self.forked.lock().unwrap_or_else(|p| p.into_inner());
+            match forked.iter().find(|(p, _)| *p == pid) {
+                Some((_, lock)) => lock.clone(),
+                None => {
+                    let lock = Arc::new(Mutex::new(()));
+                    forked.push((pid, lock.clone()));
+                    lock
+                }
+            }
+        };
+        let _held = lock.lock().unwrap_or_else(|p| p.into_inner());
+        f(held)
+    }
+}
+
 #[cfg(all(test, unix))]
 mod tests {
     use super::ProcessLocal;
@@ -81,6 +146,43 @@ mod tests {
         assert_eq!(local.owner(), std::process::id());
         drop(local);
         assert_eq!(drops.load(Ordering::SeqCst), 1);
+    }
+
+    #[test]
+    fn a_forked_child_never_waits_on_a_lock_held_at_the_fork() {
+        use super::{ForkMutex, Held};
+        let lock = Arc::new(ForkMutex::default());
+        assert_eq!(lock.with(|h| h), Held::No);
+        let (held_tx, held_rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let holder = {
+            let lock = lock.clone();
+            std::thread::spawn(move || {
+                lock.with(|_| {
+                    held_tx.send(()).unwrap();
+                    done_rx.recv().ok();
+                })
+            })
+        };
+        held_rx.recv().unwrap();
+        // SAFETY: the child takes only its own fresh lock and exits at once
+        match unsafe { libc::fork() } {
+            0 => {
+                let first = lock.with(|h| h);
+                let second = lock.with(|h| h);
+                let ok = first == Held::AtFork && second == Held::AtFork;
+                unsafe { libc::_exit(if ok { 0 } else { 1 }) }
+            }
+            -1 => panic!("fork failed"),
+            child => {
+                let mut status = 0;
+                assert_eq!(unsafe { libc::waitpid(child, &mut status, 0) }, child);
+                assert!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0);
+            }
+        }
+        done_tx.send(()).unwrap();
+        holder.join().unwrap();
+        assert_eq!(lock.with(|h| h), Held::No);
     }
 
     #[test]

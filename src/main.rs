@@ -98,6 +98,8 @@ impl Observer for Console {
 /// Exit codes: 0 success, 1 data or runtime error (and `--backend both` disagreeing), 2 usage.
 fn main() -> ExitCode {
     divgpu::input::install_sigbus_handler();
+    // while this is the only thread (it may set XDG_RUNTIME_DIR)
+    divgpu::gpu::context::quiet_runtime_dir();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) if !e.use_stderr() => {

@@ -118,9 +118,15 @@ impl Lines {
                 Ok(line) => return Ok(Some(line)),
                 Err(RecvTimeoutError::Timeout) => continue,
                 Err(RecvTimeoutError::Disconnected) => {
-                    // the reader has returned: joined, so that it is gone before the exit
+                    // the reader has returned: joined, so that it is gone before the exit;
+                    // one that panicked (a bug) did not reach the end of the input
                     if let Some(reader) = self.reader.take() {
-                        reader.join().ok();
+                        if let Err(payload) = reader.join() {
+                            return Err(Error::Panicked {
+                                doing: "reading the queries",
+                                message: divgpu::guard::message(payload.as_ref()),
+                            });
+                        }
                     }
                     return Ok(None);
                 }

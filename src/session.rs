@@ -24,7 +24,7 @@ use std::time::{Duration, Instant};
 
 use crate::cpu;
 use crate::error::{Error, Result};
-use crate::fork::ProcessLocal;
+use crate::fork::{ForkMutex, ProcessLocal};
 use crate::gpu::{context, AdapterSummary, GpuArray, GpuContext, UploadOptions};
 use crate::guard;
 use crate::index::{self, Counter, IndexStats, Unavailable, ValueIndex};
@@ -259,9 +259,9 @@ pub struct Session {
     threads: Threads,
     index: OnceLock<Built>,
     /// Held by the one caller that builds the index; the others wait on it.
-    building: Mutex<()>,
+    building: ForkMutex,
     /// Held by the one caller that extends the index's counted values ([`Session::cover`]).
-    extending: Mutex<()>,
+    extending: ForkMutex,
     /// What panicked, once something did ([`Session::guarded`]): every later call is that error.
     poisoned: OnceLock<(&'static str, String)>,
     notes: Vec<String>,
@@ -402,8 +402,8 @@ impl Session {
             run_cpu,
             threads: Threads::new(threads),
             index: OnceLock::new(),
-            building: Mutex::new(()),
-            extending: Mutex::new(()),
+            building: ForkMutex::default(),
+            extending: ForkMutex::default(),
             poisoned: OnceLock::new(),
             notes,
         })
@@ -523,25 +523,27 @@ impl Session {
         if let Some(built) = self.index.get() {
             return Ok(ready(built));
         }
-        let _building = self.building.lock().unwrap_or_else(|p| p.into_inner());
-        if let Some(built) = self.index.get() {
-            return Ok(ready(built));
-        }
-        let limits = index::Limits {
-            memory: self.index_memory,
-            dense: self.gpu.is_none(),
-        };
-        // cancelled, nothing is kept and the next batch tries again
-        let built = self
-            .threads
-            .run(|| ValueIndex::build(&self.array, limits, observer))??;
-        // A file truncated or rewritten while it was read: the index would mix two files.
-        self.array.check_unchanged()?;
-        let built = match built {
-            Ok(index) => Built::Ready(Box::new(index)),
-            Err(why) => Built::Unavailable(why),
-        };
-        Ok(ready(self.index.get_or_init(|| built)))
+        // a build cut off by a fork left nothing in `index`: a forked child builds its own
+        self.building.with(|_| {
+            if let Some(built) = self.index.get() {
+                return Ok(ready(built));
+            }
+            let limits = index::Limits {
+                memory: self.index_memory,
+                dense: self.gpu.is_none(),
+            };
+            // cancelled, nothing is kept and the next batch tries again
+            let built = self
+                .threads
+                .run(|| ValueIndex::build(&self.array, limits, observer))??;
+            // A file truncated or rewritten while it was read: the index would mix two files.
+            self.array.check_unchanged()?;
+            let built = match built {
+                Ok(index) => Built::Ready(Box::new(index)),
+                Err(why) => Built::Unavailable(why),
+            };
+            Ok(ready(self.index.get_or_init(|| built)))
+        })
     }
 
     /// Makes `index` answer every threshold up to `top` ([`ValueIndex::cover`]), on the
@@ -552,12 +554,14 @@ impl Session {
         if index.covers(top) {
             return Ok(());
         }
-        let _extending = self.extending.lock().unwrap_or_else(|p| p.into_inner());
-        if index.covers(top) {
-            return Ok(());
-        }
-        let counter = self.counter()?;
-        self.threads.run(|| index.cover(top, counter, observer))?
+        // (an extension cut off by a fork is the value index's to refuse: `ValueIndex::cover`)
+        self.extending.with(|_| {
+            if index.covers(top) {
+                return Ok(());
+            }
+            let counter = self.counter()?;
+            self.threads.run(|| index.cover(top, counter, observer))?
+        })
     }
 
     /// Who computes `c` for the value index: the GPU where the session has one.

@@ -623,7 +623,7 @@ fn without_xdg_runtime_dir_stderr_holds_only_divgpus_lines() {
         .path()
         .join(format!("divgpu-runtime-{}", unsafe { libc::getuid() }));
     // first the folder divgpu makes; then one that is there already but not private, which
-    // divgpu must not use (another fresh folder instead)
+    // divgpu must not use
     for shared in [false, true] {
         if shared {
             std::fs::remove_dir(&folder).unwrap();
@@ -649,8 +649,14 @@ fn without_xdg_runtime_dir_stderr_holds_only_divgpus_lines() {
                 );
             }
         }
-        let mode = std::fs::metadata(&folder).unwrap().permissions().mode() & 0o777;
-        assert_eq!(mode, if shared { 0o755 } else { 0o700 });
+        let mode = |f: &Path| std::fs::metadata(f).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&folder), if shared { 0o755 } else { 0o700 });
+        if shared {
+            // the next name instead, private, and the same one for every run
+            let next = PathBuf::from(format!("{}-1", folder.display()));
+            assert_eq!(mode(&next), 0o700);
+            assert_eq!(std::fs::read_dir(tmp.path()).unwrap().count(), 2);
+        }
     }
 }
 

@@ -21,12 +21,13 @@ import json
 import operator
 import os
 import threading
+import warnings
 from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from . import _progress
-from ._divgpu import MAX_THREADS, DivgpuError, Session, devices_json
+from ._divgpu import MAX_THREADS, DivgpuError, Session, devices_json, forked_from
 
 __all__ = ["DivgpuError", "Index", "count", "devices"]
 __version__ = "0.1.0"
@@ -184,7 +185,7 @@ class Index:
         # checked now: an error here, not at the first count
         _progress.close(_progress.callback(progress, "count"))
         self._progress = progress
-        values = _input(values)
+        values, writable = _input(values)
         if isinstance(values, np.ndarray) and values.dtype.kind not in "iu":
             raise TypeError(
                 f"divgpu counts arrays of integers (int8 ... uint64); this one is {values.dtype}"
@@ -195,8 +196,9 @@ class Index:
         index_memory = _size_option("index_memory", index_memory)
         if not isinstance(build_index, (bool, np.bool_)):
             raise TypeError(f"build_index must be a bool, not {type(build_index).__name__}")
-        # Arrow arrays are immutable; a numpy array is made read-only while the Index lives
-        arrays = _chain(values) if isinstance(values, np.ndarray) else []
+        # a numpy array (or the numpy array under a pandas Series) is made read-only while the
+        # Index lives; Arrow arrays are immutable
+        arrays = _chain(writable) if writable is not None else []
         _lock(arrays)
         try:
             session = Session(
@@ -221,6 +223,15 @@ class Index:
         self._values = values
         self._locked = arrays
         self._threads = threads
+        parent = forked_from()
+        if backend == "auto" and session.backend == "cpu" and parent is not None:
+            warnings.warn(
+                f"divgpu: counting on the CPU: this process was forked from process {parent} "
+                "after that one had opened a GPU, and GPU drivers do not survive a fork (start "
+                "workers with 'spawn' or 'forkserver' to count on the GPU there)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
 
     def count(self, thresholds: Any, *, progress: Any = None) -> Any:
         """The sum of c(x) over the elements ``x <= n``, for each threshold ``n``.
@@ -397,11 +408,12 @@ class Index:
         return f"<divgpu.Index of {len(self)} elements, {self.algorithm}, {where}>"
 
 
-def _input(values: Any) -> Any:
-    """What the extension reads of `values`, without a copy where its layout allows: a numpy
-    array, or an object with the Arrow PyCapsule interface (read in place, chunk by chunk)."""
+def _input(values: Any) -> Tuple[Any, Optional[np.ndarray]]:
+    """What the extension reads of `values`, without a copy where its layout allows (a numpy
+    array, or an object with the Arrow PyCapsule interface, read in place chunk by chunk), and
+    the numpy array whose memory it reads, to lock against writes (None for Arrow memory)."""
     if isinstance(values, np.ndarray):
-        return values
+        return values, values
     if type(values).__module__.partition(".")[0] == "pandas":
         if isinstance(getattr(values, "dtype", None), np.dtype):
             # numpy-backed: its array, not a copy
@@ -415,20 +427,27 @@ def _input(values: Any) -> Any:
                         f"the array has {n} null{'' if n == 1 else 's'} (the first at index "
                         f"{missing[0]}); divgpu counts integers: drop or fill the nulls first"
                     )
-            return array
-        # Arrow-backed, or nullable (masked): as Arrow, where pandas exports it
+            return array, array
+        # Arrow-backed, or nullable (masked): as Arrow, where pandas exports it. A masked
+        # array's values stay in its own writable numpy array, which pyarrow wraps without a
+        # copy: that one is locked
+        data = getattr(getattr(values, "array", None), "_data", None)
+        writable = data if isinstance(data, np.ndarray) else None
         if not hasattr(values, "__arrow_c_stream__"):
             array = getattr(values, "array", None)
             if hasattr(array, "__arrow_array__"):
-                return array.__arrow_array__()
+                return array.__arrow_array__(), writable
+        return values, writable
     if hasattr(values, "__arrow_c_array__") or hasattr(values, "__arrow_c_stream__"):
-        return values
+        return values, None
     if hasattr(values, "__dlpack__"):
         try:
-            return np.from_dlpack(values)
+            array = np.from_dlpack(values)
         except (BufferError, RuntimeError, TypeError, ValueError) as e:
             raise TypeError(f"divgpu reads DLPack arrays in host memory only: {e}") from None
-    return np.asarray(values)
+        return array, array
+    array = np.asarray(values)
+    return array, array
 
 
 def _count(session: Session, t: Any, main: bool, shown: Any) -> Any:

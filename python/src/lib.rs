@@ -652,13 +652,23 @@ fn devices_json(py: Python<'_>) -> PyResult<String> {
     })
 }
 
+/// The process this one was forked from, where that one had opened a GPU before the fork (no
+/// GPU opens here), or None.
+#[pyfunction]
+fn forked_from() -> Option<u32> {
+    divgpu::gpu::context::forked_from()
+}
+
 #[pymodule]
 fn _divgpu(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // a panic is reported by the DivgpuError it becomes, not also by Rust's hook on stderr
     divgpu::guard::quiet_hook();
+    // with the GIL, before any GPU work releases it (it may set XDG_RUNTIME_DIR)
+    divgpu::gpu::context::quiet_runtime_dir();
     m.add_class::<Session>()?;
     m.add_class::<Gpu>()?;
     m.add_function(wrap_pyfunction!(devices_json, m)?)?;
+    m.add_function(wrap_pyfunction!(forked_from, m)?)?;
     m.add("DivgpuError", m.py().get_type::<DivgpuError>())?;
     m.add("MAX_THREADS", divgpu::cpu::MAX_THREADS)?;
     // the range of a threshold (and of an element): every i64 and every u64

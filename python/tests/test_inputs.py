@@ -199,3 +199,15 @@ def test_large_inputs_are_read_in_place(kind):
     assert result["counts"][1] == per_value * sum(
         oracle(range(5000), [4999])
     ), result
+
+
+def test_a_nullable_pandas_series_is_locked_while_an_index_reads_it():
+    # its values stay in pandas' own writable numpy array, which the Index reads in place
+    series = pd.Series([1, 2, 3, 4], dtype="Int64")
+    index = divgpu.Index(series, backend="cpu", algorithm="naive")
+    with pytest.raises(ValueError):
+        series[0] = 100
+    assert index.count(4) == oracle([1, 2, 3, 4], [4])[0]
+    index.close()
+    series[0] = 100
+    assert divgpu.Index(series, backend="cpu").count(4) == oracle([100, 2, 3, 4], [4])[0]

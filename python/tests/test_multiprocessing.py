@@ -9,6 +9,8 @@ import concurrent.futures
 import multiprocessing
 import pickle
 import random
+import threading
+import warnings
 
 import numpy as np
 import pytest
@@ -32,8 +34,12 @@ def _count_given(index, thresholds):
 
 
 def _count_on_a_new_index(values, thresholds, backend):
-    with divgpu.Index(np.array(values, dtype=np.int64), backend=backend) as index:
-        return index.backend, index.count(thresholds).tolist()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with divgpu.Index(np.array(values, dtype=np.int64), backend=backend) as index:
+            answer = index.backend, index.count(thresholds).tolist()
+    said = [str(w.message) for w in caught if issubclass(w.category, RuntimeWarning)]
+    return answer + (said,)
 
 
 def _devices():
@@ -138,11 +144,13 @@ def test_a_forked_worker_opens_no_gpu_of_its_own_once_the_parent_has(gpu_backend
                 pool.apply_async(_count_on_a_new_index, (values, batches[0], "gpu")).get(TIMEOUT)
             with pytest.raises(divgpu.DivgpuError, match="do not survive a fork"):
                 pool.apply_async(_devices).get(TIMEOUT)
-            # "auto" counts on the CPU there
+            # "auto" counts on the CPU there, and says why
             got = pool.starmap_async(
                 _count_on_a_new_index, [(values, b, "auto") for b in batches]
             ).get(timeout=TIMEOUT)
-    assert got == [("cpu", answer) for answer in _expected(values, batches)]
+    for (backend, answer, said), expected in zip(got, _expected(values, batches)):
+        assert (backend, answer) == ("cpu", expected)
+        assert len(said) == 1 and "counting on the CPU: this process was forked" in said[0], said
 
 
 def test_an_index_in_memory_refuses_to_pickle_and_says_to_save_it(backend):
@@ -190,3 +198,42 @@ def test_workers_of_every_start_method_take_a_saved_index(tmp_path, method):
     with concurrent.futures.ProcessPoolExecutor(2, mp_context=context) as pool:
         futures = [pool.submit(_count_given, divgpu.Index.load(path), b) for b in batches]
         assert [f.result(timeout=TIMEOUT) for f in futures] == expected
+
+
+def _count_or_error(thresholds):
+    try:
+        return ("ok", _inherited.count(thresholds).tolist())
+    except divgpu.DivgpuError as e:
+        return ("error", str(e))
+
+
+def test_a_fork_while_another_thread_counts_neither_hangs_nor_answers_from_half_counted_sums():
+    global _inherited
+    # two million 41-bit values: about 2 s of factoring on one thread here, and the fork comes
+    # within about 50 ms of its start
+    values = np.random.default_rng(11).integers(2**40, 2**41, 2_000_000, dtype=np.int64)
+    _inherited = divgpu.Index(values, backend="cpu", threads=1)
+    counting_started = threading.Event()
+
+    def heard(done, total):
+        if total > 0:
+            counting_started.set()
+
+    try:
+        counting = threading.Thread(
+            target=_inherited.count, args=([2**42],), kwargs={"progress": heard}
+        )
+        counting.start()
+        assert counting_started.wait(TIMEOUT)
+        # forked while the other thread holds the index's locks and writes its sums
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            cut_off = pool.apply_async(_count_or_error, ([2**42],)).get(TIMEOUT)
+        counting.join()
+        assert cut_off[0] == "error" and "being counted by another thread" in cut_off[1], cut_off
+        # forked once the count is done: the child answers as the parent does
+        with multiprocessing.get_context("fork").Pool(1) as pool:
+            after = pool.apply_async(_count_or_error, ([2**42, 2**40 + 10**9],)).get(TIMEOUT)
+        assert after == ("ok", _inherited.count([2**42, 2**40 + 10**9]).tolist())
+    finally:
+        _inherited.close()
+        _inherited = None

@@ -88,12 +88,11 @@ pub fn instance() -> Result<wgpu::Instance> {
 /// enumerated, and libwayland prints `error: XDG_RUNTIME_DIR is invalid or not set in the
 /// environment.` to stderr for each probe without one: in containers, cron jobs, CI and ssh
 /// sessions a user read that as divgpu failing. With a folder that holds no Wayland socket the
-/// probe fails quietly, as it does on a desktop without Wayland. The folder is
-/// `$TMPDIR/divgpu-runtime-<uid>`, made 0700 and kept for later runs, or a fresh temporary
-/// folder where that one is not this user's private folder. Setting the variable races with
-/// another thread reading the environment at that moment; it happens once per process, before
-/// divgpu's first GPU work.
-fn quiet_runtime_dir() {
+/// probe fails quietly, as it does on a desktop without Wayland ([`private_folder`]). Setting
+/// the variable races with another thread reading the environment at that moment, so the
+/// binary calls this first thing, and the Python extension when it is imported (with the
+/// GIL); [`instance`] calls it too, and after the first call it does nothing.
+pub fn quiet_runtime_dir() {
     static ONCE: std::sync::Once = std::sync::Once::new();
     #[cfg(unix)]
     ONCE.call_once(|| {
@@ -110,25 +109,25 @@ fn quiet_runtime_dir() {
     ONCE.call_once(|| {});
 }
 
-/// `$TMPDIR/divgpu-runtime-<uid>`, a folder only this user can enter, or a new temporary one.
+/// `$TMPDIR/divgpu-runtime-<uid>`, or `...-<uid>-1` to `-7` where that one is not a folder
+/// only this user can enter (made 0700 where missing, and kept for later runs, so that runs
+/// leave no new folders behind); `None` when none of them is.
 #[cfg(unix)]
 fn private_folder() -> Option<std::path::PathBuf> {
     use std::os::unix::fs::{DirBuilderExt, MetadataExt, PermissionsExt};
     // SAFETY: getuid cannot fail
     let uid = unsafe { libc::getuid() };
-    let dir = std::env::temp_dir().join(format!("divgpu-runtime-{uid}"));
-    std::fs::DirBuilder::new().mode(0o700).create(&dir).ok();
-    let private = std::fs::symlink_metadata(&dir)
-        .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0);
-    if private {
-        return Some(dir);
-    }
-    // someone else's, or not a folder: a fresh one (tempfile makes it 0700)
-    tempfile::Builder::new()
-        .prefix("divgpu-runtime-")
-        .tempdir()
-        .ok()
-        .map(|d| d.keep())
+    (0..8).find_map(|n| {
+        let name = match n {
+            0 => format!("divgpu-runtime-{uid}"),
+            n => format!("divgpu-runtime-{uid}-{n}"),
+        };
+        let dir = std::env::temp_dir().join(name);
+        std::fs::DirBuilder::new().mode(0o700).create(&dir).ok();
+        std::fs::symlink_metadata(&dir)
+            .is_ok_and(|m| m.is_dir() && m.uid() == uid && m.permissions().mode() & 0o077 == 0)
+            .then_some(dir)
+    })
 }
 
 /// The process this one was forked from, where that one had opened a GPU before the fork

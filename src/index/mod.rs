@@ -21,7 +21,6 @@
 //! count of sums ready is published past it (release and acquire), and never again.
 
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use rayon::prelude::*;
@@ -33,6 +32,7 @@ use std::path::Path;
 use crate::cpu::PrefixTable;
 use crate::divisors::{self, DivisorTable};
 use crate::error::{Error, Result};
+use crate::fork::{ForkMutex, Held};
 use crate::gpu::GpuContext;
 use crate::input::{Array, DType};
 use crate::Observer;
@@ -111,7 +111,7 @@ pub struct Sorted<K> {
     sums: Box<[AtomicU64]>,
     ready: AtomicUsize,
     /// Held by the one caller that extends the sums.
-    extending: Mutex<()>,
+    extending: ForkMutex,
 }
 
 /// A key type: an unsigned integer wide enough for `value - offset` of every element.
@@ -180,47 +180,59 @@ impl<K: Key> Sorted<K> {
         if end <= self.ready.load(Ordering::Acquire) {
             return Ok(());
         }
-        let _extending = self.extending.lock().unwrap_or_else(|p| p.into_inner());
-        let mut ready = self.ready.load(Ordering::Acquire);
-        if end <= ready {
-            return Ok(());
-        }
-        observer.start((end - ready) as u64);
-        let mut sum = match ready {
-            0 => 0,
-            r => self.sums[r - 1].load(Ordering::Relaxed),
-        };
-        while ready < end {
-            crate::guard::point("index-count");
-            if observer.cancelled() {
-                return Err(Error::Cancelled);
+        self.extending.with(|held| {
+            let mut ready = self.ready.load(Ordering::Acquire);
+            if end <= ready {
+                return Ok(());
             }
-            let block = ready..end.min(ready + EXTEND_BLOCK);
-            // values <= 1 (c = 1) come first; every other value is >= 2 and fits 64 bits
-            let small = block.clone().take_while(|&i| self.value(i) < 2).count();
-            let large: Vec<u64> = (block.start + small..block.end)
-                .map(|i| self.value(i) as u64)
-                .collect();
-            let c = match counter {
-                Counter::Cpu => cpu_counts(&large, observer)?,
-                Counter::Gpu(gpu) => {
-                    let mut c = Vec::with_capacity(large.len());
-                    for part in large.chunks(GPU_BLOCK) {
-                        c.extend(gpu.divisor_counts(part, observer)?);
-                        observer.advance(part.len() as u64);
-                    }
-                    c
-                }
+            if held == Held::AtFork {
+                // another thread of the process this one was forked from was writing sums
+                // here at the fork: those past `ready` may be half written
+                return Err(Error::Data(
+                    "this Index's value index was being counted by another thread when this \
+                     process was forked, and the part being counted is incomplete here: count \
+                     the largest threshold (or build the whole index) before forking, or start \
+                     workers with 'spawn' or 'forkserver'"
+                        .into(),
+                ));
+            }
+            observer.start((end - ready) as u64);
+            let mut sum = match ready {
+                0 => 0,
+                r => self.sums[r - 1].load(Ordering::Relaxed),
             };
-            let ones = std::iter::repeat_n(1, small);
-            for (slot, c) in self.sums[block.clone()].iter().zip(ones.chain(c)) {
-                sum += slot.load(Ordering::Relaxed) * u64::from(c);
-                slot.store(sum, Ordering::Relaxed);
+            while ready < end {
+                crate::guard::point("index-count");
+                if observer.cancelled() {
+                    return Err(Error::Cancelled);
+                }
+                let block = ready..end.min(ready + EXTEND_BLOCK);
+                // values <= 1 (c = 1) come first; every other value is >= 2 and fits 64 bits
+                let small = block.clone().take_while(|&i| self.value(i) < 2).count();
+                let large: Vec<u64> = (block.start + small..block.end)
+                    .map(|i| self.value(i) as u64)
+                    .collect();
+                let c = match counter {
+                    Counter::Cpu => cpu_counts(&large, observer)?,
+                    Counter::Gpu(gpu) => {
+                        let mut c = Vec::with_capacity(large.len());
+                        for part in large.chunks(GPU_BLOCK) {
+                            c.extend(gpu.divisor_counts(part, observer)?);
+                            observer.advance(part.len() as u64);
+                        }
+                        c
+                    }
+                };
+                let ones = std::iter::repeat_n(1, small);
+                for (slot, c) in self.sums[block.clone()].iter().zip(ones.chain(c)) {
+                    sum += slot.load(Ordering::Relaxed) * u64::from(c);
+                    slot.store(sum, Ordering::Relaxed);
+                }
+                ready = block.end;
+                self.ready.store(ready, Ordering::Release);
             }
-            ready = block.end;
-            self.ready.store(ready, Ordering::Release);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 }
 
@@ -508,7 +520,7 @@ fn sorted<K: Key>(
         keys,
         sums: counts.into_boxed_slice(),
         ready: AtomicUsize::new(0),
-        extending: Mutex::new(()),
+        extending: ForkMutex::default(),
     }))
 }
 
