@@ -332,7 +332,12 @@ impl Session {
                     "no GPU in a process forked from one that had opened a GPU (process \
                      {owner}); running on the CPU"
                 ),
-                None => "no hardware GPU adapter found; running on the CPU".to_string(),
+                None => match context::nvidia_hint() {
+                    Some(hint) => {
+                        format!("no hardware GPU adapter found; running on the CPU. {hint}")
+                    }
+                    None => "no hardware GPU adapter found; running on the CPU".to_string(),
+                },
             }),
             _ => {}
         }

@@ -1,5 +1,6 @@
 //! Instance, adapter and device: chosen once, honouring wgpu's own environment variables.
 
+use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -198,10 +199,79 @@ fn preference_rank(t: wgpu::DeviceType, low_power: bool) -> u8 {
 
 /// The message for `--backend gpu` when no adapter exists at all.
 pub fn no_adapter_message() -> String {
-    "no GPU adapter found: install your GPU's Vulkan, Metal, DX12 or GL driver, or Mesa's \
-     software drivers (lavapipe: `apt-get install mesa-vulkan-drivers`; llvmpipe for GL), \
-     or run with --backend cpu"
-        .to_string()
+    let mut message = "no GPU adapter found: install your GPU's Vulkan, Metal, DX12 or GL \
+                       driver, or Mesa's software drivers (lavapipe: `apt-get install \
+                       mesa-vulkan-drivers`; llvmpipe for GL), or run with --backend cpu"
+        .to_string();
+    if let Some(hint) = nvidia_hint() {
+        message = format!("{message}. {hint}");
+    }
+    message
+}
+
+/// Why an NVIDIA GPU that is there is not seen, where that is the likely reason: its driver is
+/// present (a device node, or `/proc/driver/nvidia`) but no NVIDIA Vulkan ICD file is where the
+/// Vulkan loader looks. Containers started with only the `compute` driver capability are so.
+pub fn nvidia_hint() -> Option<String> {
+    nvidia_hint_in(Path::new("/"), |name| std::env::var(name).ok())
+}
+
+/// [`nvidia_hint`] for a file system under `root` and an environment `env` (tests).
+fn nvidia_hint_in(root: &Path, env: impl Fn(&str) -> Option<String>) -> Option<String> {
+    let under = |path: &str| root.join(path.trim_start_matches('/'));
+    let driver = [
+        "/dev/nvidiactl",
+        "/dev/nvidia0",
+        "/proc/driver/nvidia/version",
+    ]
+    .into_iter()
+    .find(|p| under(p).exists())?;
+    // the Vulkan loader's places for ICD files: its own variables override the rest
+    let listed = env("VK_DRIVER_FILES").or_else(|| env("VK_ICD_FILENAMES"));
+    let places: Vec<String> = match &listed {
+        Some(list) => list.split(':').map(str::to_string).collect(),
+        None => {
+            let mut dirs = vec![];
+            let config = env("XDG_CONFIG_DIRS").unwrap_or_else(|| "/etc/xdg".into());
+            dirs.extend(config.split(':').map(|d| format!("{d}/vulkan/icd.d")));
+            dirs.push("/etc/vulkan/icd.d".into());
+            let data = env("XDG_DATA_DIRS").unwrap_or_else(|| "/usr/local/share:/usr/share".into());
+            dirs.extend(data.split(':').map(|d| format!("{d}/vulkan/icd.d")));
+            dirs
+        }
+    };
+    let nvidia_icd = places.iter().filter(|p| !p.is_empty()).any(|place| {
+        let path = under(place);
+        let named = |p: &Path| {
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.to_lowercase().contains("nvidia") && n.ends_with(".json"))
+        };
+        if path.is_dir() {
+            std::fs::read_dir(&path)
+                .map(|entries| entries.flatten().any(|e| named(&e.path())))
+                .unwrap_or(false)
+        } else {
+            named(&path) && path.exists()
+        }
+    });
+    if nvidia_icd {
+        return None;
+    }
+    let capabilities = match env("NVIDIA_DRIVER_CAPABILITIES") {
+        Some(c) => format!(" (it is '{c}')"),
+        None => String::new(),
+    };
+    Some(format!(
+        "An NVIDIA driver is present ({driver}), but no NVIDIA Vulkan ICD file (nvidia_icd.json) \
+         is where the Vulkan loader looks ({}), so Vulkan cannot see the GPU: in a container, \
+         start it with NVIDIA_DRIVER_CAPABILITIES including 'graphics'{capabilities}, for \
+         example compute,utility,graphics; elsewhere install the driver's Vulkan part",
+        match &listed {
+            Some(list) => format!("VK_DRIVER_FILES/VK_ICD_FILENAMES: {list}"),
+            None => "/etc/vulkan/icd.d, /usr/share/vulkan/icd.d and the XDG folders".into(),
+        }
+    ))
 }
 
 /// Everything built once and reused for every upload and query: device, queue, pipelines.
@@ -389,4 +459,48 @@ fn one_line(message: &str) -> String {
         .filter(|l| !l.is_empty())
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::nvidia_hint_in;
+    use std::collections::HashMap;
+
+    fn touch(root: &std::path::Path, path: &str) {
+        let path = root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, b"{}").unwrap();
+    }
+
+    #[test]
+    fn an_nvidia_driver_without_its_vulkan_icd_is_named() {
+        let root = tempfile::tempdir().unwrap();
+        let root = root.path();
+        let mut vars: HashMap<&str, String> = HashMap::new();
+        let hint = |vars: &HashMap<&str, String>| nvidia_hint_in(root, |k| vars.get(k).cloned());
+        // no NVIDIA driver: nothing to say
+        touch(root, "usr/share/vulkan/icd.d/lvp_icd.x86_64.json");
+        assert_eq!(hint(&vars), None);
+        // a driver, Mesa's ICDs only: the capability to ask for
+        touch(root, "dev/nvidiactl");
+        vars.insert("NVIDIA_DRIVER_CAPABILITIES", "compute,utility".into());
+        let said = hint(&vars).expect("a hint");
+        assert!(
+            said.contains("/dev/nvidiactl") && said.contains("'graphics'"),
+            "{said}"
+        );
+        assert!(said.contains("(it is 'compute,utility')"), "{said}");
+        // the ICD in a place the loader reads: nothing to say
+        touch(root, "etc/vulkan/icd.d/nvidia_icd.json");
+        assert_eq!(hint(&vars), None);
+        // the loader's own variable overrides the places, and names a file
+        vars.insert("VK_ICD_FILENAMES", "/opt/lvp.json".into());
+        assert!(hint(&vars).expect("a hint").contains("/opt/lvp.json"));
+        touch(root, "opt/nvidia_icd.json");
+        vars.insert(
+            "VK_ICD_FILENAMES",
+            "/opt/lvp.json:/opt/nvidia_icd.json".into(),
+        );
+        assert_eq!(hint(&vars), None);
+    }
 }
