@@ -13,6 +13,8 @@
 //! and it ends with the child.
 
 use std::mem::ManuallyDrop;
+
+use crate::error::{Error, Result};
 use std::sync::{Arc, Mutex, TryLockError};
 
 /// A value used only in the process that made it (see the module's documentation).
@@ -32,6 +34,12 @@ impl<T> ProcessLocal<T> {
     /// The value in the process that made it; `None` in a process forked from that one.
     pub fn get(&self) -> Option<&T> {
         self.is_here().then_some(&*self.value)
+    }
+
+    /// The value in the process that made it; in a process forked from that one,
+    /// [`Error::Forked`] (for a GPU's objects, the only values this holds that one could want).
+    pub fn here(&self) -> Result<&T> {
+        self.get().ok_or(Error::Forked { owner: self.owner })
     }
 
     /// The value in any process, for reading plain data only (an adapter's name, a size):

@@ -374,13 +374,11 @@ impl Session {
             });
         }
         let run_cpu = gpu.is_none() || options.backend == Backend::Both;
+        // a context opened before this process was forked from its opener
+        if let (Some(_), Some(owner)) = (&gpu, context::forked_from()) {
+            return Err(Error::Forked { owner });
+        }
         let gpu = match gpu {
-            // a context opened before this process was forked from its opener
-            Some(_) if context::forked_from().is_some() => {
-                return Err(Error::Forked {
-                    owner: context::forked_from().expect("checked"),
-                })
-            }
             Some(context) => {
                 notes.extend(context::software_warning(context.adapter_info()));
                 let start = Instant::now();
@@ -581,12 +579,7 @@ impl Session {
     fn gpu_side(&self) -> Result<Option<&GpuSide>> {
         match &self.gpu {
             None => Ok(None),
-            Some(local) => match local.get() {
-                Some(gpu) => Ok(Some(gpu)),
-                None => Err(Error::Forked {
-                    owner: local.owner(),
-                }),
-            },
+            Some(local) => local.here().map(Some),
         }
     }
 

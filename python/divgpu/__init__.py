@@ -27,7 +27,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from . import _progress
-from ._divgpu import MAX_THREADS, DivgpuError, Session, devices_json, forked_from
+from ._divgpu import MAX_THREADS, DivgpuError, Session, devices_json, forked_from, nulls_message
 
 __all__ = ["DivgpuError", "Index", "count", "devices"]
 __version__ = "0.1.0"
@@ -422,11 +422,7 @@ def _input(values: Any) -> Tuple[Any, Optional[np.ndarray]]:
                 # pandas' missing ints without a nullable dtype: NaN in a float64 Series
                 missing = np.flatnonzero(np.isnan(array))
                 if len(missing):
-                    n = len(missing)
-                    raise ValueError(
-                        f"the array has {n} null{'' if n == 1 else 's'} (the first at index "
-                        f"{missing[0]}); divgpu counts integers: drop or fill the nulls first"
-                    )
+                    raise ValueError(nulls_message(len(missing), int(missing[0])))
             return array, array
         # Arrow-backed, or nullable (masked): as Arrow, where pandas exports it. A masked
         # array's values stay in its own writable numpy array, which pyarrow wraps without a

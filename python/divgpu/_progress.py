@@ -49,7 +49,6 @@ class Shown:
         self.bar: Any = None
         self.total: Optional[int] = None
         self.last_line = 0.0
-        self.shown = False
 
     def __call__(self, done: int, total: int) -> None:
         now = time.monotonic()
@@ -64,9 +63,12 @@ class Shown:
         elif done >= total or now - self.last_line >= LINE_EVERY:
             self.last_line = now
             share = 100.0 * done / total if total else 100.0
-            sys.stderr.write(f"divgpu: {self.what}: {share:.0f}% ({done:,} of {total:,})\n")
-            sys.stderr.flush()
-        self.shown = True
+            try:
+                sys.stderr.write(f"divgpu: {self.what}: {share:.0f}% ({done:,} of {total:,})\n")
+                sys.stderr.flush()
+            except (OSError, ValueError, AttributeError):
+                # a closed or missing stderr loses the line, never the count
+                pass
 
     def close(self) -> None:
         if self.bar is not None:

@@ -174,10 +174,17 @@ fn check_nulls(chunks: &[ArrayData]) -> PyResult<()> {
     }
     match first {
         None => Ok(()),
-        Some(first) => Err(PyValueError::new_err(format!(
-            "the array has {nulls} null{} (the first at index {first}); divgpu counts integers: \
-             drop or fill the nulls first",
-            if nulls == 1 { "" } else { "s" }
-        ))),
+        Some(first) => Err(PyValueError::new_err(nulls_message(nulls, first))),
     }
+}
+
+/// The `ValueError`'s message for an input with `nulls` nulls, the first at index `first`
+/// (Arrow's nulls here, pandas' NaN in the package).
+#[pyfunction]
+pub fn nulls_message(nulls: usize, first: usize) -> String {
+    format!(
+        "the array has {nulls} null{} (the first at index {first}); divgpu counts integers: \
+         drop or fill the nulls first",
+        if nulls == 1 { "" } else { "s" }
+    )
 }

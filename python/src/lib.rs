@@ -448,11 +448,7 @@ impl Session {
                     }
                     Some(match &gpu.context {
                         None => None,
-                        Some(local) => Some(local.get().cloned().ok_or_else(|| {
-                            to_py(Error::Forked {
-                                owner: local.owner(),
-                            })
-                        })?),
+                        Some(local) => Some(local.here().map_err(to_py)?.clone()),
                     })
                 }
             };
@@ -669,6 +665,7 @@ fn _divgpu(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Gpu>()?;
     m.add_function(wrap_pyfunction!(devices_json, m)?)?;
     m.add_function(wrap_pyfunction!(forked_from, m)?)?;
+    m.add_function(wrap_pyfunction!(arrow::nulls_message, m)?)?;
     m.add("DivgpuError", m.py().get_type::<DivgpuError>())?;
     m.add("MAX_THREADS", divgpu::cpu::MAX_THREADS)?;
     // the range of a threshold (and of an element): every i64 and every u64

@@ -125,3 +125,16 @@ def test_progress_must_be_a_bool_or_a_callable(bad):
         divgpu.Index([1, 2], backend="cpu", progress=bad)
     with pytest.raises(TypeError, match="progress must be"):
         divgpu.Index([1, 2], backend="cpu").count(1, progress=bad)
+
+
+def test_a_stderr_that_cannot_be_written_loses_lines_not_the_count(monkeypatch):
+    import io
+
+    monkeypatch.setattr(_progress, "DELAY", 0.0)
+    monkeypatch.setitem(sys.modules, "tqdm.auto", None)
+    closed = io.StringIO()
+    closed.close()
+    monkeypatch.setattr(sys, "stderr", closed)
+    values = np.arange(200_000, dtype=np.int64)
+    index = divgpu.Index(values, backend="cpu", algorithm="naive")
+    assert index.count([10, 20], progress=True).tolist() == oracle(range(200_000), [10, 20])
