@@ -68,7 +68,7 @@ fn assert_known_answer(gpu: Option<&Arc<GpuContext>>) {
 }
 
 fn post_workload(c: &mut Criterion) {
-    let gpu = open_gpu(Backend::Gpu, None).ok().flatten().map(Arc::new);
+    let gpu = open_gpu(Backend::Gpu, None).ok().flatten();
     assert_known_answer(gpu.as_ref());
     for n in sizes() {
         one_size(c, n, gpu.as_ref());
@@ -130,7 +130,7 @@ fn one_size(c: &mut Criterion, n: usize, gpu: Option<&Arc<GpuContext>>) {
 /// 1,024 workgroup buckets, so `fast` on the GPU counts the elements in a per-value histogram.
 /// Checked against the CPU before anything is timed.
 fn many_thresholds(c: &mut Criterion) {
-    let gpu = open_gpu(Backend::Gpu, None).ok().flatten().map(Arc::new);
+    let gpu = open_gpu(Backend::Gpu, None).ok().flatten();
     let n = sizes()[1];
     let array = Arc::new(Array::from_i64(
         workload::generate(n, workload::DEFAULT_MAX_VALUE, workload::DEFAULT_SEED).unwrap(),
@@ -182,11 +182,7 @@ fn wide_values(c: &mut Criterion) {
     let mut group = c.benchmark_group("wide_values_20000");
     group.sample_size(10);
     for use_int64 in [true, false] {
-        let Some(gpu) = open_gpu_with(Backend::Gpu, None, use_int64)
-            .ok()
-            .flatten()
-            .map(Arc::new)
-        else {
+        let Some(gpu) = open_gpu_with(Backend::Gpu, None, use_int64).ok().flatten() else {
             return;
         };
         if use_int64 && !gpu.native_int64() {

@@ -41,7 +41,8 @@ pub enum Command {
         /// Also draw the speed-ups as a bar chart in this SVG file.
         #[arg(long)]
         chart: Option<PathBuf>,
-        /// Use the adapter whose name contains this; without it, any adapter (software ones too).
+        /// Use this adapter: its number or PCI bus id in `divgpu devices`, or part of its name;
+        /// without it, any adapter (software ones too).
         #[arg(long)]
         adapter: Option<String>,
         /// Leave the GPU rows out.
@@ -67,7 +68,8 @@ pub enum Command {
         /// CPU threads, at most 1024 [default: one per core].
         #[arg(long, value_parser = clap::value_parser!(u32).range(1..=divgpu::cpu::MAX_THREADS as i64))]
         threads: Option<u32>,
-        /// Use the adapter whose name contains this (case-insensitive); see `divgpu devices`.
+        /// Use this adapter: its number or PCI bus id in `divgpu devices`, or part of its name
+        /// (case-insensitive).
         #[arg(long)]
         adapter: Option<String>,
     },
@@ -115,7 +117,8 @@ pub struct RunArgs {
     /// CPU threads, at most 1024 [default: one per core].
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=divgpu::cpu::MAX_THREADS as i64))]
     pub threads: Option<u32>,
-    /// Use the adapter whose name contains this (case-insensitive); see `divgpu devices`.
+    /// Use this adapter: its number or PCI bus id in `divgpu devices`, or part of its name
+    /// (case-insensitive).
     #[arg(long)]
     pub adapter: Option<String>,
     /// Elements per GPU buffer [default: the most the adapter's limits allow].

@@ -391,7 +391,7 @@ fn bench(
     let gpu = match &options.adapter {
         None => None,
         Some(name) => match divgpu::session::open_gpu(Backend::Gpu, name.as_deref()) {
-            Ok(gpu) => gpu.map(Arc::new),
+            Ok(gpu) => gpu,
             Err(Error::NoAdapter(_)) if name.is_none() => {
                 note!("no GPU adapter found; the bench has CPU rows only");
                 None
@@ -441,10 +441,12 @@ fn devices(json: bool) -> Result<ExitCode, Failure> {
         let mut out = String::new();
         for d in &devices {
             out += &format!(
-                "{}\n  backend {}, type {}, driver {}\n  max storage binding {} bytes, max buffer {} bytes, 64-bit shader integers: {}, timestamp queries: {}\n",
+                "{}: {}\n  backend {}, type {}, PCI bus id {}, driver {}\n  max storage binding {} bytes, max buffer {} bytes, 64-bit shader integers: {}, timestamp queries: {}\n",
+                d.index,
                 d.adapter.name,
                 d.adapter.backend,
                 d.adapter.device_type,
+                d.pci_bus_id.as_deref().unwrap_or("-"),
                 if d.adapter.driver.is_empty() { "-" } else { &d.adapter.driver },
                 d.max_storage_binding_bytes,
                 d.max_buffer_bytes,

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use crate::cpu;
 use crate::error::{Error, Result};
 use crate::fork::{ForkMutex, ProcessLocal};
+use crate::gpu::registry::{self, Opened};
 use crate::gpu::{context, AdapterSummary, GpuArray, GpuContext, UploadOptions};
 use crate::guard;
 use crate::index::{self, Counter, IndexStats, Unavailable, ValueIndex};
@@ -265,12 +266,15 @@ pub struct Session {
     /// What panicked, once something did ([`Session::guarded`]): every later call is that error.
     poisoned: OnceLock<(&'static str, String)>,
     notes: Vec<String>,
+    /// What the user should know about the adapter chosen (also among `notes`).
+    choice_note: Option<String>,
 }
 
-/// Opens the GPU for `backend`: the one place divgpu chooses and opens an adapter. `Ok(None)`
-/// for [`Backend::Cpu`], and for [`Backend::Auto`] when no hardware GPU (nor the adapter named)
-/// is there; an error for [`Backend::Gpu`] and [`Backend::Both`] without one.
-pub fn open_gpu(backend: Backend, adapter: Option<&str>) -> Result<Option<GpuContext>> {
+/// The GPU for `backend`: the one place divgpu chooses an adapter, opened once per process and
+/// shared ([`crate::gpu::registry`]). `Ok(None)` for [`Backend::Cpu`], and for
+/// [`Backend::Auto`] when no hardware GPU (nor the adapter named) is there; an error for
+/// [`Backend::Gpu`] and [`Backend::Both`] without one.
+pub fn open_gpu(backend: Backend, adapter: Option<&str>) -> Result<Option<Arc<GpuContext>>> {
     open_gpu_with(backend, adapter, true)
 }
 
@@ -280,22 +284,29 @@ pub fn open_gpu_with(
     backend: Backend,
     adapter: Option<&str>,
     shader_int64: bool,
-) -> Result<Option<GpuContext>> {
+) -> Result<Option<Arc<GpuContext>>> {
+    choose_gpu(backend, adapter, shader_int64).map(|opened| opened.gpu)
+}
+
+/// [`open_gpu_with`], with the note the choice carries (a `CUDA_VISIBLE_DEVICES` that could not
+/// be honoured), which every session on it shows.
+fn choose_gpu(backend: Backend, adapter: Option<&str>, shader_int64: bool) -> Result<Opened> {
+    let none = Opened {
+        gpu: None,
+        note: None,
+    };
     let hardware_only = match backend {
-        Backend::Cpu => return Ok(None),
+        Backend::Cpu => return Ok(none),
         // a software rasteriser is slower than rayon: only real GPUs, unless one is named
         Backend::Auto => true,
         Backend::Gpu | Backend::Both => false,
     };
-    let instance = match context::instance() {
+    match registry::open(adapter, hardware_only, shader_int64) {
         // no GPU opens in this process: `auto` runs on the CPU and says why
-        Err(Error::Forked { .. }) if backend == Backend::Auto => return Ok(None),
-        instance => instance?,
-    };
-    match context::choose_adapter(&instance, adapter, hardware_only)? {
-        Some(found) => GpuContext::with_shader_int64(&found, shader_int64).map(Some),
-        None if backend == Backend::Auto => Ok(None),
-        None => Err(Error::NoAdapter(context::no_adapter_message())),
+        Err(Error::Forked { .. }) if backend == Backend::Auto => Ok(none),
+        Err(e) => Err(e),
+        Ok(opened) if opened.gpu.is_some() || backend == Backend::Auto => Ok(opened),
+        Ok(_) => Err(Error::NoAdapter(context::no_adapter_message())),
     }
 }
 
@@ -303,8 +314,11 @@ impl Session {
     /// Opens the backend `options` asks for and readies `array` on it: uploaded once to the GPU,
     /// a pool started on the CPU.
     pub fn new(array: Arc<Array>, options: &Options) -> Result<Session> {
-        let gpu = open_gpu(options.backend, options.adapter.as_deref())?;
-        Session::opened(array, gpu.map(Arc::new), options)
+        let opened = choose_gpu(options.backend, options.adapter.as_deref(), true)?;
+        let mut session = Session::opened(array, opened.gpu, options)?;
+        session.notes.extend(opened.note.clone());
+        session.choice_note = opened.note;
+        Ok(session)
     }
 
     /// A session on what [`open_gpu`] gave for `options.backend` and `options.adapter`, opened
@@ -409,6 +423,7 @@ impl Session {
             extending: ForkMutex::default(),
             poisoned: OnceLock::new(),
             notes,
+            choice_note: None,
         })
     }
 
@@ -767,6 +782,12 @@ impl Session {
     /// CPU threads; `None` when only the GPU runs.
     pub fn threads(&self) -> Option<usize> {
         self.run_cpu.then_some(self.threads.threads)
+    }
+
+    /// Why the adapter was chosen as it was, where the user should know: a
+    /// `CUDA_VISIBLE_DEVICES` that could not be honoured (the Python package warns with it).
+    pub fn choice_note(&self) -> Option<&str> {
+        self.choice_note.as_deref()
     }
 
     /// How long opening the device's buffers and uploading the array took (zero on the CPU).

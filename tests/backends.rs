@@ -1,11 +1,12 @@
 //! Each backend and algorithm against answers from outside (OEIS) and against the post's kernel
 //! run as an oracle. Written once, run for every runner: CPU on 1 and 2 threads, and the GPU
-//! (the adapter `WGPU_BACKEND` picks; a missing adapter fails these tests). On GL each test
-//! that can touch the GPU waits for its turn there first ([`common::gpu_turn`]).
+//! (the adapter `WGPU_BACKEND` picks; a missing adapter fails these tests). The tests run on
+//! the test harness's threads at once, through the one device the product shares, and take
+//! no turns of their own: the product takes GL's ([`divgpu::gpu::GpuContext::turn`]).
 
 mod common;
 
-use common::{assert_all_runners, gpu, gpu_turn, oracle, oracle_count, runners, Runner, A006218};
+use common::{assert_all_runners, gpu, oracle, oracle_count, runners, Runner, A006218};
 use divgpu::gpu::UploadOptions;
 use std::sync::Arc;
 
@@ -25,7 +26,6 @@ fn array(values: &[i128]) -> Arc<Array> {
 
 #[test]
 fn a006218_on_every_backend_and_algorithm() {
-    let _turn = gpu_turn();
     // With the array 0..=N, threshold N counts 0 (c = 1) and d(1) + ... + d(N).
     let values: Vec<i128> = (0..=1_000_000).collect();
     let thresholds: Vec<i128> = A006218.iter().map(|&(n, _)| n).collect();
@@ -58,7 +58,6 @@ const EDGE_VALUES: [(i128, u64); 18] = [
 
 #[test]
 fn c_of_edge_values_on_every_backend() {
-    let _turn = gpu_turn();
     let runners = runners();
     for &(x, d) in &EDGE_VALUES {
         assert_all_runners(&runners, &[x], &array(&[x]), &[x], &[d]);
@@ -105,7 +104,6 @@ fn u64_array(values: &[u64]) -> Arc<Array> {
 
 #[test]
 fn c_of_64_bit_values_on_every_backend() {
-    let _turn = gpu_turn();
     let runners = runners();
     for &(x, d) in &WIDE_VALUES {
         let values = [x as i128];
@@ -119,7 +117,6 @@ fn c_of_64_bit_values_on_every_backend() {
 /// each value.
 #[test]
 fn wide_and_32_bit_values_mixed_match_known_counts() {
-    let _turn = gpu_turn();
     let known: Vec<(i128, u64)> = WIDE_VALUES
         .iter()
         .map(|&(x, d)| (x as i128, d))
@@ -153,7 +150,6 @@ fn wide_and_32_bit_values_mixed_match_known_counts() {
 /// (resident, forced chunks, streamed) gives what the CPU gives.
 #[test]
 fn random_64_bit_values_on_the_gpu_match_the_cpu() {
-    let _turn = gpu_turn();
     if gpu().is_none() {
         return;
     }
@@ -208,7 +204,6 @@ fn random_thresholds(rng: &mut SplitMix64) -> Vec<i128> {
 
 #[test]
 fn random_arrays_around_the_workgroup_size_match_the_oracle() {
-    let _turn = gpu_turn();
     let wg = gpu().map_or(256, |g| g.workgroup_size() as usize);
     let runners = runners();
     let mut rng = SplitMix64::new(7);
@@ -222,7 +217,6 @@ fn random_arrays_around_the_workgroup_size_match_the_oracle() {
 
 #[test]
 fn forced_small_chunks_resident_and_streamed_match_the_oracle() {
-    let _turn = gpu_turn();
     if gpu().is_none() {
         return;
     }
@@ -244,7 +238,6 @@ fn forced_small_chunks_resident_and_streamed_match_the_oracle() {
 
 #[test]
 fn more_thresholds_than_workgroup_buckets_match_the_oracle() {
-    let _turn = gpu_turn();
     // Over 1024 distinct thresholds the fast shader adds to global sums directly.
     let mut rng = SplitMix64::new(5);
     let values = random_values(&mut rng, 3000);
@@ -276,7 +269,6 @@ fn worst_32_bit_values() -> Vec<i128> {
 
 #[test]
 fn fast_at_its_loop_worst_case_with_many_distinct_thresholds_matches_the_oracle() {
-    let _turn = gpu_turn();
     let hard = worst_32_bit_values();
     // 8 workgroups of 256, every invocation a worst case, in an order that mixes buckets
     let values: Vec<i128> = (0..2048).map(|i| hard[(i * 7) % hard.len()]).collect();
@@ -300,7 +292,6 @@ fn fast_at_its_loop_worst_case_with_many_distinct_thresholds_matches_the_oracle(
 
 #[test]
 fn naive_at_its_loop_worst_case_matches_the_oracle() {
-    let _turn = gpu_turn();
     let hard = worst_32_bit_values();
     let values: Vec<i128> = (0..1024).map(|i| hard[i % 40]).collect();
     let counts: Vec<u64> = values.iter().map(|&x| common::factor::c(x)).collect();
@@ -316,7 +307,6 @@ fn naive_at_its_loop_worst_case_matches_the_oracle() {
 
 #[test]
 fn wide_at_its_loop_worst_case_with_many_distinct_thresholds_matches_the_oracle() {
-    let _turn = gpu_turn();
     // products of two primes just below 2^32 (Pollard-Brent rho's longest walks: every
     // dispatch runs its full steps) in every invocation of a workgroup, each its own bucket
     let primes: Vec<i128> = worst_32_bit_values()[3..11].to_vec();
@@ -348,7 +338,6 @@ fn wide_at_its_loop_worst_case_with_many_distinct_thresholds_matches_the_oracle(
 
 #[test]
 fn arrays_of_negatives_and_values_above_2_63_on_every_backend_match_the_oracle() {
-    let _turn = gpu_turn();
     // no 64-bit type holds both: the CPU decodes i128s, the GPU splits the array by sign
     let mut values: Vec<i128> = vec![-1, u64::MAX as i128, i64::MIN as i128, 0, 1, 2];
     values.extend((0..500).map(|i| (i as i128 - 250) * 7_919));
@@ -376,7 +365,6 @@ fn arrays_of_negatives_and_values_above_2_63_on_every_backend_match_the_oracle()
 
 #[test]
 fn sums_above_u32_max_are_exact() {
-    let _turn = gpu_turn();
     // 3,300,000 elements with 1344 divisors each: 4,435,200,000 > 2^32 - 1. The naive path
     // shares the shader's 64-bit add (add_to_sum) but would take minutes here.
     let n = 3_300_000usize;
@@ -403,7 +391,6 @@ fn sums_above_u32_max_are_exact() {
 /// once by whichever thread comes first): every answer exact.
 #[test]
 fn concurrent_queries_on_one_session_are_exact() {
-    let _turn = gpu_turn();
     let mut rng = SplitMix64::new(23);
     let values = random_values(&mut rng, 3000);
     let array = array(&values);
@@ -440,7 +427,6 @@ fn concurrent_queries_on_one_session_are_exact() {
 
 #[test]
 fn arrays_past_the_adapters_binding_limit_match_the_cpu() {
-    let _turn = gpu_turn();
     // lavapipe and llvmpipe bind 128 MiB (16 Mi elements) at once: one more chunk is needed.
     // On adapters with larger bindings this would take gigabytes, so it runs only where the
     // limit is small; CI's software adapters have it.
@@ -467,7 +453,6 @@ fn arrays_past_the_adapters_binding_limit_match_the_cpu() {
 
 #[test]
 fn many_elements_over_a_small_table_match_the_oracle() {
-    let _turn = gpu_turn();
     // 200,000 elements, thresholds up to 10,000: the CPU counts them per value (a histogram
     // over the divisor table) instead of per element; negatives and values above every
     // threshold take the other way.
@@ -492,7 +477,6 @@ fn many_elements_over_a_small_table_match_the_oracle() {
 
 #[test]
 fn the_histogram_split_over_tasks_with_elements_on_every_side_matches_the_oracle() {
-    let _turn = gpu_turn();
     // 40,000 elements over the 1,001 values -100..=900 that the thresholds span: enough per
     // value for one histogram per thread. Elements below every threshold (counted, c = 1),
     // inside, and above (skipped).
@@ -531,7 +515,6 @@ fn histogram_sums_above_u32_max_are_exact() {
 /// table grows, one that reuses it, and elements above it (below and above 2^32) in every batch.
 #[test]
 fn the_gpus_divisor_table_matches_the_oracle_within_and_beyond_its_top() {
-    let _turn = gpu_turn();
     if gpu().is_none() {
         return;
     }
@@ -587,7 +570,6 @@ fn the_gpus_divisor_table_matches_the_oracle_within_and_beyond_its_top() {
 /// run their loop's whole budget of 1,024 steps.
 #[test]
 fn the_gpus_sieve_matches_divisor_counts() {
-    let _turn = gpu_turn();
     let Some(gpu) = gpu() else { return };
     for top in [2u32, 3, 17, 1_000, 65_537, divgpu::gpu::table::MAX_TOP] {
         let got = gpu.sieve_counts(top).unwrap();
@@ -608,7 +590,6 @@ fn the_gpus_sieve_matches_divisor_counts() {
 
 #[test]
 fn elements_take_their_own_width_on_the_gpu() {
-    let _turn = gpu_turn();
     // Issue 11: GPU memory at most 1.1 times the array's bytes (plus tables). The buffers hold
     // the elements as the array does, so it is their bytes rounded up to a word per chunk.
     if gpu().is_none() {
@@ -692,7 +673,6 @@ fn elements_take_their_own_width_on_the_gpu() {
 /// of a second device on the same adapter: both give the CPU's answers.
 #[test]
 fn wide_values_match_with_native_and_emulated_64_bit_integers() {
-    let _turn = gpu_turn();
     let Some(default) = gpu() else { return };
     let emulated = divgpu::session::open_gpu_with(divgpu::Backend::Gpu, None, false)
         .unwrap()
@@ -723,7 +703,7 @@ fn wide_values_match_with_native_and_emulated_64_bit_integers() {
         backend: divgpu::Backend::Gpu,
         ..divgpu::Options::default()
     };
-    for context in [default.clone(), Arc::new(emulated)] {
+    for context in [default.clone(), emulated] {
         let session = divgpu::Session::with_gpu(array.clone(), context.clone(), &options).unwrap();
         let got = answer(&session, &thresholds);
         assert_eq!(got, expected, "native 64-bit: {}", context.native_int64());
@@ -732,7 +712,6 @@ fn wide_values_match_with_native_and_emulated_64_bit_integers() {
 
 #[test]
 fn a_session_on_an_opened_gpu_never_falls_back() {
-    let _turn = gpu_turn();
     use divgpu::session::{Backend, Options};
     use divgpu::{Error, Session};
     let values: Vec<i128> = (-3..5_000).collect();
@@ -762,4 +741,60 @@ fn a_session_on_an_opened_gpu_never_falls_back() {
         assert!(session.gpu().is_some_and(|g| Arc::ptr_eq(g, context)));
         assert_eq!(answer(&session, &thresholds), expected, "{backend:?}");
     }
+}
+
+/// The process's registry opens the adapter once: every session that asks for the same adapter
+/// (by `Session::new`, as the CLI and Python do) gets the device the first one opened, and
+/// sessions on it count at once from many threads, each on its own array (values up to 2^33,
+/// so that the wide pipeline runs too).
+#[test]
+fn sessions_share_the_process_device_and_count_at_once() {
+    use divgpu::session::{Backend, Options, Session};
+    let Some(context) = gpu() else { return };
+    let again = divgpu::session::open_gpu(Backend::Gpu, None)
+        .unwrap()
+        .expect("an adapter");
+    assert!(Arc::ptr_eq(context, &again), "a second device was opened");
+    let opened = divgpu::gpu::registry::opened().len();
+    let cases: Vec<(Vec<i64>, Vec<i128>, Vec<u64>)> = (0..4)
+        .map(|k| {
+            let mut rng = SplitMix64::new(0x5eed + k);
+            let values: Vec<i64> = (0..5_000)
+                .map(|_| match rng.below(50) {
+                    0 => (rng.below(1 << 33)) as i64,
+                    _ => rng.below(1 << 20) as i64,
+                })
+                .collect();
+            let thresholds: Vec<i128> = (0..40).map(|_| rng.below(1 << 33) as i128).collect();
+            let wide: Vec<i128> = values.iter().map(|&x| x.into()).collect();
+            let expected = common::factor::answers(&wide, &thresholds);
+            (values, thresholds, expected)
+        })
+        .collect();
+    let options = Options {
+        backend: Backend::Gpu,
+        keep_index: false,
+        ..Options::default()
+    };
+    let sessions: Vec<Session> = cases
+        .iter()
+        .map(|(values, _, _)| {
+            Session::new(Arc::new(Array::from_i64(values.clone())), &options).unwrap()
+        })
+        .collect();
+    assert_eq!(divgpu::gpu::registry::opened().len(), opened);
+    for session in &sessions {
+        assert!(session.gpu().is_some_and(|g| Arc::ptr_eq(g, context)));
+    }
+    std::thread::scope(|s| {
+        for (k, (session, (_, thresholds, expected))) in sessions.iter().zip(&cases).enumerate() {
+            for _ in 0..2 {
+                s.spawn(move || {
+                    let thresholds = divgpu::input::Integers::from(thresholds.as_slice());
+                    let got = session.query(&thresholds, &divgpu::Quiet).unwrap();
+                    assert_eq!(&got.results, expected, "session {k}");
+                });
+            }
+        }
+    });
 }

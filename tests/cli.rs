@@ -592,6 +592,8 @@ fn devices_lists_adapters_as_json() {
     if gpu_tests_enabled() {
         assert!(!devices.is_empty(), "no adapter listed");
         for key in [
+            "index",
+            "pci_bus_id",
             "name",
             "backend",
             "device_type",
@@ -603,6 +605,61 @@ fn devices_lists_adapters_as_json() {
         ] {
             assert!(devices[0].get(key).is_some(), "{key} missing");
         }
+    }
+}
+
+/// `--adapter` by number (from 0, as `divgpu devices` numbers them) and by PCI bus id (where
+/// an adapter has one: real GPUs on Vulkan; Mesa's software adapters report none) runs on that
+/// very adapter; a number or bus id that names none is one `divgpu:` line listing the adapters.
+#[test]
+fn adapter_by_number_and_by_bus_id() {
+    if !gpu_tests_enabled() {
+        return;
+    }
+    let out = divgpu(&["devices", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let devices: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(!devices.is_empty(), "no adapter listed");
+    let workload = [
+        "--size",
+        "3000",
+        "--max-value",
+        "3000",
+        "--thresholds",
+        "10,2999",
+    ];
+    let expected = json_run(&[&workload[..], &["--backend", "cpu"]].concat()).results;
+    let values = [&workload[..], &["--backend", "gpu"]].concat();
+    let mut by_bus = 0;
+    for (k, device) in devices.iter().enumerate() {
+        assert_eq!(device["index"], k, "numbered from 0 in order: {device}");
+        let mut selectors = vec![k.to_string()];
+        if let Some(bus) = device["pci_bus_id"].as_str() {
+            selectors.push(bus.to_string());
+            by_bus += 1;
+        }
+        for selector in selectors {
+            let report = json_run(&[&values[..], &["--adapter", &selector]].concat());
+            let adapter = report.adapter.expect("a GPU run names its adapter");
+            assert_eq!(
+                (adapter.name.as_str(), adapter.backend.as_str()),
+                (
+                    device["name"].as_str().unwrap(),
+                    device["backend"].as_str().unwrap()
+                ),
+                "--adapter {selector}"
+            );
+            assert_eq!(report.results, expected);
+        }
+    }
+    eprintln!(
+        "--adapter checked on {} adapters by number, {by_bus} by PCI bus id",
+        devices.len()
+    );
+    let missing = devices.len().to_string();
+    for selector in [missing.as_str(), "0000:ff:1f.7"] {
+        let out = divgpu(&[&values[..], &["--adapter", selector]].concat());
+        assert_fails(&out, 1, &["no adapter is", selector, "0: "]);
     }
 }
 

@@ -126,6 +126,9 @@ struct Case {
     seed: u64,
     dtype: Dtype,
     reader: Reader,
+    /// Every runner at once, each on a thread of its own: the GPU runners' sessions share the
+    /// process's one device (as many Python Indexes do) and query it side by side.
+    concurrent: bool,
     values: Vec<i128>,
     counts: Vec<u64>,
     thresholds: Vec<i128>,
@@ -380,10 +383,13 @@ fn make_case(seed: u64, pools: &Pools, wg: usize, with_gpu: bool) -> Case {
     }
     let thresholds = thresholds(&mut rng, &values, lo, hi);
     let runners = runners(&mut rng, &values, &thresholds, wg, with_gpu);
+    // drawn last, so that the draws above (and every older seed's case) stay as they were
+    let concurrent = with_gpu && rng.chance(35);
     Case {
         seed,
         dtype,
         reader,
+        concurrent,
         values,
         counts,
         thresholds,
@@ -580,10 +586,15 @@ fn external(case: &Case) -> Array {
 
 fn describe(case: &Case) -> String {
     format!(
-        "case {:#018x}: {} {:?}, {} elements ({} of 2^32 and above), {} thresholds",
+        "case {:#018x}: {} {:?}{}, {} elements ({} of 2^32 and above), {} thresholds",
         case.seed,
         case.dtype.descr(),
         case.reader,
+        if case.concurrent {
+            ", runners at once"
+        } else {
+            ""
+        },
         case.values.len(),
         case.values
             .iter()
@@ -598,10 +609,26 @@ fn check(case: &Case, dir: &std::path::Path) -> Result<(), String> {
     let expected = factor::sums(&case.values, &case.counts, &case.thresholds);
     let array = Arc::new(open(case, dir));
     assert_eq!(array.len(), case.values.len(), "{}", describe(case));
-    for runner in &case.runners {
-        let got = runner
-            .run(&array, &case.thresholds)
-            .map_err(|e| format!("{}: {runner:?} failed: {e}", describe(case)))?;
+    let answers: Vec<divgpu::Result<Vec<u64>>> = if case.concurrent {
+        std::thread::scope(|s| {
+            let running: Vec<_> = case
+                .runners
+                .iter()
+                .map(|runner| s.spawn(|| runner.run(&array, &case.thresholds)))
+                .collect();
+            running
+                .into_iter()
+                .map(|r| r.join().expect("a runner's thread panicked"))
+                .collect()
+        })
+    } else {
+        case.runners
+            .iter()
+            .map(|runner| runner.run(&array, &case.thresholds))
+            .collect()
+    };
+    for (runner, answer) in case.runners.iter().zip(answers) {
+        let got = answer.map_err(|e| format!("{}: {runner:?} failed: {e}", describe(case)))?;
         if got != expected {
             let i = (0..expected.len())
                 .find(|&i| got[i] != expected[i])
@@ -693,7 +720,7 @@ fn random_cases_on_every_path_match_the_oracle() {
     eprintln!("differential suite: base seed {base:#x} (DIVGPU_DIFF_SEED replays this run)");
     let start = Instant::now();
     let mut seeds = Rng(base);
-    let (mut done, mut runs, mut elements) = (0u64, 0usize, 0usize);
+    let (mut done, mut runs, mut elements, mut at_once) = (0u64, 0usize, 0usize, 0usize);
     let mut readers = std::collections::BTreeMap::<String, usize>::new();
     loop {
         let more = match seconds {
@@ -706,12 +733,13 @@ fn random_cases_on_every_path_match_the_oracle() {
         let case = run(seeds.next());
         done += 1;
         runs += case.runners.len();
+        at_once += usize::from(case.concurrent);
         elements += case.values.len();
         *readers.entry(format!("{:?}", case.reader)).or_default() += 1;
     }
     eprintln!(
-        "differential suite: {done} cases ({readers:?}), {runs} runs, {elements} elements, \
-         {:.1} s",
+        "differential suite: {done} cases ({readers:?}; {at_once} with their runners at once), \
+         {runs} runs, {elements} elements, {:.1} s",
         start.elapsed().as_secs_f64()
     );
 }

@@ -7,7 +7,7 @@ mod common;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
-use common::{cpu_options, factor, gpu, gpu_turn};
+use common::{cpu_options, factor, gpu};
 use divgpu::index::Unavailable;
 use divgpu::input::{Array, DType, Integers};
 use divgpu::session::{Backend, IndexState, Options, Session};
@@ -121,7 +121,6 @@ fn sorted_indexes_of_every_dtype_match_the_oracle() {
 /// the counts computed on the GPU.
 #[test]
 fn narrow_ranges_are_dense_on_the_cpu_and_sorted_on_the_gpu() {
-    let _turn = gpu_turn();
     let mut rng = SplitMix64::new(5);
     let values: Vec<i128> = (0..20_000)
         .map(|_| rng.below(300_001) as i128 - 100)
@@ -148,7 +147,6 @@ fn narrow_ranges_are_dense_on_the_cpu_and_sorted_on_the_gpu() {
 /// squares, primes, and more values than one GPU call takes (its blocks' seams).
 #[test]
 fn the_gpus_counts_for_an_index_match_the_oracle() {
-    let _turn = gpu_turn();
     let Some(gpu) = gpu() else { return };
     let mut rng = SplitMix64::new(77);
     let mut values: Vec<u64> = (0..300)

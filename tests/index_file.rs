@@ -8,7 +8,7 @@ use std::path::Path;
 use std::process::Command;
 use std::sync::Arc;
 
-use common::{factor, gpu, gpu_turn};
+use common::{factor, gpu};
 use divgpu::index::file::{BLOCK, FAILPOINT_VAR, MAGIC, VERSION};
 use divgpu::index::ValueIndex;
 use divgpu::input::{Array, DType, Integers};
@@ -129,7 +129,6 @@ fn saved_indexes_of_every_dtype_answer_like_the_oracle() {
 /// A GPU session's index (counts from the GPU) saved and loaded: the same answers.
 #[test]
 fn an_index_built_on_the_gpu_saves_and_loads() {
-    let _turn = gpu_turn();
     let Some(gpu) = gpu() else { return };
     let mut rng = SplitMix64::new(4);
     let values = values_of("i64", &mut rng, 2000);

@@ -30,6 +30,8 @@ const WIDE_BUDGET: u32 = 33 + WIDE_MAX_STEPS + 1; // bucket_of + the step loop
 /// Runs `body` (WGSL statements of an entry point with `lid` and a storage array `out`) in one
 /// workgroup of 256 invocations, `out[1000]` reading 0, and returns `out[0..256]`.
 fn run_probe(gpu: &GpuContext, body: &str) -> Vec<u32> {
+    // on GL, direct use of the device takes the product's turn, as divgpu's own calls do
+    let _turn = gpu.turn();
     let device = gpu.device();
     let source = format!(
         "@group(0) @binding(0) var<storage, read_write> out: array<u32>;\n\
@@ -116,14 +118,8 @@ fn capped(left: u32) -> Option<u32> {
     (left < METER_END).then_some(left)
 }
 
-/// The tests here one at a time: each dispatch runs every invocation at its worst case in one
-/// submission, and on llvmpipe-GL (one GL context, locked per call with a 6 s timeout in
-/// wgpu-hal) a loaded machine once made the other test's call wait past that timeout.
-static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
 #[test]
 fn llvmpipe_cap_is_what_the_loop_budget_assumes() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let Some(gpu) = common::gpu() else { return };
     // Bounds read from the buffer (`z` is 0) and results written out, so that no loop is
     // unrolled or removed by the compiler.
@@ -225,6 +221,7 @@ fn metered(label: &str) -> String {
 /// Runs `case` on its pipeline as the shaders are built for divgpu (same checks, same workgroup
 /// size) and returns the counts it used, or `None` on an adapter without a cap.
 fn counts_used(gpu: &GpuContext, case: &Case) -> Option<u32> {
+    let _turn = gpu.turn();
     let device = gpu.device();
     let wide = case.label.starts_with("wide");
     let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
@@ -394,7 +391,6 @@ fn repeated(values: &[u64], len: usize) -> Vec<u64> {
 
 #[test]
 fn every_pipeline_stays_within_its_loop_budget_at_its_worst_case() {
-    let _turn = ONE_AT_A_TIME.lock().unwrap_or_else(|p| p.into_inner());
     let Some(gpu) = common::gpu() else { return };
     let wg = gpu.workgroup_size() as usize;
     let len = 4 * wg;

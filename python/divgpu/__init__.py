@@ -117,7 +117,10 @@ class Index:
         ``threads=1`` each count runs on a thread of its own, so that counts from several
         Python threads use several cores.
     adapter
-        Use the GPU adapter whose name contains this (``divgpu.devices()`` lists them).
+        Use this GPU adapter: its number (an ``int``, or a ``str`` of digits) or PCI bus id as
+        ``divgpu.devices()`` lists them, or part of its name. Without it, ``CUDA_VISIBLE_DEVICES``
+        (or ``NVIDIA_VISIBLE_DEVICES``) chooses among NVIDIA GPUs where it is set, as it does for
+        CUDA; a ``RuntimeWarning`` says so where divgpu cannot map it to an adapter.
     chunk_elements
         Elements per GPU buffer (default: the most the adapter allows).
     index_memory
@@ -173,7 +176,7 @@ class Index:
         backend: str = "auto",
         algorithm: str = "fast",
         threads: Optional[int] = None,
-        adapter: Optional[str] = None,
+        adapter: Optional[Union[str, int]] = None,
         chunk_elements: Optional[int] = None,
         index_memory: Optional[int] = None,
         build_index: bool = False,
@@ -190,6 +193,7 @@ class Index:
             raise TypeError(
                 f"divgpu counts arrays of integers (int8 ... uint64); this one is {values.dtype}"
             )
+        adapter = _adapter_option(adapter)
         threads, chunk_elements = _check_options(
             backend, algorithm, threads, adapter, chunk_elements
         )
@@ -223,6 +227,8 @@ class Index:
         self._values = values
         self._locked = arrays
         self._threads = threads
+        if session.choice_note is not None:
+            warnings.warn(f"divgpu: {session.choice_note}", RuntimeWarning, stacklevel=2)
         parent = forked_from()
         if backend == "auto" and session.backend == "cpu" and parent is not None:
             warnings.warn(
@@ -496,6 +502,17 @@ def _check_options(
     if adapter is not None and not isinstance(adapter, str):
         raise TypeError(f"adapter must be a str or None, not {type(adapter).__name__}")
     return _threads_option(threads), _count_option("chunk_elements", chunk_elements)
+
+
+def _adapter_option(adapter: Any) -> Optional[str]:
+    """An adapter's number (an int) as the core takes it, a str as it is, or None."""
+    if isinstance(adapter, (int, np.integer)) and not isinstance(adapter, (bool, np.bool_)):
+        if adapter < 0:
+            raise ValueError(f"adapter must be a number from 0, not {adapter}")
+        return str(int(adapter))
+    if adapter is not None and not isinstance(adapter, str):
+        raise TypeError(f"adapter must be an int, a str or None, not {type(adapter).__name__}")
+    return adapter
 
 
 def _threads_option(threads: Any) -> Optional[int]:

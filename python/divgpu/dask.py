@@ -22,7 +22,6 @@ Needs the optional dependencies: ``pip install "divgpu[dask]"`` (``dask[array]``
 
 from __future__ import annotations
 
-import collections
 import json
 import operator
 import os
@@ -44,44 +43,27 @@ try:
 except ImportError:  # pragma: no cover - dask without distributed: the local schedulers
     _WorkerPlugin = object  # type: ignore[misc,assignment]
 
-from . import _check_options
-from ._divgpu import MAX_THRESHOLD, MIN_THRESHOLD, Gpu, Session
+from . import _adapter_option, _check_options
+from ._divgpu import MAX_THRESHOLD, MIN_THRESHOLD, Session, gpu_json
 
 __all__ = ["count", "index", "Index", "from_npy", "DivgpuPlugin", "worker_gpu"]
 
 _BACKENDS = ("auto", "gpu", "cpu", "both")
 _ALGORITHMS = ("fast", "naive")
 
-# The GPUs this process opened, by (backend, adapter): one device and its pipelines each, shared
-# by every block counted here (a Session takes `gpu=` and uploads only its block).
-_gpus: Dict[Tuple[str, Optional[str]], Gpu] = {}
-_gpus_guard = threading.Lock()
-# How many times this process opened each: 1 at most (the tests read it on every worker).
-_opened: "collections.Counter[Tuple[str, Optional[str]]]" = collections.Counter()
 
-
-def worker_gpu(backend: str = "auto", adapter: Optional[str] = None) -> Optional[Dict[str, str]]:
+def worker_gpu(
+    backend: str = "auto", adapter: Optional[Union[str, int]] = None
+) -> Optional[Dict[str, str]]:
     """Opens (once per process) the GPU that blocks counted with these options use, and returns
     its adapter (name, backend, device_type, driver), or None where ``backend="auto"`` found no
     hardware GPU. Raises :class:`divgpu.DivgpuError` for ``"gpu"`` or ``"both"`` without one.
     Run it on every worker to see what each one has: ``client.run(divgpu.dask.worker_gpu)``."""
-    _check_backend(backend, adapter)
+    adapter = _check_backend(backend, adapter)
     if backend == "cpu":
         return None
-    text = _gpu(backend, adapter).adapter_json
+    text = gpu_json(backend, adapter)
     return None if text is None else json.loads(text)
-
-
-def _gpu(backend: str, adapter: Optional[str]) -> Gpu:
-    key = (backend, adapter)
-    with _gpus_guard:
-        # held while opening: a second block waits for this device rather than open another
-        gpu = _gpus.get(key)
-        if gpu is None:
-            gpu = Gpu(backend, adapter)  # raises (and caches nothing) where there is no GPU
-            _gpus[key] = gpu
-            _opened[key] += 1
-        return gpu
 
 
 class DivgpuPlugin(_WorkerPlugin):
@@ -97,10 +79,9 @@ class DivgpuPlugin(_WorkerPlugin):
     idempotent = True
     name = "divgpu"
 
-    def __init__(self, backend: str = "auto", adapter: Optional[str] = None) -> None:
-        _check_backend(backend, adapter)
+    def __init__(self, backend: str = "auto", adapter: Optional[Union[str, int]] = None) -> None:
+        self.adapter = _check_backend(backend, adapter)
         self.backend = backend
-        self.adapter = adapter
 
     def setup(self, worker: Any = None) -> None:
         worker_gpu(self.backend, self.adapter)
@@ -202,13 +183,13 @@ def _check_block(block: Any, declared: str) -> None:
         )
 
 
-def _check_backend(backend: Any, adapter: Any) -> None:
+def _check_backend(backend: Any, adapter: Any) -> Optional[str]:
+    """Checks the backend's name, and returns the adapter as the core takes it."""
     if not isinstance(backend, str):
         raise TypeError(f"backend must be a str, not {type(backend).__name__}")
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be 'auto', 'gpu', 'cpu' or 'both', not {backend!r}")
-    if adapter is not None and not isinstance(adapter, str):
-        raise TypeError(f"adapter must be a str or None, not {type(adapter).__name__}")
+    return _adapter_option(adapter)
 
 
 def _thresholds(thresholds: Any) -> Tuple[np.ndarray, Tuple[int, ...]]:
@@ -279,9 +260,9 @@ def _block_partials(
     out_shape = (1,) * ndim + (thresholds.size,)
     if block.size == 0:
         return np.zeros(out_shape, dtype=np.uint64)
-    gpu = None if backend == "cpu" else _gpu(backend, adapter)
+    # every block counted in this process shares one device ([`divgpu::gpu::registry`])
     # keep_index=False: a block is counted once, so one pass beats building an index
-    session = Session(block, backend, algorithm, threads, adapter, chunk_elements, False, gpu)
+    session = Session(block, backend, algorithm, threads, adapter, chunk_elements, False)
     return _answer(session, thresholds).reshape(out_shape)
 
 
@@ -333,9 +314,8 @@ class _BlockIndex:
         backend, threads, adapter, chunk_elements, index_memory = options
         self._block = block
         self._options = options
-        gpu = None if backend == "cpu" else _gpu(backend, adapter)
         self._session = Session(
-            block, backend, "fast", threads, adapter, chunk_elements, True, gpu, index_memory
+            block, backend, "fast", threads, adapter, chunk_elements, True, index_memory
         )
         self._session.build_index(False)
         _built += 1
@@ -485,7 +465,7 @@ def index(
     *,
     backend: str = "auto",
     threads: Optional[int] = None,
-    adapter: Optional[str] = None,
+    adapter: Optional[Union[str, int]] = None,
     chunk_elements: Optional[int] = None,
     index_memory: Optional[int] = None,
 ) -> Index:
@@ -502,8 +482,8 @@ def index(
     returned object does; without one, in this process.
     """
     _check_array(x, "divgpu.dask.index", "divgpu.Index")
+    adapter = _check_backend(backend, adapter)
     threads, chunk_elements = _check_options(backend, "fast", threads, adapter, chunk_elements)
-    _check_backend(backend, adapter)
     if backend == "both":
         raise ValueError("backend='both' compares passes on every count; an index uses one")
     from . import _size_option
@@ -519,7 +499,7 @@ def count(
     backend: str = "auto",
     algorithm: str = "fast",
     threads: Optional[int] = None,
-    adapter: Optional[str] = None,
+    adapter: Optional[Union[str, int]] = None,
     chunk_elements: Optional[int] = None,
     split_every: Optional[int] = None,
 ) -> "da.Array":
@@ -549,10 +529,10 @@ def count(
     sum above 2**64 - 1) reaches the caller.
     """
     _check_array(x, "divgpu.dask.count", "divgpu.count")
+    # the names too, here: the core would see them only on the workers, at compute()
+    adapter = _check_backend(backend, adapter)
     threads, chunk_elements = _check_options(backend, algorithm, threads, adapter, chunk_elements)
     threads = threads or 1
-    # the names too, here: the core would see them only on the workers, at compute()
-    _check_backend(backend, adapter)
     if algorithm not in _ALGORITHMS:
         raise ValueError(f"algorithm must be 'fast' or 'naive', not {algorithm!r}")
     flat, shape = _thresholds(thresholds)

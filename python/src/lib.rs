@@ -11,8 +11,6 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::Duration;
 
-use divgpu::fork::ProcessLocal;
-use divgpu::gpu::GpuContext;
 use divgpu::input::{Array, DType, ExternalBytes, Integers, MAX_VALUE, MIN_VALUE};
 use divgpu::session::{Backend, IndexState, Options};
 use divgpu::{Algorithm, Error, Observer};
@@ -356,46 +354,25 @@ fn adapter_json_of(summary: Option<divgpu::gpu::AdapterSummary>) -> PyResult<Opt
         .map_err(|e| DivgpuError::new_err(e.to_string()))
 }
 
-/// A GPU opened once (device, pipelines) for `backend` and `adapter`, for many sessions:
-/// `divgpu.dask` keeps one per worker process. `None` inside where `auto` found no hardware
-/// GPU, and for `cpu`.
-#[pyclass(frozen, module = "divgpu._divgpu")]
-struct Gpu {
-    backend: Backend,
-    adapter: Option<String>,
-    /// Never used, nor freed, by a process forked from the one that opened it.
-    context: Option<ProcessLocal<Arc<GpuContext>>>,
-}
-
-#[pymethods]
-impl Gpu {
-    #[new]
-    #[pyo3(signature = (backend, adapter))]
-    fn new(py: Python<'_>, backend: &str, adapter: Option<String>) -> PyResult<Self> {
-        guarded("opening the GPU", || {
-            let backend = backend_of(backend)?;
-            let context = py
-                .detach(|| divgpu::session::open_gpu(backend, adapter.as_deref()))
-                .map_err(to_py)?;
-            Ok(Gpu {
-                backend,
-                adapter,
-                context: context.map(|c| ProcessLocal::new(Arc::new(c))),
-            })
-        })
-    }
-
-    /// The adapter as JSON, or None when there is no GPU.
-    #[getter]
-    fn adapter_json(&self) -> PyResult<Option<String>> {
-        adapter_json_of(self.context.as_ref().map(|c| c.data().summary()))
-    }
+/// The adapter of the GPU `backend` and `adapter` choose, as JSON, opened once per process by
+/// the registry every session shares ([`divgpu::gpu::registry`]); None where `auto` found no
+/// hardware GPU, and for `cpu`.
+#[pyfunction]
+#[pyo3(signature = (backend, adapter))]
+fn gpu_json(py: Python<'_>, backend: &str, adapter: Option<String>) -> PyResult<Option<String>> {
+    guarded("opening the GPU", || {
+        let backend = backend_of(backend)?;
+        let gpu = py
+            .detach(|| divgpu::session::open_gpu(backend, adapter.as_deref()))
+            .map_err(to_py)?;
+        adapter_json_of(gpu.map(|g| g.summary()))
+    })
 }
 
 #[pymethods]
 impl Session {
     #[new]
-    #[pyo3(signature = (values, backend, algorithm, threads, adapter, chunk_elements, keep_index=true, gpu=None, index_memory=None))]
+    #[pyo3(signature = (values, backend, algorithm, threads, adapter, chunk_elements, keep_index=true, index_memory=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -406,7 +383,6 @@ impl Session {
         adapter: Option<String>,
         chunk_elements: Option<usize>,
         keep_index: bool,
-        gpu: Option<&Bound<'_, Gpu>>,
         index_memory: Option<u64>,
     ) -> PyResult<Self> {
         guarded("opening the Index", || {
@@ -437,26 +413,8 @@ impl Session {
                 index_memory,
                 ..Options::default()
             };
-            let gpu = match gpu {
-                None => None,
-                Some(gpu) => {
-                    let gpu = gpu.get();
-                    if gpu.backend != backend || gpu.adapter != options.adapter {
-                        return Err(PyValueError::new_err(
-                            "the GPU was opened for another backend or adapter",
-                        ));
-                    }
-                    Some(match &gpu.context {
-                        None => None,
-                        Some(local) => Some(local.here().map_err(to_py)?.clone()),
-                    })
-                }
-            };
             let session = py
-                .detach(|| match gpu {
-                    None => divgpu::Session::new(array, &options),
-                    Some(context) => divgpu::Session::opened(array, context, &options),
-                })
+                .detach(|| divgpu::Session::new(array, &options))
                 .map_err(to_py)?;
             Ok(Session {
                 inner: Arc::new(session),
@@ -633,6 +591,19 @@ impl Session {
     }
 
     /// The session's notes (no hardware GPU, a software adapter).
+    /// Why the adapter was chosen as it was, where the user should know (the package warns).
+    #[getter]
+    fn choice_note(&self) -> Option<String> {
+        self.inner.choice_note().map(str::to_string)
+    }
+
+    /// Seconds the array's upload to the GPU took (0 on the CPU): benches compare it with the
+    /// whole Index's making.
+    #[getter]
+    fn upload_seconds(&self) -> f64 {
+        self.inner.upload_time().as_secs_f64()
+    }
+
     #[getter]
     fn notes(&self) -> Vec<String> {
         self.inner.notes().to_vec()
@@ -646,6 +617,13 @@ fn devices_json(py: Python<'_>) -> PyResult<String> {
         let devices = py.detach(divgpu::gpu::devices).map_err(to_py)?;
         serde_json::to_string(&devices).map_err(|e| DivgpuError::new_err(e.to_string()))
     })
+}
+
+/// The devices this process has opened (each shared by every Index on its adapter), as JSON.
+#[pyfunction]
+fn opened_json() -> PyResult<String> {
+    serde_json::to_string(&divgpu::gpu::registry::opened())
+        .map_err(|e| DivgpuError::new_err(e.to_string()))
 }
 
 /// The process this one was forked from, where that one had opened a GPU before the fork (no
@@ -662,9 +640,10 @@ fn _divgpu(m: &Bound<'_, PyModule>) -> PyResult<()> {
     // with the GIL, before any GPU work releases it (it may set XDG_RUNTIME_DIR)
     divgpu::gpu::context::quiet_runtime_dir();
     m.add_class::<Session>()?;
-    m.add_class::<Gpu>()?;
     m.add_function(wrap_pyfunction!(devices_json, m)?)?;
+    m.add_function(wrap_pyfunction!(gpu_json, m)?)?;
     m.add_function(wrap_pyfunction!(forked_from, m)?)?;
+    m.add_function(wrap_pyfunction!(opened_json, m)?)?;
     m.add_function(wrap_pyfunction!(arrow::nulls_message, m)?)?;
     m.add("DivgpuError", m.py().get_type::<DivgpuError>())?;
     m.add("MAX_THREADS", divgpu::cpu::MAX_THREADS)?;

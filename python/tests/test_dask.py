@@ -3,6 +3,7 @@ chunks against the single-process answer and the oracle, zarr and .npy stores on
 misaligned or moved between workers, a worker killed mid-compute, errors inside blocks, the
 GPU opened once per process, the thresholds sent once, the exact adding tree; CPU and GPU."""
 
+import json
 import logging
 import os
 import pickle
@@ -218,9 +219,9 @@ def test_gpu_is_opened_once_per_worker_process(client, gpu_backend):
     expected = divgpu.count(array, thresholds, backend="cpu").tolist()
     for _ in range(2):
         assert dd.count(x, thresholds, backend="gpu").compute().tolist() == expected
-    opened = client.run(lambda: dict(dd._opened))
-    assert sum(o.get(("gpu", None), 0) for o in opened.values()) >= 1
-    assert all(o.get(("gpu", None), 0) <= 1 for o in opened.values()), opened
+    opened = client.run(_opened_devices)
+    assert sum(opened.values()) >= 1
+    assert all(n <= 1 for n in opened.values()), opened
     adapters = client.run(dd.worker_gpu, "gpu")
     for adapter in adapters.values():
         assert adapter is not None
@@ -233,13 +234,18 @@ def test_gpu_workers_as_the_docs_set_them_up(gpu_backend):
     # the count's tasks asking for it
     with local_cluster(resources={"GPU": 1}) as cluster, Client(cluster) as client:
         client.register_plugin(dd.DivgpuPlugin(backend="gpu"))
-        opened = client.run(lambda: dict(dd._opened))
-        assert [o.get(("gpu", None)) for o in opened.values()] == [1, 1], opened
+        opened = client.run(_opened_devices)
+        assert list(opened.values()) == [1, 1], opened
         x = da.from_array(np.arange(5_000, dtype=np.uint16), chunks=700)
         sums = dd.count(x, [0, 4_999], backend="gpu")
         got = client.compute(sums, resources={"GPU": 1}).result()
         assert got.tolist() == divgpu.count(np.arange(5_000), [0, 4_999], backend="cpu").tolist()
-        assert client.run(lambda: dict(dd._opened)) == opened
+        assert client.run(_opened_devices) == opened
+
+
+def _opened_devices() -> int:
+    """How many GPU devices this worker process has opened (its registry's count)."""
+    return len(json.loads(divgpu._divgpu.opened_json()))
 
 
 def kill_once(block, marker, after):

@@ -254,7 +254,10 @@ def test_errors():
         (TypeError, {"threads": "2"}),
         (TypeError, {"threads": 2.0}),
         (ValueError, {"chunk_elements": 0}),
-        (TypeError, {"adapter": 3}),
+        # an int is an adapter's number (test_sharing.py); other types are not adapters
+        (TypeError, {"adapter": 3.0}),
+        (TypeError, {"adapter": True}),
+        (ValueError, {"adapter": -1}),
     ]:
         with pytest.raises(error):
             divgpu.Index(values, **options)

@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
-use crate::gpu::context::GpuContext;
+use crate::gpu::context::{turn_of, GpuContext};
 use crate::gpu::query::DivisorTableBuffer;
 use crate::gpu::wide::WIDE_BLOCK;
 use crate::input::Array;
@@ -104,6 +104,23 @@ pub struct GpuArray {
     len: usize,
     /// `fast`'s divisor table, built by the first query that wants one and kept.
     pub(super) table: Mutex<Option<Arc<DivisorTableBuffer>>>,
+    /// The device's backend: its buffers are released in that backend's turn.
+    backend: wgpu::Backend,
+}
+
+impl Drop for GpuArray {
+    /// Releases the buffers in the device's turn ([`GpuContext::turn`]): on GL, releasing one
+    /// takes the context that another thread's query may hold.
+    fn drop(&mut self) {
+        let _turn = turn_of(self.backend);
+        drop(std::mem::take(&mut self.parts));
+        drop(
+            self.table
+                .get_mut()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+    }
 }
 
 impl GpuArray {
@@ -178,6 +195,7 @@ impl GpuContext {
     /// streamed otherwise (the streamed array keeps a handle on `array`, and reads it at every
     /// query).
     pub fn upload(&self, array: &Arc<Array>, options: UploadOptions) -> Result<GpuArray> {
+        let _turn = self.turn();
         let sources = match array.split_sign() {
             Some((negatives, rest)) => vec![Arc::new(negatives), Arc::new(rest)],
             None => vec![array.clone()],
@@ -191,6 +209,7 @@ impl GpuContext {
             parts,
             len: array.len(),
             table: Mutex::new(None),
+            backend: self.adapter_info().backend,
         })
     }
 

@@ -2,7 +2,9 @@
 
 use std::path::Path;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 
 use bytemuck::Pod;
 
@@ -67,21 +69,25 @@ pub fn software_warning(info: &wgpu::AdapterInfo) -> Option<String> {
 /// The process that made the first wgpu instance, or 0 before any.
 static INSTANCE_OWNER: AtomicU32 = AtomicU32::new(0);
 
-/// A wgpu instance over the backends in `WGPU_BACKEND` (all of them when it is unset).
-/// [`Error::Forked`] in a process forked from one that had made an instance: the drivers'
-/// state was copied into the child without their threads (Mesa's GL hung there on its first
-/// device), so divgpu opens GPUs only in processes that start fresh (see [`crate::fork`]).
-pub fn instance() -> Result<wgpu::Instance> {
+/// The process's one wgpu instance, over the backends in `WGPU_BACKEND` (all of them when it is
+/// unset; read once, when the instance is made). [`Error::Forked`] in a process forked from
+/// one that had made it: the drivers' state was copied into the child without their threads
+/// (Mesa's GL hung there on its first device), so divgpu opens GPUs only in processes that
+/// start fresh (see [`crate::fork`]).
+pub fn instance() -> Result<&'static wgpu::Instance> {
+    static INSTANCE: OnceLock<wgpu::Instance> = OnceLock::new();
     let here = std::process::id();
+    // the owner is recorded before the instance is made, so that a process forked while
+    // another thread makes it finds the owner set, and never waits on that thread's `OnceLock`
     match INSTANCE_OWNER.compare_exchange(0, here, Ordering::AcqRel, Ordering::Acquire) {
         Ok(_) => {}
         Err(owner) if owner == here => {}
         Err(owner) => return Err(Error::Forked { owner }),
     }
     quiet_runtime_dir();
-    Ok(wgpu::Instance::new(
-        wgpu::InstanceDescriptor::new_without_display_handle_from_env(),
-    ))
+    Ok(INSTANCE.get_or_init(|| {
+        wgpu::Instance::new(wgpu::InstanceDescriptor::new_without_display_handle_from_env())
+    }))
 }
 
 /// Points `XDG_RUNTIME_DIR` at a private folder when it is unset or not an absolute path, once,
@@ -141,60 +147,12 @@ pub fn forked_from() -> Option<u32> {
     }
 }
 
-/// Every adapter the instance sees.
+/// Every adapter the instance sees, in the instance's order (`divgpu devices` numbers them so).
+/// Taken in GL's turn: enumerating makes GL contexts, under a lock of wgpu's that panics
+/// after a wait ([`GpuContext::turn`]).
 pub fn adapters(instance: &wgpu::Instance) -> Vec<wgpu::Adapter> {
+    let _turn = GL_TURN.take();
     pollster::block_on(instance.enumerate_adapters(wgpu::Backends::all()))
-}
-
-/// Picks an adapter: those whose name contains `name` (else `WGPU_ADAPTER_NAME`), best first by
-/// `WGPU_POWER_PREF` (high performance by default). `hardware_only` keeps real GPUs only, unless
-/// a name was asked for: a named adapter is used whatever it is. `Ok(None)` when nothing
-/// qualifies and no name was asked for.
-pub fn choose_adapter(
-    instance: &wgpu::Instance,
-    name: Option<&str>,
-    hardware_only: bool,
-) -> Result<Option<wgpu::Adapter>> {
-    let env_name = std::env::var("WGPU_ADAPTER_NAME").ok();
-    let wanted = name.or(env_name.as_deref()).map(str::to_lowercase);
-    let hardware_only = hardware_only && wanted.is_none();
-    let all = adapters(instance);
-    let seen: Vec<String> = all.iter().map(|a| a.get_info().name).collect();
-    let mut candidates: Vec<wgpu::Adapter> = all
-        .into_iter()
-        .filter(|a| {
-            let info = a.get_info();
-            wanted
-                .as_deref()
-                .is_none_or(|w| info.name.to_lowercase().contains(w))
-                && (!hardware_only || is_hardware(&info))
-        })
-        .collect();
-    let low_power = wgpu::PowerPreference::from_env() == Some(wgpu::PowerPreference::LowPower);
-    candidates.sort_by_key(|a| preference_rank(a.get_info().device_type, low_power));
-    match (candidates.into_iter().next(), wanted) {
-        (Some(adapter), _) => Ok(Some(adapter)),
-        (None, Some(w)) => Err(Error::NoAdapter(format!(
-            "no adapter's name contains {w:?} (adapters seen: {}); `divgpu devices` lists them",
-            if seen.is_empty() {
-                "none".to_string()
-            } else {
-                seen.join(", ")
-            }
-        ))),
-        (None, None) => Ok(None),
-    }
-}
-
-fn preference_rank(t: wgpu::DeviceType, low_power: bool) -> u8 {
-    use wgpu::DeviceType::*;
-    match (t, low_power) {
-        (DiscreteGpu, false) | (IntegratedGpu, true) => 0,
-        (IntegratedGpu, false) | (DiscreteGpu, true) => 1,
-        (VirtualGpu, _) => 2,
-        (Other, _) => 3,
-        (Cpu, _) => 4,
-    }
 }
 
 /// The message for `--backend gpu` when no adapter exists at all.
@@ -274,6 +232,78 @@ fn nvidia_hint_in(root: &Path, env: impl Fn(&str) -> Option<String>) -> Option<S
     ))
 }
 
+/// GL's one context, taken in turns by every thread of the process that uses a GL device.
+///
+/// wgpu-hal's GL backend has one context per adapter, shared by every device opened on it, and
+/// locks it for each call: a buffer made, a submission, each wait for the GPU (up to 4.3 s a
+/// call). A thread that waits more than 6 s for that lock panics ("Could not lock adapter
+/// context. This is most-likely a deadlock."; `CONTEXT_LOCK_TIMEOUT_SECS`). Eight threads
+/// counting on one GL device, on a loaded machine, waited that long. So divgpu's own calls
+/// wait here instead, with no time limit, and hold the turn across a whole upload, query or
+/// release (a reentrant lock: an operation that calls another keeps its turn). Then wgpu's lock
+/// is never contended by divgpu. Vulkan, Metal and DX12 need no turns.
+struct Turns {
+    /// The thread whose turn it is, and how many of its calls hold it.
+    holder: Mutex<Option<(ThreadId, usize)>>,
+    free: Condvar,
+}
+
+static GL_TURN: Turns = Turns {
+    holder: Mutex::new(None),
+    free: Condvar::new(),
+};
+
+/// A thread's turn at the GPU ([`GpuContext::turn`]), until dropped.
+#[must_use = "the turn ends when the guard is dropped"]
+pub struct Turn {
+    taken: bool,
+}
+
+impl Turns {
+    fn take(&'static self) -> Turn {
+        let me = std::thread::current().id();
+        let mut holder = self.holder.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            match &mut *holder {
+                None => {
+                    *holder = Some((me, 1));
+                    break;
+                }
+                Some((thread, depth)) if *thread == me => {
+                    *depth += 1;
+                    break;
+                }
+                Some(_) => holder = self.free.wait(holder).unwrap_or_else(|p| p.into_inner()),
+            }
+        }
+        Turn { taken: true }
+    }
+}
+
+impl Drop for Turn {
+    fn drop(&mut self) {
+        if !self.taken {
+            return;
+        }
+        let mut holder = GL_TURN.holder.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, depth)) = &mut *holder {
+            *depth -= 1;
+            if *depth == 0 {
+                *holder = None;
+                GL_TURN.free.notify_one();
+            }
+        }
+    }
+}
+
+/// The turn of `backend`'s devices: GL's, or none.
+pub(crate) fn turn_of(backend: wgpu::Backend) -> Turn {
+    match backend {
+        wgpu::Backend::Gl => GL_TURN.take(),
+        _ => Turn { taken: false },
+    }
+}
+
 /// Everything built once and reused for every upload and query: device, queue, pipelines.
 pub struct GpuContext {
     pub(crate) device: wgpu::Device,
@@ -298,6 +328,7 @@ impl GpuContext {
     /// values of 2^32 and above only when `use_int64` and the adapter has them; emulated
     /// 64-bit arithmetic otherwise. Tests and benches compare the two on one adapter.
     pub fn with_shader_int64(adapter: &wgpu::Adapter, use_int64: bool) -> Result<Self> {
+        let _turn = turn_of(adapter.get_info().backend);
         let native_int64 = use_int64 && adapter.features().contains(wgpu::Features::SHADER_INT64);
         let mut features = adapter.features() & wgpu::Features::TIMESTAMP_QUERY;
         if native_int64 {
@@ -331,6 +362,14 @@ impl GpuContext {
         };
         context.check("building the pipelines", || Ok(()))?;
         Ok(context)
+    }
+
+    /// This thread's turn at the device, held until the guard is dropped: on GL, one thread of
+    /// the process at a time (see `Turns`); on other backends it holds nothing. divgpu takes it
+    /// for every upload, query and release; code that uses [`GpuContext::device`] directly
+    /// beside divgpu's (tests, benches) takes it too, for the same reason.
+    pub fn turn(&self) -> Turn {
+        turn_of(self.info.backend)
     }
 
     /// The device, for code that builds its own pipelines beside divgpu's (tests, benches).
@@ -442,14 +481,30 @@ impl GpuContext {
         Ok(data)
     }
 
-    /// Blocks until the GPU has finished everything submitted so far.
+    /// Blocks until the GPU has finished everything submitted so far. wgpu's GL backend waits
+    /// at most 4.3 s a call (a fence wait's `u32` of nanoseconds) and then says it timed out,
+    /// though the work is only slow (a software adapter on a loaded machine): divgpu waits
+    /// again, up to [`GPU_WAIT_LIMIT`] in all, and then fails rather than hang.
     pub(crate) fn wait(&self) -> Result<()> {
-        self.device
-            .poll(wgpu::PollType::wait_indefinitely())
-            .map(|_| ())
-            .map_err(|e| Error::Gpu(format!("waiting for the GPU: {e}")))
+        let start = Instant::now();
+        loop {
+            match self.device.poll(wgpu::PollType::wait_indefinitely()) {
+                Ok(_) => return Ok(()),
+                Err(wgpu::PollError::Timeout) if start.elapsed() < GPU_WAIT_LIMIT => continue,
+                Err(e) => {
+                    return Err(Error::Gpu(format!(
+                        "waiting for the GPU ({:.0} s): {e}",
+                        start.elapsed().as_secs_f64()
+                    )))
+                }
+            }
+        }
     }
 }
+
+/// The longest divgpu waits for one submission: far above any of divgpu's (it sizes each
+/// submission to take well under a second where it can measure, see `gpu::query`).
+pub const GPU_WAIT_LIMIT: Duration = Duration::from_secs(600);
 
 /// wgpu's errors span several indented lines ("Caused by: ..."); divgpu prints one.
 fn one_line(message: &str) -> String {

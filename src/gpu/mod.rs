@@ -8,12 +8,14 @@ pub mod context;
 mod keys;
 pub mod pipelines;
 mod query;
+pub mod registry;
+pub mod select;
 pub mod table;
 mod timer;
 pub mod wide;
 
 pub use array::{GpuArray, UploadOptions};
-pub use context::{AdapterSummary, GpuContext};
+pub use context::{AdapterSummary, GpuContext, Turn};
 pub use query::QueryTimings;
 
 use serde::Serialize;
@@ -21,8 +23,13 @@ use serde::Serialize;
 /// One line of `divgpu devices`.
 #[derive(Clone, Debug, Serialize)]
 pub struct DeviceReport {
+    /// The adapter's number, from 0 in the order wgpu lists them: `--adapter` takes it.
+    pub index: usize,
     #[serde(flatten)]
     pub adapter: AdapterSummary,
+    /// `bus:device.function` with its domain (`0000:01:00.0`), where the backend says it
+    /// (Vulkan with `VK_EXT_pci_bus_info`): `--adapter` takes it too.
+    pub pci_bus_id: Option<String>,
     pub max_storage_binding_bytes: u64,
     pub max_buffer_bytes: u64,
     pub shader_int64: bool,
@@ -34,13 +41,17 @@ pub struct DeviceReport {
 ///
 /// [`Error::Forked`]: crate::Error::Forked
 pub fn devices() -> crate::Result<Vec<DeviceReport>> {
-    Ok(context::adapters(&context::instance()?)
+    Ok(context::adapters(context::instance()?)
         .iter()
-        .map(|a| {
+        .enumerate()
+        .map(|(index, a)| {
             let limits = a.limits();
             let features = a.features();
+            let info = a.get_info();
             DeviceReport {
-                adapter: AdapterSummary::of(&a.get_info()),
+                index,
+                pci_bus_id: select::BusId::parse(&info.device_pci_bus_id).map(|b| b.to_string()),
+                adapter: AdapterSummary::of(&info),
                 max_storage_binding_bytes: limits.max_storage_buffer_binding_size,
                 max_buffer_bytes: limits.max_buffer_size,
                 shader_int64: features.contains(wgpu::Features::SHADER_INT64),

@@ -86,6 +86,8 @@ impl GpuContext {
         observer: &dyn Observer,
     ) -> Result<(Vec<u64>, QueryTimings)> {
         crate::guard::point("gpu-query");
+        // the buffers made here are dropped before the turn ends
+        let _turn = self.turn();
         let slots = match algorithm {
             Algorithm::Naive => plan.given().len(),
             Algorithm::Fast => plan.distinct().len(),
@@ -169,6 +171,7 @@ impl GpuContext {
         if values.is_empty() {
             return Ok(Vec::new());
         }
+        let _turn = self.turn();
         let array = Arc::new(Array::from_u64(values.to_vec()));
         let uploaded = self.upload(&array, UploadOptions::default())?;
         let thresholds = Integers::from(values.iter().map(|&v| i128::from(v)).collect::<Vec<_>>());

@@ -190,6 +190,7 @@ impl GpuContext {
     /// c(n) for n in 0..=`top` as the GPU's sieve builds them (entries 0 and 1, which the
     /// shaders never read, are 0 and 1), read back: for tests.
     pub fn sieve_counts(&self, top: u32) -> Result<Vec<u16>> {
+        let _turn = self.turn();
         let table = self.sieve_table(top)?;
         let words: Vec<u32> = self.read_back(&table, table.size())?;
         Ok(words

@@ -3,7 +3,7 @@
 
 pub mod factor;
 
-use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::sync::{Arc, OnceLock};
 
 use divgpu::gpu::GpuContext;
 
@@ -57,9 +57,10 @@ pub const SKIP_GPU_VAR: &str = "DIVGPU_SKIP_GPU_TESTS";
 /// When set (CI: `vulkan`, `gl`), the adapter's backend must be this one.
 pub const EXPECT_BACKEND_VAR: &str = "DIVGPU_EXPECT_BACKEND";
 
-/// The one GPU context of this test binary (adapter from `WGPU_BACKEND`/`WGPU_ADAPTER_NAME`),
-/// or `None` only when the person running the tests opted out with `DIVGPU_SKIP_GPU_TESTS=1`.
-/// Opened as every session opens one ([`divgpu::session::open_gpu`]).
+/// The GPU of this test binary (adapter from `WGPU_BACKEND`/`WGPU_ADAPTER_NAME`), or `None`
+/// only when the person running the tests opted out with `DIVGPU_SKIP_GPU_TESTS=1`: the device
+/// the process's registry opened for `Backend::Gpu`, which every GPU session of the binary
+/// shares ([`divgpu::session::open_gpu`]).
 pub fn gpu() -> Option<&'static Arc<GpuContext>> {
     static CONTEXT: OnceLock<Option<Arc<GpuContext>>> = OnceLock::new();
     CONTEXT
@@ -81,21 +82,9 @@ pub fn gpu() -> Option<&'static Arc<GpuContext>> {
                     "{EXPECT_BACKEND_VAR} asks for another backend than the adapter found"
                 );
             }
-            Some(Arc::new(gpu))
+            Some(gpu)
         })
         .as_ref()
-}
-
-/// This test's turn at the GPU, on GL: one GPU test of the binary at a time there. wgpu-hal
-/// locks the GL adapter's one context for every call and panics after waiting 6 s for it
-/// (`CONTEXT_LOCK_TIMEOUT_SECS`). On the 2-core VM, one test's dispatch on llvmpipe once held it
-/// that long, and three other tests panicked in `write_buffer`. Tests wait here instead, with
-/// no timeout. `None` on the other backends, which have no such lock, and without a GPU.
-/// Every test that can touch the GPU takes it first and holds it to its end.
-pub fn gpu_turn() -> Option<MutexGuard<'static, ()>> {
-    static TURN: Mutex<()> = Mutex::new(());
-    let gl = gpu()?.adapter_info().backend == wgpu::Backend::Gl;
-    gl.then(|| TURN.lock().unwrap_or_else(|p| p.into_inner()))
 }
 
 use divgpu::input::{Array, Integers};
