@@ -7,15 +7,16 @@
 # xz-compressed), the abi3 wheel, the Vulkan loader's package, and these scripts.
 #
 # There (no Rust, no registry; Python 3 with numpy, and CuPy where it is installed):
-#   DIR/gpu-check.sh [--allow-software] [--big-bytes N] [--out FILE] [--skip-tests]
+#   DIR/gpu-check.sh [--allow-software] [--big-bytes N] [--out FILE] [--skip-tests] [--smoke]
 # runs `divgpu devices`, --adapter by number and bus id, every GPU test executable, `divgpu
 # bench --json`, a 4 GiB array streamed through the GPU and checked against the CPU, the post's
 # workload from Python (first and later batches), and the same workload in CuPy as the anchor a
 # CUDA user would pick; it writes one JSON summary (default: DIR/gpu-check.json) and exits 1 if
 # any check failed. Without --allow-software it refuses to count a software adapter as a GPU:
 # here, `WGPU_BACKEND=vulkan DIR/gpu-check.sh --allow-software` runs it on lavapipe (with a
-# 256 MiB array unless --big-bytes says otherwise). CI runs it so, with a 1 MiB array and
-# --skip-tests (it runs the tests itself), so that the script keeps working.
+# 256 MiB array unless --big-bytes says otherwise). CI runs it so, with a 1 MiB array,
+# --skip-tests (it runs the tests itself) and --smoke (small workloads), so that the script
+# keeps working.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"

@@ -93,6 +93,11 @@ def main():
     parser.add_argument(
         "--skip-tests", action="store_true", help="leave the test executables out (CI runs them)"
     )
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="small workloads: that every step runs, not what it measures (CI)",
+    )
     args = parser.parse_args()
     big_bytes = args.big_bytes or ((256 << 20) if args.allow_software else (4 << 30))
     steps = Steps(args.budget)
@@ -158,7 +163,10 @@ def main():
         steps.run("test executables", tests)
 
     def bench():
-        status, out, err = command([binary, "bench", "--json"], max(60, min(180, steps.left())))
+        size = ["--size", "20000"] if args.smoke else []
+        status, out, err = command(
+            [binary, "bench", "--json", *size], max(60, min(180, steps.left()))
+        )
         if status != 0:
             return {"ok": False, "error": err}
         report = json.loads(out)
@@ -202,7 +210,7 @@ def main():
     steps.run("streamed array", streamed)
 
     rng = np.random.default_rng(2013)
-    values = rng.integers(0, 10**6, size=10**6, endpoint=True, dtype=np.int64)
+    values = rng.integers(0, 10**6, size=10**4 if args.smoke else 10**6, endpoint=True, dtype=np.int64)
 
     def python_workload():
         import divgpu

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 /// `ValueError` for [`Error::Threshold`] and [`Error::Option`], `KeyboardInterrupt` for
 /// [`Error::Cancelled`] and `divgpu.DivgpuError` for the rest); no message names a CLI flag.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum Error {
     #[error("{}: {source}", path.display())]
     Io {

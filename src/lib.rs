@@ -4,7 +4,6 @@
 //! The array is uploaded once to GPU storage buffers and answered by WGSL compute shaders
 //! ([`gpu`]), or by rayon on the CPU ([`cpu`]); both give the same exact u64 results.
 
-pub mod bench;
 pub mod cpu;
 pub mod divisors;
 pub mod error;
@@ -14,7 +13,6 @@ pub mod gpu;
 pub mod guard;
 pub mod index;
 pub mod input;
-pub mod job;
 pub mod query;
 pub mod report;
 pub mod session;

@@ -83,6 +83,17 @@ pub struct Mismatch {
     pub cpu: u64,
 }
 
+impl std::fmt::Display for Mismatch {
+    /// `--backend both`'s first disagreement, in words: the CLI's line and Python's error.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "backends disagree at threshold #{} ({}): gpu {} cpu {}",
+            self.index, self.threshold, self.gpu, self.cpu
+        )
+    }
+}
+
 /// A threshold as a 64-bit integer, signed or not: every threshold is one, and 128-bit
 /// formatting is several times slower (a million thresholds are printed in a run).
 #[derive(Clone, Copy)]

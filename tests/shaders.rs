@@ -93,3 +93,51 @@ fn every_shader_parses_and_validates() {
         ("SieveParams", SIEVE_PARAMS_BYTES),
     );
 }
+
+/// Each struct the host writes for the shaders (`divgpu::gpu::mirrors`) against naga's layout
+/// of the WGSL struct of that name, member by member: the same names in the same order at the
+/// same byte offsets, and the same size (padding, `_`-named on both sides, is not compared by
+/// name). A member added, removed, renamed, reordered or resized on one side fails here.
+#[test]
+fn every_mirrored_struct_matches_its_wgsl_struct_member_by_member() {
+    let mut sources = shader_sources().to_vec();
+    sources.push(sieve_source());
+    for (name, members, size) in divgpu::gpu::mirrors() {
+        let mut checked = 0;
+        for (label, source) in &sources {
+            let module = naga::front::wgsl::parse_str(source).unwrap();
+            let Some((handle, ty)) = module
+                .types
+                .iter()
+                .find(|(_, t)| t.name.as_deref() == Some(name))
+            else {
+                continue;
+            };
+            let mut layouter = naga::proc::Layouter::default();
+            layouter.update(module.to_ctx()).unwrap();
+            let naga::TypeInner::Struct {
+                members: wgsl,
+                span,
+            } = &ty.inner
+            else {
+                panic!("{label}: {name} is not a struct");
+            };
+            let named = |n: &str| !n.starts_with('_');
+            let wgsl_members: Vec<(&str, usize)> = wgsl
+                .iter()
+                .map(|m| (m.name.as_deref().unwrap_or("_"), m.offset as usize))
+                .filter(|(n, _)| named(n))
+                .collect();
+            let rust_members: Vec<(&str, usize)> =
+                members.iter().copied().filter(|(n, _)| named(n)).collect();
+            assert_eq!(rust_members, wgsl_members, "{label}: {name}'s members");
+            assert_eq!(size, *span as usize, "{label}: {name}'s size");
+            assert_eq!(u64::from(layouter[handle].size), *span as u64);
+            // the padding is the tail on both sides
+            let last_named = |offsets: &[(&str, usize)]| offsets.last().map(|&(_, o)| o);
+            assert_eq!(last_named(&rust_members), last_named(&wgsl_members));
+            checked += 1;
+        }
+        assert!(checked > 0, "no shader declares {name}");
+    }
+}

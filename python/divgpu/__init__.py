@@ -465,12 +465,12 @@ def _count(session: Session, t: Any, main: bool, shown: Any) -> Any:
             flat = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
             if t.ndim == 0:
                 return session.count_one(int(flat[0]), main, shown)
-            return session.count_i64(flat, main, shown).reshape(t.shape)
+            return session.count_array(flat, main, shown).reshape(t.shape)
         if t.dtype.kind == "u":
             flat = np.ascontiguousarray(t, dtype=np.uint64).reshape(-1)
             if t.ndim == 0:
                 return session.count_one(int(flat[0]), main, shown)
-            return session.count_u64(flat, main, shown).reshape(t.shape)
+            return session.count_array(flat, main, shown).reshape(t.shape)
         if t.dtype.kind != "O":
             raise TypeError(f"thresholds must be integers, not an array of {t.dtype}")
         if t.ndim == 0:

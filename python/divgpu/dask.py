@@ -268,10 +268,8 @@ def _block_partials(
 
 def _answer(session: Session, thresholds: np.ndarray) -> np.ndarray:
     """The session's sums for the flat thresholds `_thresholds` made (int64, uint64 or ints)."""
-    if thresholds.dtype == np.int64:
-        return session.count_i64(thresholds, False)
-    if thresholds.dtype == np.uint64:
-        return session.count_u64(thresholds, False)
+    if thresholds.dtype in (np.int64, np.uint64):
+        return session.count_array(thresholds, False)
     return session.count_seq(thresholds.tolist(), False)
 
 

@@ -331,10 +331,7 @@ impl Session {
 /// The results, or with `backend="both"` an error when the backends disagree.
 fn results(answer: divgpu::session::Answer) -> PyResult<Vec<u64>> {
     match answer.comparison.and_then(|c| c.first_mismatch) {
-        Some(m) => Err(DivgpuError::new_err(format!(
-            "backends disagree at threshold #{} ({}): gpu {} cpu {}",
-            m.index, m.threshold, m.gpu, m.cpu
-        ))),
+        Some(m) => Err(DivgpuError::new_err(m.to_string())),
         None => Ok(answer.results),
     }
 }
@@ -451,34 +448,24 @@ impl Session {
         self.answer_array(py, Integers::from(values), interruptible, progress)
     }
 
-    /// A one-dimensional int64 array.
+    /// A one-dimensional int64 or uint64 array (the package makes every integer array one).
     #[pyo3(signature = (thresholds, interruptible, progress=None))]
-    fn count_i64<'py>(
+    fn count_array<'py>(
         &self,
         py: Python<'py>,
-        thresholds: PyReadonlyArray1<'py, i64>,
+        thresholds: &Bound<'py, PyAny>,
         interruptible: bool,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyArray1<u64>>> {
-        let values = thresholds.as_slice()?.to_vec();
-        self.answer_array(py, Integers::from(values), interruptible, progress)
-    }
-
-    /// A one-dimensional uint64 array.
-    #[pyo3(signature = (thresholds, interruptible, progress=None))]
-    fn count_u64<'py>(
-        &self,
-        py: Python<'py>,
-        thresholds: PyReadonlyArray1<'py, u64>,
-        interruptible: bool,
-        progress: Option<Py<PyAny>>,
-    ) -> PyResult<Bound<'py, PyArray1<u64>>> {
-        let values: Vec<i128> = thresholds
-            .as_slice()?
-            .iter()
-            .map(|&t| i128::from(t))
-            .collect();
-        self.answer_array(py, Integers::from(values), interruptible, progress)
+        let values = match thresholds.extract::<PyReadonlyArray1<'py, i64>>() {
+            Ok(signed) => Integers::from(signed.as_slice()?.to_vec()),
+            Err(_) => {
+                let unsigned = thresholds.extract::<PyReadonlyArray1<'py, u64>>()?;
+                let wide: Vec<i128> = unsigned.as_slice()?.iter().map(|&t| t.into()).collect();
+                Integers::from(wide)
+            }
+        };
+        self.answer_array(py, values, interruptible, progress)
     }
 
     fn __len__(&self) -> usize {

@@ -431,21 +431,7 @@ impl GpuContext {
         usage: wgpu::BufferUsages,
         data: &[T],
     ) -> wgpu::Buffer {
-        let bytes: &[u8] = bytemuck::cast_slice(data);
-        let buffer = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some(label),
-            size: bytes.len() as u64,
-            usage,
-            mapped_at_creation: true,
-        });
-        buffer
-            .slice(..)
-            .get_mapped_range_mut()
-            .expect("a buffer mapped at creation is mapped")
-            .slice(..)
-            .copy_from_slice(bytes);
-        buffer.unmap();
-        buffer
+        crate::gpu::buffers::init_buffer(&self.device, label, usage, data)
     }
 
     /// Copies `size` bytes of `source` into a mappable buffer and reads them on the host.

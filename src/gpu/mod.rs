@@ -3,7 +3,28 @@
 //! steps the elements of 2^32 and above, `keys` orders elements and thresholds as the shaders
 //! compare them, `timer` times the passes by timestamp queries.
 
+/// Declares a struct that mirrors a WGSL struct the host writes into a uniform or storage
+/// buffer (`#[repr(C)]`, `Pod`), with `MEMBERS`: each member's name and byte offset, which
+/// `tests/shaders.rs` checks member by member against naga's layout of the WGSL struct.
+macro_rules! mirror {
+    ($(#[$meta:meta])* $vis:vis struct $name:ident { $($fvis:vis $field:ident: $ty:ty,)* }) => {
+        $(#[$meta])*
+        #[repr(C)]
+        #[derive(Clone, Copy, Default, bytemuck::Pod, bytemuck::Zeroable)]
+        $vis struct $name {
+            $($fvis $field: $ty,)*
+        }
+
+        impl $name {
+            /// Each member's name and byte offset, in order.
+            pub(crate) const MEMBERS: &'static [(&'static str, usize)] =
+                &[$((stringify!($field), std::mem::offset_of!($name, $field)),)*];
+        }
+    };
+}
+
 pub mod array;
+mod buffers;
 pub mod context;
 mod keys;
 pub mod pipelines;
@@ -19,6 +40,25 @@ pub use context::{AdapterSummary, GpuContext, Turn};
 pub use query::QueryTimings;
 
 use serde::Serialize;
+
+/// A Rust struct that mirrors a WGSL one: its name (the WGSL struct's), each member's name and
+/// byte offset, and its size.
+pub type Mirror = (&'static str, &'static [(&'static str, usize)], usize);
+
+/// Every struct the host writes for the shaders, for `tests/shaders.rs` to check against the
+/// WGSL (`Wide`, the wide pipeline's per-element state, is the GPU's alone: the host only sizes
+/// its buffer, by `pipelines::WIDE_STATE_BYTES`, which that test checks too).
+pub fn mirrors() -> [Mirror; 2] {
+    use std::mem::size_of;
+    [
+        ("Params", query::Params::MEMBERS, size_of::<query::Params>()),
+        (
+            "SieveParams",
+            table::SieveParams::MEMBERS,
+            size_of::<table::SieveParams>(),
+        ),
+    ]
+}
 
 /// One line of `divgpu devices`.
 #[derive(Clone, Debug, Serialize)]

@@ -159,20 +159,12 @@ impl Pipelines {
             bind_group_layouts: &[Some(&layout), Some(&wide_layout)],
             immediate_size: 0,
         });
-        let primes: &[u8] = bytemuck::cast_slice(divisors::odd_primes_below_2_16());
-        let odd_primes = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("divgpu odd primes"),
-            size: primes.len() as u64,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: true,
-        });
-        odd_primes
-            .slice(..)
-            .get_mapped_range_mut()
-            .expect("a buffer mapped at creation is mapped")
-            .slice(..)
-            .copy_from_slice(primes);
-        odd_primes.unmap();
+        let odd_primes = crate::gpu::buffers::init_buffer(
+            device,
+            "divgpu odd primes",
+            wgpu::BufferUsages::STORAGE,
+            divisors::odd_primes_below_2_16(),
+        );
         let no_table = device.create_buffer(&wgpu::BufferDescriptor {
             label: Some("divgpu no divisor table"),
             size: 4,

@@ -4,8 +4,6 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::divisors::DivisorTable;
 use crate::error::{Error, Result};
 use crate::gpu::array::{GpuArray, Part, Storage, UploadOptions};
@@ -48,21 +46,21 @@ pub(super) fn table_top(elements: usize, max_threshold: i128, limit: u64) -> Opt
     (top >= 2).then_some(top as u32)
 }
 
-/// `Params` in `shaders/divisors.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Default, Pod, Zeroable)]
-pub(super) struct Params {
-    pub(super) base: u32,
-    pub(super) end: u32,
-    pub(super) signed_keys: u32,
-    pub(super) num_thresholds: u32,
-    pub(super) threshold: u32,
-    pub(super) naive: u32,
-    pub(super) init: u32,
-    pub(super) steps: u32,
-    pub(super) key_width: u32,
-    pub(super) hist_top: u32,
-    pub(super) _pad: [u32; 2],
+mirror! {
+    /// `Params` in `shaders/divisors.wgsl`.
+    pub(super) struct Params {
+        pub(super) base: u32,
+        pub(super) end: u32,
+        pub(super) signed_keys: u32,
+        pub(super) num_thresholds: u32,
+        pub(super) threshold: u32,
+        pub(super) naive: u32,
+        pub(super) init: u32,
+        pub(super) steps: u32,
+        pub(super) key_width: u32,
+        pub(super) hist_top: u32,
+        pub(super) _pad: [u32; 2],
+    }
 }
 
 /// Wall-clock times of one GPU query.

@@ -3,8 +3,6 @@
 
 use std::sync::OnceLock;
 
-use bytemuck::{Pod, Zeroable};
-
 use crate::error::Result;
 use crate::gpu::context::GpuContext;
 use crate::gpu::pipelines::{compute_pipelines, storage};
@@ -34,16 +32,16 @@ pub fn sieve_source() -> (&'static str, String) {
 /// Bytes per `SieveParams` in `shaders/sieve.wgsl`.
 pub const SIEVE_PARAMS_BYTES: u64 = 32;
 
-/// `SieveParams` in `shaders/sieve.wgsl`.
-#[repr(C)]
-#[derive(Clone, Copy, Default, Pod, Zeroable)]
-struct SieveParams {
-    top: u32,
-    d_count: u32,
-    block: u32,
-    base: u32,
-    items: u32,
-    _pad: [u32; 3],
+mirror! {
+    /// `SieveParams` in `shaders/sieve.wgsl`.
+    pub(super) struct SieveParams {
+        top: u32,
+        d_count: u32,
+        block: u32,
+        base: u32,
+        items: u32,
+        _pad: [u32; 3],
+    }
 }
 
 /// The sieve's two pipelines and their bindings, built on first use.

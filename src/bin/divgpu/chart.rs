@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use divgpu::bench::{BenchReport, Row};
+use crate::bench::{BenchReport, Row};
 use divgpu::Error;
 
 /// The speed-ups of `report` as a bar chart (log scale), written as SVG.

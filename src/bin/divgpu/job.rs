@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
-use crate::input::{self, Array, DType, Integers};
-use crate::report::{Report, Timings};
-use crate::session::{Backend, Options, Session};
-use crate::{workload, Algorithm, Observer};
+use divgpu::error::{Error, Result};
+use divgpu::input::{self, Array, DType, Integers};
+use divgpu::report::{Report, Timings};
+use divgpu::session::{Backend, Options, Session};
+use divgpu::{workload, Algorithm, Observer};
 
 pub enum Source {
     /// The post's workload: `size` values uniform in `[0, max_value]` from `seed`.
@@ -72,7 +72,7 @@ pub fn load_array(source: &Source) -> Result<Array> {
 /// Whether `path` names a saved value index (`.divi`), which runs answer from without an array.
 pub fn is_index_file(path: &std::path::Path) -> bool {
     path.extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case(crate::index::file::EXTENSION))
+        .is_some_and(|e| e.eq_ignore_ascii_case(divgpu::index::file::EXTENSION))
 }
 
 /// The job's session: over its array (loaded, mapped or generated), or, for a saved index file,

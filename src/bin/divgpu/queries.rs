@@ -14,14 +14,16 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
+use crate::job::{self, Job};
 use divgpu::input::{parse_integer, Integers};
-use divgpu::job::{self, Job};
 use divgpu::report::{StreamAnswer, StreamError};
 use divgpu::session::Answer;
 use divgpu::{Algorithm, Error, Observer};
 
+use crate::console::Console;
+use crate::failure::Failure;
 use crate::output::{note, write_stdout_to_reader, Reader};
-use crate::{disagreement, note_backend, Console, Failure};
+use crate::run::note_backend;
 
 /// Where the lines come from.
 enum Input {
@@ -170,7 +172,7 @@ fn answer_line(thresholds: &Integers, answer: &Answer) -> Result<Vec<u8>, String
         .as_ref()
         .and_then(|c| c.first_mismatch.as_ref());
     if let Some(m) = mismatch {
-        return Err(disagreement(m));
+        return Err(m.to_string());
     }
     let line = StreamAnswer {
         thresholds,
@@ -220,7 +222,7 @@ fn stream(job: &Job, input: Input) -> Result<ExitCode, Failure> {
             Some(Ok(thresholds)) => {
                 console.restart();
                 let answer = session.query(&thresholds, &console);
-                console.bar.finish_and_clear();
+                console.finish();
                 match answer {
                     Err(Error::Cancelled) => return Err(Error::Cancelled.into()),
                     Err(e) => Err(e.to_string()),

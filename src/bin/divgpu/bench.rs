@@ -8,11 +8,21 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
-use crate::gpu::{AdapterSummary, GpuContext};
-use crate::input::{Array, Integers};
-use crate::session::{Backend, Options, Session};
-use crate::{Algorithm, Observer};
+use divgpu::error::{Error, Result};
+use divgpu::gpu::{AdapterSummary, GpuContext};
+use divgpu::input::{Array, Integers};
+use divgpu::session::{Backend, Options, Session};
+use divgpu::{Algorithm, Observer};
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use crate::chart;
+use crate::cli::DataArgs;
+use crate::console::Console;
+use crate::failure::Failure;
+use crate::job;
+use crate::output::{note, write_stdout};
 
 /// What was measured.
 #[derive(Debug, Serialize)]
@@ -259,4 +269,73 @@ impl BenchReport {
         }
         out
     }
+}
+
+/// `divgpu bench`'s flags.
+pub struct BenchOptions {
+    pub runs: usize,
+    pub json: bool,
+    pub chart: Option<std::path::PathBuf>,
+    /// `None`: no GPU rows; `Some(name)`: the adapter named, or any.
+    pub adapter: Option<Option<String>>,
+}
+
+/// `divgpu bench`: the array and thresholds its data flags give (a usage error is exit 2), then
+/// [`bench`].
+pub fn command(data: DataArgs, options: &BenchOptions) -> std::result::Result<ExitCode, Failure> {
+    match data.sources() {
+        Ok((source, thresholds)) => bench(&source, &thresholds, options),
+        Err(usage) => {
+            note!("{usage}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+fn bench(
+    source: &job::Source,
+    thresholds: &job::Thresholds,
+    options: &BenchOptions,
+) -> std::result::Result<ExitCode, Failure> {
+    // Ctrl-C stops the bench as it stops a run: exit 130, nothing on stdout
+    let console = &Console::new();
+    let (array, thresholds) = job::load(source, thresholds)?;
+    let gpu = match &options.adapter {
+        None => None,
+        Some(name) => match divgpu::session::open_gpu(Backend::Gpu, name.as_deref()) {
+            Ok(gpu) => gpu,
+            Err(Error::NoAdapter(_)) if name.is_none() => {
+                note!("no GPU adapter found; the bench has CPU rows only");
+                None
+            }
+            Err(e) => return Err(e.into()),
+        },
+    };
+    if let Some(warning) = gpu
+        .as_ref()
+        .and_then(|g| divgpu::gpu::context::software_warning(g.adapter_info()))
+    {
+        note!("{warning}");
+    }
+    let report = run(
+        &Arc::new(array),
+        &thresholds,
+        options.runs,
+        gpu.as_ref(),
+        console,
+        &mut |row| note!("bench: {row} ..."),
+    )?;
+    if let Some(path) = &options.chart {
+        chart::write(&report, path)?;
+        note!("wrote {}", path.display());
+    }
+    write_stdout(|out| {
+        if options.json {
+            serde_json::to_writer(&mut *out, &report)?;
+            out.write_all(b"\n")
+        } else {
+            out.write_all(report.table().as_bytes())
+        }
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

@@ -4,8 +4,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::job::{self, Job, Source, Thresholds};
 use divgpu::input::{self, DType};
-use divgpu::job::{self, Job, Source, Thresholds};
 use divgpu::Backend;
 use divgpu::{workload, Algorithm};
 
