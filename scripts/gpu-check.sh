@@ -4,7 +4,8 @@
 # Here, where the Rust toolchain is (about 4 minutes, most of it the wheel):
 #   scripts/gpu-check.sh --prepare DIR [--wheel FILE]
 # gathers into DIR (at most 64 MiB): the release binary, the GPU test executables (stripped and
-# xz-compressed), the abi3 wheel, the Vulkan loader's package, and these scripts.
+# xz-compressed), the abi3 wheel, the Vulkan loader's package, and these scripts. There, the
+# wheel is unpacked beside the machine's python3 and numpy.
 #
 # There (no Rust, no registry; Python 3 with numpy, and CuPy where it is installed):
 #   DIR/gpu-check.sh [--allow-software] [--big-bytes N] [--out FILE] [--skip-tests] [--smoke]
@@ -99,12 +100,14 @@ run() {
         xz -dc "$t" >"$work/tests/$name"
         chmod +x "$work/tests/$name"
     done
-    python3 -m venv --system-site-packages "$work/venv"
-    "$work/venv/bin/python" -m pip install --quiet --no-index --no-deps "$dir"/divgpu-*.whl
+    # the wheel unpacked beside the machine's own Python and numpy (a wheel is a zip; no venv,
+    # pip or registry needed: some images have no ensurepip)
+    python3 -m zipfile -e "$(ls "$dir"/divgpu-*.whl | head -1)" "$work/site"
+    export PYTHONPATH="$work/site${PYTHONPATH:+:$PYTHONPATH}"
     # numpy: the machine's (the lent GPU machines have it), else from the registry where one is
-    "$work/venv/bin/python" -c "import numpy" 2>/dev/null ||
-        "$work/venv/bin/python" -m pip install --quiet numpy
-    exec "$work/venv/bin/python" "$dir/gpu_check.py" --bin "$work/divgpu" --tests "$work/tests" \
+    python3 -c "import numpy" 2>/dev/null ||
+        python3 -m pip install --quiet --target "$work/site" numpy
+    exec python3 "$dir/gpu_check.py" --bin "$work/divgpu" --tests "$work/tests" \
         --work "$work" --out "$dir/gpu-check.json" "$@"
 }
 
