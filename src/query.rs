@@ -15,8 +15,8 @@ const BRANCH_FREE_MAX: usize = 4096;
 /// The thresholds as given and, built on first use, the same values sorted and deduplicated
 /// with where each given one sits among the distinct ones. Paths that answer from the given
 /// values alone (the CPU's histogram: a million thresholds) never sort. It owns the thresholds
-/// ([`Plan::new`]) or borrows them ([`Plan::of`]: a session's query, which copied a million of
-/// them in 4 ms before).
+/// ([`Plan::new`]) or borrows them ([`Plan::of`]: a session's query, which need not copy a
+/// million of them).
 #[derive(Clone, Debug)]
 pub struct Plan<'a> {
     given: Cow<'a, Integers>,

@@ -81,8 +81,8 @@ pub(super) fn slot_sums<T: Element>(
     use rayon::prelude::*;
     // Consecutive elements add into different copies of the sums, so that a run of elements in
     // one slot (the post's: half of them above every threshold) is not a chain of additions to
-    // one place in memory, each waiting for the last. 8 took 1.14 ms for the post's 1M
-    // elements on one thread, 4 took 1.30 ms, 16 took 1.26 ms and 1 took 1.59 ms (best of 30).
+    // one place in memory, each waiting for the last. 8 copies measured best (1, 4, 8 and 16:
+    // docs/performance.md, "Measurements behind the code").
     pub(super) const COPIES: usize = 8;
     let add = move |sums: &mut [u64; SLOTS], x: T| {
         let (slot, count) = entry(x);
@@ -192,10 +192,8 @@ pub(super) fn pack(table: DivisorTable, few: &FewBuckets) -> Vec<u16> {
 /// Histograms up to this many values: 16 MiB of u32 counts per task at most.
 pub(super) const HISTOGRAM_LIMIT: u64 = 1 << 22;
 /// A histogram (allocated, zeroed, merged and walked per task) pays off only over many more
-/// elements than entries: measured on the post's values with an earlier version, 1M elements
-/// over 500K entries ran faster per element (14 ms against 20 ms on 2 cores) and 25M faster as a
-/// histogram (0.20 s against 0.24 s); this version, made to count them, took 12–21 ms for the
-/// 1M against 9.4–11.2 ms for the few-thresholds pass.
+/// elements than entries (measured on the post's values: docs/performance.md, "Measurements
+/// behind the code").
 pub(super) const HISTOGRAM_ELEMENTS_PER_ENTRY: u64 = 16;
 /// With this many thresholds a per-element search costs cache misses of its own, and the
 /// histogram, which never sorts them, wins whatever the array's length.
@@ -295,8 +293,7 @@ pub(super) fn histogram_of<T: Element>(
     let slots = usize::try_from(above - below + 1).ok()?;
     let per_task = values.len().div_ceil(tasks.max(1)).max(1);
     // `move`: the task holds its own `below` and `above`, which then stay in registers; read
-    // through references, both were loaded and compared again for every element (0.28 s
-    // against 0.25 s on the 1 GB int32 file)
+    // through references, both were loaded and compared again for every element
     let mut counts = values
         .par_chunks(per_task)
         .map(move |part| {
@@ -326,8 +323,8 @@ pub(super) fn histogram_of<T: Element>(
 /// The sum of c up to each value, from the histogram `counts` (of the values from some `lo`):
 /// `below` elements before the first value, c = 1 for the first `negatives` values (those below
 /// 0) and `from_0` for the rest. In place as u32s when the whole sum is at most `narrow_up_to`
-/// (at most `u32::MAX`; lower only in tests). Slices, not a chained iterator, which the
-/// compiler turns into tight loops (a chain took 1.7 ms over the post's 10^6 values).
+/// (at most `u32::MAX`; lower only in tests). Slices, not a chained iterator: the compiler
+/// turns slices into tight loops, and a chain was slower.
 pub(super) fn running_sums(
     mut counts: Vec<u32>,
     below: u64,

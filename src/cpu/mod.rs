@@ -49,8 +49,8 @@ const NAIVE_TASKS_PER_THREAD: usize = 64;
 const FAST_TASKS_PER_THREAD: usize = 4;
 
 /// The most CPU threads a pool may have. Beyond the cores, threads add nothing to this
-/// CPU-bound work, and starting them is not free: on 2 cores 1,000 threads cost 0.7 s, 5,000
-/// took 15 s and 100,000 never finished. 1,024 is above the hardware threads of today's largest
+/// CPU-bound work, and starting them is not free (thousands take seconds: docs/performance.md,
+/// "Measurements behind the code"). 1,024 is above the hardware threads of today's largest
 /// machines (2 x 192 cores with SMT: 768), and the same limit everywhere, so that a script that
 /// runs on one machine runs on another.
 pub const MAX_THREADS: usize = 1024;
@@ -147,9 +147,9 @@ pub fn pool(threads: usize, with_this_thread: bool) -> Result<Pool> {
 }
 
 /// How much of a mapped file [`fast`] maps ahead per entry of the divisor table it builds
-/// meanwhile: here, a cached file's first 8 MiB took 0.9-1.1 ms to map (64 MiB: 6.4-6.9 ms), and
-/// the post's table of 500,000 entries about 1 ms on 2 threads, so this keeps the mapping
-/// within the table's time, and the thread that maps it free for the table's last parts.
+/// meanwhile: sized so that the mapping takes about as long as the table (both measured:
+/// docs/performance.md, "Measurements behind the code"), and the thread that maps it is free for
+/// the table's last parts.
 const POPULATE_BYTES_PER_ENTRY: usize = 16;
 
 /// Answers every threshold of `plan` over `array` on `threads` threads (0: one per core): in

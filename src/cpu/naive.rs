@@ -14,14 +14,14 @@ pub(super) fn naive(array: &Array, plan: &Plan, observer: &dyn Observer) -> Vec<
 
 /// Elements of the naive kernel between two looks at [`Observer::cancelled`]: the kernel's
 /// work grows like sqrt(x), up to 2^16 trial divisions for a value below 2^32 (larger ones are
-/// factored), so 256 of the slowest take some 10 ms on one core, where a block of [`BLOCK`]
-/// took 0.3 s. One atomic load per 256 elements costs nothing measurable.
+/// factored), so a whole [`BLOCK`] of the slowest is too long to wait for, and 256 are not;
+/// one atomic load per 256 elements costs nothing measurable.
 pub(super) const NAIVE_CHECK: usize = 256;
 
 /// One threshold's sum, or `None` once cancelled. Not [`Array::par_blocks`]: that decodes
 /// every block before its function can look at the observer, and decoding what is left of
-/// a large array costs seconds per threshold (134M elements, 13 thresholds: Ctrl-C took 1.1 to
-/// 2.6 s, up to 11 s on a loaded machine); `try_fold` stops every thread at its next block.
+/// a large array costs seconds per threshold (Ctrl-C waited for it); `try_fold` stops every
+/// thread at its next block.
 pub(super) fn naive_pass(array: &Array, n: i128, observer: &dyn Observer) -> Option<u64> {
     use rayon::prelude::*;
     let blocks = array.len().div_ceil(BLOCK);

@@ -12,9 +12,9 @@ use crate::output::{note, write_stdout};
 
 pub fn run(job: &job::Job, json: bool) -> Result<ExitCode, Failure> {
     // Reading, counting and printing all run on one pool. With this thread among its workers
-    // the post's workload took 10.4-11.1 ms instead of 11.0-12.2 (one thread fewer to start,
-    // no hand-over), but `naive`'s long uneven loops took 0.42 s instead of 0.29 s on 300,000
-    // elements: that one waits outside the pool.
+    // `fast` is quicker (one thread fewer to start, no hand-over), but `naive`'s long uneven
+    // loops are slower, so that one waits outside the pool (docs/performance.md,
+    // "Measurements behind the code").
     let with_this_thread = job.algorithm == divgpu::Algorithm::Fast;
     divgpu::cpu::pool(job.threads, with_this_thread)?.install(|| run_in_pool(job, json))
 }
