@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::divisors::DivisorTable;
 use crate::error::{Error, Result};
-use crate::gpu::array::{GpuArray, Part, Storage, UploadOptions};
+use crate::gpu::array::{GpuArray, Lease, Part, Storage, UploadOptions};
 use crate::gpu::context::GpuContext;
 use crate::gpu::keys::{split, threshold_key};
 use crate::gpu::pipelines::{LOCAL_BUCKETS, PARAMS_BYTES};
@@ -208,7 +208,7 @@ impl GpuContext {
     /// One u64 sum per threshold key over one part: naive, the sum for that threshold; fast,
     /// the bucket sum for that distinct threshold. `None` keys (no element can qualify) are never
     /// dispatched and sum to 0; for fast they are always a prefix of the ascending distinct
-    /// thresholds.
+    /// thresholds. The part's chunks in order ([`GpuContext::query_chunk`]), then the readback.
     fn run_query(
         &self,
         part: &Part,
@@ -220,205 +220,281 @@ impl GpuContext {
     ) -> Result<(Vec<u64>, QueryTimings)> {
         let table_top = table.map_or(0, |t| t.top);
         let table_buffer = table.map_or(&self.pipelines.no_table, |t| &t.buffer);
-        let mut timings = QueryTimings::default();
         let skipped = keys.iter().take_while(|k| k.is_none()).count();
         let live = &keys[skipped..];
         let passes = passes(keys, algorithm);
         if part.len == 0 || passes.is_empty() {
-            return Ok((vec![0; keys.len()], timings));
+            return Ok((vec![0; keys.len()], QueryTimings::default()));
         }
         let hist_top = match algorithm {
             Algorithm::Fast => self.histogram_top(live.len(), table_top, part.len),
             Algorithm::Naive => 0,
         };
         self.check("running the query", || {
-            let threshold_words: Vec<[u32; 2]> =
-                live.iter().map(|k| split(k.unwrap_or(0))).collect();
-            let thresholds = self.init_buffer(
-                "divgpu thresholds",
-                wgpu::BufferUsages::STORAGE,
-                &threshold_words,
-            );
-            // fast: the bucket sums, then (with a histogram) one slot per value 0..=hist_top
-            let histogram_slots = if hist_top == 0 {
-                0
-            } else {
-                hist_top as u64 + 1
-            };
-            let sums_size = (live.len() as u64 + histogram_slots) * 8;
-            let sums = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("divgpu sums"),
-                size: sums_size,
-                usage: wgpu::BufferUsages::STORAGE
-                    | wgpu::BufferUsages::COPY_SRC
-                    | wgpu::BufferUsages::COPY_DST,
-                mapped_at_creation: false,
-            });
-            let params = self.init_buffer(
-                "divgpu params",
-                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                &[Params::default()],
-            );
-            let bind = |keys: &wgpu::Buffer| {
-                self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                    label: Some("divgpu bindings"),
-                    layout: &self.pipelines.layout,
-                    entries: &[
-                        entry(0, keys.as_entire_binding()),
-                        entry(1, thresholds.as_entire_binding()),
-                        entry(2, sums.as_entire_binding()),
-                        entry(3, params.as_entire_binding()),
-                        entry(4, self.pipelines.odd_primes.as_entire_binding()),
-                        entry(6, table_buffer.as_entire_binding()),
-                    ],
-                })
-            };
+            let buffers = self.query_buffers(live, hist_top);
             let (pipeline, num_thresholds) = match algorithm {
                 Algorithm::Naive => (&self.pipelines.naive, 1),
                 Algorithm::Fast => (&self.pipelines.fast, live.len() as u32),
             };
             let wg = u64::from(self.pipelines.workgroup_size);
-            let max_slice = u64::from(self.limits.max_compute_workgroups_per_dimension).pow(2) * wg;
-            let mut slice = FIRST_SLICE.min(max_slice);
-
+            let dispatch = Dispatch {
+                part,
+                pipeline,
+                params: &buffers.params,
+                num_thresholds,
+                table_top,
+                hist_top,
+                wg,
+                max_slice: u64::from(self.limits.max_compute_workgroups_per_dimension).pow(2) * wg,
+            };
             let start = Instant::now();
             let mut encoder = self.device.create_command_encoder(&Default::default());
-            encoder.clear_buffer(&sums, 0, None);
+            encoder.clear_buffer(&buffers.sums, 0, None);
             self.queue.submit([encoder.finish()]);
+            let mut bound = self.bind_part(part, &buffers, table_buffer)?;
             // the wide blocks of the streamed chunk being counted
-            let mut streamed_wide = Vec::new();
-            let lease = match &part.storage {
-                Storage::Resident(_) => None,
-                Storage::Streamed {
-                    rings, ring_len, ..
-                } => Some(self.lease(rings, *ring_len, part.key_width as usize)),
+            let mut streamed_wide = std::mem::take(&mut bound.first_wide);
+            let mut progress = Progress {
+                slice: FIRST_SLICE.min(dispatch.max_slice),
+                timer: PassTimer::new(self),
+                wide: None,
             };
-            let bound: Vec<wgpu::BindGroup> = match (&part.storage, &lease) {
-                (Storage::Streamed { source, .. }, Some(lease)) => {
-                    streamed_wide =
-                        self.write_keys(&lease.ring()[0], source, part.chunk_range(0))?;
-                    lease.ring().iter().map(&bind).collect()
-                }
-                (Storage::Resident(chunks), _) => {
-                    chunks.iter().map(|(keys, _)| bind(keys)).collect()
-                }
-                (Storage::Streamed { .. }, None) => unreachable!("a streamed part has a lease"),
-            };
-            let mut wide: Option<WideState> = None;
-            let mut timer = PassTimer::new(self);
             for chunk in 0..part.chunk_count() {
-                let range = part.chunk_range(chunk);
-                let bind_group = &bound[match part.storage {
-                    Storage::Resident(_) => chunk,
-                    Storage::Streamed { .. } => chunk % 2,
-                }];
-                let mut next_wide = Vec::new();
-                for (p, &pass) in passes.iter().enumerate() {
-                    let mut base = 0u64;
-                    while base < range.len() as u64 {
-                        if observer.cancelled() {
-                            return Err(Error::Cancelled);
-                        }
-                        let n = slice.min(range.len() as u64 - base);
-                        let dispatch = Params {
-                            base: base as u32,
-                            end: (base + n) as u32,
-                            signed_keys: u32::from(part.signed),
-                            num_thresholds,
-                            // naive: the threshold; fast: the divisor table's top
-                            threshold: pass.unwrap_or(table_top),
-                            naive: 0,
-                            init: 0,
-                            steps: 0,
-                            key_width: part.key_width,
-                            hist_top,
-                            _pad: [0; 2],
-                        };
-                        self.queue
-                            .write_buffer(&params, 0, bytemuck::bytes_of(&dispatch));
-                        let mut encoder = self.device.create_command_encoder(&Default::default());
-                        {
-                            let mut cpass =
-                                encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                                    label: Some("divgpu query"),
-                                    timestamp_writes: timer.as_mut().map(PassTimer::next_pass),
-                                });
-                            cpass.set_pipeline(pipeline);
-                            cpass.set_bind_group(0, bind_group, &[]);
-                            let (x, y) = self.grid(n.div_ceil(wg));
-                            cpass.dispatch_workgroups(x, y, 1);
-                        }
-                        let submitted = Instant::now();
-                        self.queue.submit([encoder.finish()]);
-                        let last_of_chunk = p + 1 == passes.len() && base + n == range.len() as u64;
-                        if let (true, Storage::Streamed { source, .. }, Some(lease)) =
-                            (last_of_chunk, &part.storage, &lease)
-                        {
-                            // Convert and queue the next chunk while the GPU works on this one;
-                            // the queue orders the write after the work that reads the buffer.
-                            if chunk + 1 < part.chunk_count() {
-                                next_wide = self.write_keys(
-                                    &lease.ring()[(chunk + 1) % 2],
-                                    source,
-                                    part.chunk_range(chunk + 1),
-                                )?;
-                            }
-                        }
-                        self.wait()?;
-                        if let Some(timer) = &mut timer {
-                            timer.collect_if_full(self)?;
-                        }
-                        slice = next_slice(slice, n, submitted.elapsed(), wg, max_slice);
-                        observer.advance(n);
-                        base += n;
-                    }
-                    let blocks = match &part.storage {
-                        Storage::Resident(chunks) => &chunks[chunk].1,
-                        Storage::Streamed { .. } => &streamed_wide,
-                    };
-                    for &block in blocks {
-                        let state = wide.get_or_insert_with(|| self.wide_state());
-                        let start = block as usize * WIDE_BLOCK;
-                        let elements = start..(start + WIDE_BLOCK).min(range.len());
-                        let template = Params {
-                            base: elements.start as u32,
-                            end: elements.end as u32,
-                            signed_keys: u32::from(part.signed),
-                            num_thresholds,
-                            threshold: pass.unwrap_or(0),
-                            naive: u32::from(pass.is_some()),
-                            init: 0,
-                            steps: 0,
-                            key_width: part.key_width,
-                            hist_top: 0,
-                            _pad: [0; 2],
-                        };
-                        self.run_wide(state, bind_group, &params, template, &mut timer, observer)?;
-                    }
-                }
+                let chunk_of = ChunkOf {
+                    chunk,
+                    bound: &bound.groups,
+                    lease: bound.lease.as_ref(),
+                    wide: &streamed_wide,
+                };
+                let next_wide =
+                    self.query_chunk(&dispatch, &mut progress, chunk_of, &passes, observer)?;
                 if part.is_streamed() {
                     streamed_wide = next_wide;
                 }
             }
-            if let Some(timer) = &mut timer {
+            let mut timings = QueryTimings::default();
+            if let Some(timer) = &mut progress.timer {
                 timer.collect(self)?;
                 timings.gpu = Some(timer.total());
             }
             timings.compute = start.elapsed();
-
             let start = Instant::now();
-            let words: Vec<u32> = self.read_back(&sums, sums_size)?;
+            let words: Vec<u32> = self.read_back(&buffers.sums, buffers.sums_size)?;
             timings.readback = start.elapsed();
-            let mut slots = words
-                .chunks_exact(2)
-                .map(|w| u64::from(w[0]) | (u64::from(w[1]) << 32));
-            let mut result = vec![0u64; skipped];
-            result.extend(slots.by_ref().take(live.len()));
-            if hist_top != 0 {
-                add_histogram(&mut result, plan.distinct(), slots);
-            }
-            Ok((result, timings))
+            Ok((
+                sums_of(&words, skipped, live.len(), hist_top, plan),
+                timings,
+            ))
         })
+    }
+
+    /// The buffers of one query over one part: the live thresholds' words, the sums (fast: the
+    /// bucket sums, then with a histogram one slot per value 0..=`hist_top`), the parameters.
+    fn query_buffers(&self, live: &[Option<u64>], hist_top: u32) -> QueryBuffers {
+        let threshold_words: Vec<[u32; 2]> = live.iter().map(|k| split(k.unwrap_or(0))).collect();
+        let thresholds = self.init_buffer(
+            "divgpu thresholds",
+            wgpu::BufferUsages::STORAGE,
+            &threshold_words,
+        );
+        let histogram_slots = if hist_top == 0 {
+            0
+        } else {
+            hist_top as u64 + 1
+        };
+        let sums_size = (live.len() as u64 + histogram_slots) * 8;
+        let sums = self.device.create_buffer(&wgpu::BufferDescriptor {
+            label: Some("divgpu sums"),
+            size: sums_size,
+            usage: wgpu::BufferUsages::STORAGE
+                | wgpu::BufferUsages::COPY_SRC
+                | wgpu::BufferUsages::COPY_DST,
+            mapped_at_creation: false,
+        });
+        let params = self.init_buffer(
+            "divgpu params",
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            &[Params::default()],
+        );
+        QueryBuffers {
+            thresholds,
+            sums,
+            sums_size,
+            params,
+        }
+    }
+
+    /// What a query over `part` binds: a resident part's chunk buffers, or a streamed part's
+    /// ring (leased for this query, the first chunk's keys queued into it, and that chunk's
+    /// wide blocks), each bound with the query's buffers.
+    fn bind_part<'p>(
+        &self,
+        part: &'p Part,
+        buffers: &QueryBuffers,
+        table: &wgpu::Buffer,
+    ) -> Result<PartBindings<'p>> {
+        let bind = |keys: &wgpu::Buffer| self.query_bindings(keys, buffers, table);
+        Ok(match &part.storage {
+            Storage::Resident(chunks) => PartBindings {
+                lease: None,
+                groups: chunks.iter().map(|(keys, _)| bind(keys)).collect(),
+                first_wide: Vec::new(),
+            },
+            Storage::Streamed {
+                source,
+                rings,
+                ring_len,
+            } => {
+                let lease = self.lease(rings, *ring_len, part.key_width as usize);
+                let first_wide = self.write_keys(&lease.ring()[0], source, part.chunk_range(0))?;
+                PartBindings {
+                    groups: lease.ring().iter().map(bind).collect(),
+                    lease: Some(lease),
+                    first_wide,
+                }
+            }
+        })
+    }
+
+    /// The bind group of one chunk buffer of keys with the query's buffers.
+    fn query_bindings(
+        &self,
+        keys: &wgpu::Buffer,
+        buffers: &QueryBuffers,
+        table: &wgpu::Buffer,
+    ) -> wgpu::BindGroup {
+        self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("divgpu bindings"),
+            layout: &self.pipelines.layout,
+            entries: &[
+                entry(0, keys.as_entire_binding()),
+                entry(1, buffers.thresholds.as_entire_binding()),
+                entry(2, buffers.sums.as_entire_binding()),
+                entry(3, buffers.params.as_entire_binding()),
+                entry(4, self.pipelines.odd_primes.as_entire_binding()),
+                entry(6, table.as_entire_binding()),
+            ],
+        })
+    }
+
+    /// Every pass over one chunk: its elements in slices paced by [`next_slice`], then its
+    /// wide blocks. On a streamed part the next chunk's keys are converted and queued while the
+    /// GPU works on this chunk's last slice; returns that chunk's wide blocks.
+    fn query_chunk(
+        &self,
+        dispatch: &Dispatch<'_>,
+        progress: &mut Progress,
+        of: ChunkOf<'_>,
+        passes: &[Option<u32>],
+        observer: &dyn Observer,
+    ) -> Result<Vec<u32>> {
+        let part = dispatch.part;
+        let chunk = of.chunk;
+        let range = part.chunk_range(chunk);
+        let bind_group = &of.bound[match part.storage {
+            Storage::Resident(_) => chunk,
+            Storage::Streamed { .. } => chunk % 2,
+        }];
+        let mut next_wide = Vec::new();
+        for (p, &pass) in passes.iter().enumerate() {
+            let mut base = 0u64;
+            while base < range.len() as u64 {
+                if observer.cancelled() {
+                    return Err(Error::Cancelled);
+                }
+                let n = progress.slice.min(range.len() as u64 - base);
+                let submitted = self.dispatch_slice(dispatch, progress, bind_group, pass, base, n);
+                let last_of_chunk = p + 1 == passes.len() && base + n == range.len() as u64;
+                if let (true, Storage::Streamed { source, .. }, Some(lease)) =
+                    (last_of_chunk, &part.storage, of.lease)
+                {
+                    // the queue orders the write after the work that reads the buffer
+                    if chunk + 1 < part.chunk_count() {
+                        next_wide = self.write_keys(
+                            &lease.ring()[(chunk + 1) % 2],
+                            source,
+                            part.chunk_range(chunk + 1),
+                        )?;
+                    }
+                }
+                self.wait()?;
+                if let Some(timer) = &mut progress.timer {
+                    timer.collect_if_full(self)?;
+                }
+                let (wg, max_slice) = (dispatch.wg, dispatch.max_slice);
+                progress.slice = next_slice(progress.slice, n, submitted.elapsed(), wg, max_slice);
+                observer.advance(n);
+                base += n;
+            }
+            let blocks = match &part.storage {
+                Storage::Resident(chunks) => &chunks[chunk].1,
+                Storage::Streamed { .. } => of.wide,
+            };
+            for &block in blocks {
+                let state = progress.wide.get_or_insert_with(|| self.wide_state());
+                let start = block as usize * WIDE_BLOCK;
+                let elements = start..(start + WIDE_BLOCK).min(range.len());
+                let template = Params {
+                    base: elements.start as u32,
+                    end: elements.end as u32,
+                    signed_keys: u32::from(part.signed),
+                    num_thresholds: dispatch.num_thresholds,
+                    threshold: pass.unwrap_or(0),
+                    naive: u32::from(pass.is_some()),
+                    init: 0,
+                    steps: 0,
+                    key_width: part.key_width,
+                    hist_top: 0,
+                    _pad: [0; 2],
+                };
+                let (params, timer) = (dispatch.params, &mut progress.timer);
+                self.run_wide(state, bind_group, params, template, timer, observer)?;
+            }
+        }
+        Ok(next_wide)
+    }
+
+    /// Submits one slice, `n` elements from `base` of the chunk bound in `bind_group`, of one
+    /// pass (naive: its threshold); returns when it was submitted.
+    fn dispatch_slice(
+        &self,
+        dispatch: &Dispatch<'_>,
+        progress: &mut Progress,
+        bind_group: &wgpu::BindGroup,
+        pass: Option<u32>,
+        base: u64,
+        n: u64,
+    ) -> Instant {
+        let params = Params {
+            base: base as u32,
+            end: (base + n) as u32,
+            signed_keys: u32::from(dispatch.part.signed),
+            num_thresholds: dispatch.num_thresholds,
+            // naive: the threshold; fast: the divisor table's top
+            threshold: pass.unwrap_or(dispatch.table_top),
+            naive: 0,
+            init: 0,
+            steps: 0,
+            key_width: dispatch.part.key_width,
+            hist_top: dispatch.hist_top,
+            _pad: [0; 2],
+        };
+        self.queue
+            .write_buffer(dispatch.params, 0, bytemuck::bytes_of(&params));
+        let mut encoder = self.device.create_command_encoder(&Default::default());
+        {
+            let mut cpass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
+                label: Some("divgpu query"),
+                timestamp_writes: progress.timer.as_mut().map(PassTimer::next_pass),
+            });
+            cpass.set_pipeline(dispatch.pipeline);
+            cpass.set_bind_group(0, bind_group, &[]);
+            let (x, y) = self.grid(n.div_ceil(dispatch.wg));
+            cpass.dispatch_workgroups(x, y, 1);
+        }
+        let submitted = Instant::now();
+        self.queue.submit([encoder.finish()]);
+        submitted
     }
 
     /// `fast`'s histogram for a query with `buckets` live distinct thresholds over a part of
@@ -449,6 +525,69 @@ impl GpuContext {
         let x = groups.min(per_dim).max(1);
         (x as u32, groups.div_ceil(x) as u32)
     }
+}
+
+/// The buffers one query over one part writes ([`GpuContext::query_buffers`]).
+struct QueryBuffers {
+    thresholds: wgpu::Buffer,
+    sums: wgpu::Buffer,
+    sums_size: u64,
+    params: wgpu::Buffer,
+}
+
+/// What every dispatch of one query over one part shares.
+struct Dispatch<'a> {
+    part: &'a Part,
+    pipeline: &'a wgpu::ComputePipeline,
+    params: &'a wgpu::Buffer,
+    num_thresholds: u32,
+    table_top: u32,
+    hist_top: u32,
+    /// Invocations per workgroup.
+    wg: u64,
+    /// The most elements one dispatch's grid covers.
+    max_slice: u64,
+}
+
+/// What changes as a query goes: the slice the pacing chose, the pass timer, the wide state.
+struct Progress {
+    slice: u64,
+    timer: Option<PassTimer>,
+    wide: Option<WideState>,
+}
+
+/// What a query over a part binds ([`GpuContext::bind_part`]).
+struct PartBindings<'p> {
+    /// A streamed part's ring, lent to this query.
+    lease: Option<Lease<'p>>,
+    /// The bind group of each chunk buffer (a streamed part's: of each buffer of the ring).
+    groups: Vec<wgpu::BindGroup>,
+    /// A streamed part's first chunk's wide blocks (its keys are queued).
+    first_wide: Vec<u32>,
+}
+
+/// One chunk of a part, and what its passes bind: the bind groups of the part's chunk buffers
+/// (a streamed part's ring), the ring's lease, and (streamed) the chunk's wide blocks.
+#[derive(Clone, Copy)]
+struct ChunkOf<'a> {
+    chunk: usize,
+    bound: &'a [wgpu::BindGroup],
+    lease: Option<&'a Lease<'a>>,
+    wide: &'a [u32],
+}
+
+/// The query's sums from the words read back: 0 for the `skipped` keys, the `live` slots, and
+/// (fast, with a histogram) each value's slot added to its bucket.
+fn sums_of(words: &[u32], skipped: usize, live: usize, hist_top: u32, plan: &Plan) -> Vec<u64> {
+    let mut slots = words
+        .chunks_exact(2)
+        .map(|w| u64::from(w[0]) | (u64::from(w[1]) << 32));
+    let mut result = vec![0u64; skipped];
+    result.extend(slots.by_ref().take(live));
+    if hist_top != 0 {
+        add_histogram(&mut result, plan.distinct(), slots);
+    }
+    result
 }
 
 /// Adds `fast`'s histogram, the sums of c(x) over the elements of each value v = 0, 1, ...
