@@ -7,7 +7,7 @@
 mod common;
 
 use common::{assert_all_runners, gpu, oracle, oracle_count, runners, Runner, A006218};
-use divgpu::gpu::UploadOptions;
+use divgpu::gpu::{GpuArray, UploadOptions};
 use std::sync::Arc;
 
 use divgpu::input::Array;
@@ -443,7 +443,7 @@ fn arrays_past_the_adapters_binding_limit_match_the_cpu() {
     let expected = Runner::Cpu(Algorithm::Fast, 2)
         .run(&array, &thresholds)
         .unwrap();
-    let uploaded = gpu.upload(&array, UploadOptions::default()).unwrap();
+    let uploaded = GpuArray::upload(gpu, &array, UploadOptions::default()).unwrap();
     assert_eq!(uploaded.chunk_count(), 2);
     let got = Runner::Gpu(Algorithm::Fast, None)
         .run(&array, &thresholds)
@@ -572,7 +572,7 @@ fn the_gpus_divisor_table_matches_the_oracle_within_and_beyond_its_top() {
 fn the_gpus_sieve_matches_divisor_counts() {
     let Some(gpu) = gpu() else { return };
     for top in [2u32, 3, 17, 1_000, 65_537, divgpu::gpu::table::MAX_TOP] {
-        let got = gpu.sieve_counts(top).unwrap();
+        let got = divgpu::gpu::sieve_counts(gpu, top).unwrap();
         let mut expected = vec![0u16; top as usize + 1];
         for d in 1..=top as usize {
             for m in (d..=top as usize).step_by(d) {

@@ -162,11 +162,11 @@ fn the_gpus_counts_for_an_index_match_the_oracle() {
     values.extend((2..(1u64 << 18) + 600).map(|v| v * 3));
     values.sort_unstable();
     values.dedup();
-    let counts = gpu.divisor_counts(&values, &Quiet).unwrap();
+    let counts = divgpu::gpu::divisor_counts(gpu, &values, &Quiet).unwrap();
     let mut blocks = 0;
     for block in values.chunks(1 << 18) {
         blocks += 1;
-        let c = gpu.divisor_counts(block, &Quiet).unwrap();
+        let c = divgpu::gpu::divisor_counts(gpu, block, &Quiet).unwrap();
         for (&v, &c) in block.iter().zip(&c) {
             assert_eq!(u64::from(c), factor::c(v.into()), "c({v})");
         }

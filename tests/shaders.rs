@@ -1,8 +1,10 @@
 //! Every shader parses and validates with naga, the compiler wgpu itself uses: a broken shader
 //! fails here, with no GPU needed.
 
-use divgpu::gpu::pipelines::{shader_sources, LOCAL_BUCKETS, PARAMS_BYTES, WIDE_STATE_BYTES};
-use divgpu::gpu::table::{sieve_source, SIEVE_PARAMS_BYTES};
+use divgpu::gpu::pipelines::{
+    shader_sources, sieve_source, LOCAL_BUCKETS, PARAMS_BYTES, WIDE_STATE_BYTES,
+};
+use divgpu::gpu::table::SIEVE_PARAMS_BYTES;
 use wgpu::naga;
 
 /// `source` parsed and validated; with the workgroup size the pipelines set (as the GPU would

@@ -27,7 +27,16 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from . import _progress
-from ._divgpu import MAX_THREADS, DivgpuError, Session, devices_json, forked_from, nulls_message
+from ._divgpu import (
+    MAX_THREADS,
+    DivgpuError,
+    Session,
+    check_threads,
+    devices_json,
+    forked_from,
+    nulls_message,
+    thresholds_of,
+)
 
 __all__ = ["DivgpuError", "Index", "count", "devices"]
 __version__ = "0.1.0"
@@ -454,37 +463,43 @@ def _input(values: Any) -> Tuple[Any, Optional[np.ndarray]]:
 
 def _count(session: Session, t: Any, main: bool, shown: Any) -> Any:
     """`Index.count` on `session`, for each kind of threshold (see there)."""
+    flat, shape = _thresholds(t)
+    if shape == ():
+        return session.count_one(flat, main, shown)
+    if flat.dtype == object:
+        return session.count_seq(flat, main, shown).reshape(shape)
+    return session.count_array(flat, main, shown).reshape(shape)
+
+
+def _thresholds(t: Any) -> Tuple[Any, Tuple[int, ...]]:
+    """The one classification of thresholds, for `Index.count` and `divgpu.dask`: a single int
+    (the answer's shape is then ``()``), or a flat int64, uint64 or (ints that neither holds)
+    object array, and the answer's shape. Every element of a sequence or an object array is
+    checked by the extension (`thresholds_of`: an int, not a bool, in [-2**63, 2**64)); a
+    single int is checked by the count (`count_one`, or `thresholds_of` in divgpu.dask)."""
     if isinstance(t, (bool, np.bool_)):
         raise TypeError("a threshold is an int, not a bool")
-    if isinstance(t, int):
-        return session.count_one(t, main, shown)
-    if isinstance(t, np.integer):
-        return session.count_one(int(t), main, shown)
+    if isinstance(t, (int, np.integer)):
+        return int(t), ()
     if isinstance(t, np.ndarray):
-        if t.dtype.kind == "i":
-            flat = np.ascontiguousarray(t, dtype=np.int64).reshape(-1)
-            if t.ndim == 0:
-                return session.count_one(int(flat[0]), main, shown)
-            return session.count_array(flat, main, shown).reshape(t.shape)
-        if t.dtype.kind == "u":
-            flat = np.ascontiguousarray(t, dtype=np.uint64).reshape(-1)
-            if t.ndim == 0:
-                return session.count_one(int(flat[0]), main, shown)
-            return session.count_array(flat, main, shown).reshape(t.shape)
+        if t.dtype.kind in "iu":
+            dtype = np.int64 if t.dtype.kind == "i" else np.uint64
+            flat = np.ascontiguousarray(t, dtype=dtype).reshape(-1)
+            return (int(flat[0]), ()) if t.ndim == 0 else (flat, t.shape)
         if t.dtype.kind != "O":
             raise TypeError(f"thresholds must be integers, not an array of {t.dtype}")
         if t.ndim == 0:
-            return _count(session, t.item(), main, shown)
-        return session.count_seq(t.reshape(-1).tolist(), main, shown).reshape(t.shape)
+            return _thresholds(t.item())
+        return thresholds_of(t.reshape(-1).tolist()), t.shape
     if isinstance(t, (str, bytes, bytearray, float, complex)):
         raise TypeError(f"thresholds must be an int or a sequence of ints, not {type(t).__name__}")
     try:
-        iter(t)
+        items = list(t)
     except TypeError:
         raise TypeError(
             f"thresholds must be an int or a sequence of ints, not {type(t).__name__}"
         ) from None
-    return session.count_seq(t, main, shown)
+    return thresholds_of(items), (len(items),)
 
 
 def _unpickle(path: str, threads: Optional[int], fingerprint: int) -> Index:
@@ -516,9 +531,10 @@ def _adapter_option(adapter: Any) -> Optional[str]:
 
 
 def _threads_option(threads: Any) -> Optional[int]:
+    """`threads` as an int from 1 to the core's limit (`check_threads`), or None."""
     threads = _count_option("threads", threads)
-    if threads is not None and threads > MAX_THREADS:
-        raise ValueError(f"threads must be at most {MAX_THREADS}, not {threads}")
+    if threads is not None:
+        check_threads(threads)
     return threads
 
 

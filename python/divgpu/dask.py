@@ -23,7 +23,6 @@ Needs the optional dependencies: ``pip install "divgpu[dask]"`` (``dask[array]``
 from __future__ import annotations
 
 import json
-import operator
 import os
 import threading
 from typing import Any, Dict, Optional, Sequence, Tuple, Union
@@ -44,7 +43,8 @@ except ImportError:  # pragma: no cover - dask without distributed: the local sc
     _WorkerPlugin = object  # type: ignore[misc,assignment]
 
 from . import _adapter_option, _check_options
-from ._divgpu import MAX_THRESHOLD, MIN_THRESHOLD, Session, gpu_json
+from . import _thresholds as _classify
+from ._divgpu import Session, gpu_json, thresholds_of
 
 __all__ = ["count", "index", "Index", "from_npy", "DivgpuPlugin", "worker_gpu"]
 
@@ -194,50 +194,11 @@ def _check_backend(backend: Any, adapter: Any) -> Optional[str]:
 
 def _thresholds(thresholds: Any) -> Tuple[np.ndarray, Tuple[int, ...]]:
     """The thresholds as one flat array (int64 or uint64 where they fit one, else Python ints
-    in an object array) and the shape of the answer; checked here, on the client."""
-    t = thresholds
-    if isinstance(t, (bool, np.bool_)):
-        raise TypeError("a threshold is an int, not a bool")
-    if isinstance(t, (int, np.integer)):
-        values, shape = [int(t)], ()
-    elif isinstance(t, np.ndarray) and t.dtype.kind in "iu":
-        values, shape = None, t.shape
-        flat = np.ascontiguousarray(t).reshape(-1)
-        flat = flat.astype(np.int64 if t.dtype.kind == "i" else np.uint64)
-    elif isinstance(t, np.ndarray) and t.dtype.kind != "O":
-        raise TypeError(f"thresholds must be integers, not an array of {t.dtype}")
-    elif isinstance(t, (str, bytes, bytearray, float, complex)):
-        raise TypeError(f"thresholds must be an int or a sequence of ints, not {type(t).__name__}")
-    else:
-        if isinstance(t, np.ndarray):
-            shape, items = t.shape, t.reshape(-1).tolist()
-        else:
-            try:
-                items = list(t)
-            except TypeError:
-                raise TypeError(
-                    f"thresholds must be an int or a sequence of ints, not {type(t).__name__}"
-                ) from None
-            shape = (len(items),)
-        values = []
-        for item in items:
-            if isinstance(item, (bool, np.bool_)):
-                raise TypeError("a threshold is an int, not a bool")
-            try:
-                values.append(operator.index(item))
-            except TypeError:
-                raise TypeError(f"a threshold is an int, not {type(item).__name__}") from None
-    if values is not None:
-        for v in values:
-            # the core's own bounds, so that the rule stands in one place
-            if not MIN_THRESHOLD <= v <= MAX_THRESHOLD:
-                raise ValueError(f"threshold {v} is outside [-2**63, 2**64)")
-        if all(v < 2**63 for v in values):
-            flat = np.array(values, dtype=np.int64)
-        elif all(v >= 0 for v in values):
-            flat = np.array(values, dtype=np.uint64)
-        else:
-            flat = np.array(values, dtype=object)
+    in an object array) and the shape of the answer, by the package's one classification
+    (`divgpu._thresholds`); checked here, on the client."""
+    flat, shape = _classify(thresholds)
+    if shape == ():
+        flat = thresholds_of([flat])
     if flat.size == 0:
         raise ValueError("no thresholds given")
     return flat, shape

@@ -198,6 +198,36 @@ fn threshold(item: &Bound<'_, PyAny>) -> PyResult<i128> {
     Ok(value)
 }
 
+/// The thresholds in `items` (any iterable), each checked by [`threshold`], as one flat array:
+/// int64 where every one fits, else uint64 where none is negative, else an object array of the
+/// ints (a mix that neither holds, which `count_seq` takes). The package's one classification
+/// (`divgpu._thresholds`, for `Index.count` and `divgpu.dask`) hands every sequence here.
+#[pyfunction]
+fn thresholds_of<'py>(py: Python<'py>, items: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let values = items
+        .try_iter()?
+        .map(|item| threshold(&item?))
+        .collect::<PyResult<Vec<i128>>>()?;
+    if let Ok(signed) = values.iter().map(|&v| i64::try_from(v)).collect() {
+        return Ok(PyArray1::<i64>::from_vec(py, signed).into_any());
+    }
+    if let Ok(unsigned) = values.iter().map(|&v| u64::try_from(v)).collect() {
+        return Ok(PyArray1::<u64>::from_vec(py, unsigned).into_any());
+    }
+    let ints = values
+        .iter()
+        .map(|v| Ok(v.into_pyobject(py)?.into_any().unbind()))
+        .collect::<PyResult<Vec<Py<PyAny>>>>()?;
+    Ok(PyArray1::from_vec(py, ints).into_any())
+}
+
+/// The CPU threads `threads` asks for (0: one per core), checked against divgpu's limit
+/// (`divgpu::cpu::check_threads`, the one check): `ValueError` above it.
+#[pyfunction]
+fn check_threads(threads: usize) -> PyResult<usize> {
+    divgpu::cpu::check_threads(threads).map_err(to_py)
+}
+
 fn out_of_range(item: &Bound<'_, PyAny>) -> PyErr {
     let shown = item.str().map(|s| s.to_string()).unwrap_or_default();
     PyValueError::new_err(format!("threshold {shown} is outside [-2**63, 2**64)"))
@@ -632,6 +662,8 @@ fn _divgpu(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(forked_from, m)?)?;
     m.add_function(wrap_pyfunction!(opened_json, m)?)?;
     m.add_function(wrap_pyfunction!(arrow::nulls_message, m)?)?;
+    m.add_function(wrap_pyfunction!(thresholds_of, m)?)?;
+    m.add_function(wrap_pyfunction!(check_threads, m)?)?;
     m.add("DivgpuError", m.py().get_type::<DivgpuError>())?;
     m.add("MAX_THREADS", divgpu::cpu::MAX_THREADS)?;
     // the range of a threshold (and of an element): every i64 and every u64

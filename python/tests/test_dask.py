@@ -114,6 +114,50 @@ def test_thresholds_of_every_kind_and_shape(client):
     assert int(one.compute()) == divgpu.count(array, 1000, backend="cpu")
 
 
+def test_the_index_and_dask_classify_thresholds_alike(client):
+    """Index.count and divgpu.dask share one classification of thresholds: each kind, good or
+    bad, gets the same sums in the same shape, or the same error (type and message), from
+    both."""
+    array = np.arange(-5, 300, dtype=np.int64)
+    index = divgpu.Index(array, backend="cpu")
+    x = da.from_array(array, chunks=100)
+    kinds = [
+        lambda: 7,
+        lambda: np.uint64(2**64 - 1),
+        lambda: np.array(9),
+        lambda: np.array([[1, 2], [3, 250]], dtype=np.uint8),
+        lambda: [3, -(2**63), 2**64 - 1],
+        lambda: (t for t in [5, 6]),
+        lambda: range(0, 300, 77),
+        lambda: np.array([1, 2**64 - 1, -1], dtype=object),
+        lambda: np.array(5, dtype=object),
+        lambda: [np.int32(10), np.uint64(50), 99],
+        lambda: True,
+        lambda: 1.5,
+        lambda: "5",
+        lambda: [1, 2.5],
+        lambda: [True],
+        lambda: [None],
+        lambda: np.array([1.0]),
+        lambda: 2**64,
+        lambda: [-(2**100)],
+        lambda: object(),
+        lambda: None,
+    ]
+
+    def outcome(count, thresholds):
+        try:
+            got = np.asarray(count(thresholds))
+        except (TypeError, ValueError) as e:
+            return type(e), str(e)
+        return got.shape, got.tolist()
+
+    for kind in kinds:
+        by_index = outcome(index.count, kind())
+        by_dask = outcome(lambda t: dd.count(x, t, backend="cpu").compute(), kind())
+        assert by_index == by_dask, kind()
+
+
 def task_sizes(result):
     """The pickled size of every task of `result`'s optimized graph, largest first."""
     graph = result.__dask_optimize__(result.__dask_graph__(), result.__dask_keys__())

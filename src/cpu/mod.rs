@@ -55,12 +55,26 @@ const FAST_TASKS_PER_THREAD: usize = 4;
 /// runs on one machine runs on another.
 pub const MAX_THREADS: usize = 1024;
 
-/// The threads `threads` asks for: 0 is one per core.
+/// The threads `threads` asks for: 0 is one per core (at most [`MAX_THREADS`]).
 pub fn thread_count(threads: usize) -> usize {
     match threads {
-        0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        0 => std::thread::available_parallelism().map_or(1, |n| n.get().min(MAX_THREADS)),
         n => n,
     }
+}
+
+/// [`thread_count`], checked: more than [`MAX_THREADS`] is an [`Error::Option`] naming
+/// `threads`. The one check of the limit: pools, sessions and the Python package (through the
+/// extension) all call it; the CLI's flags take their range from the same constant.
+pub fn check_threads(threads: usize) -> Result<usize> {
+    let threads = thread_count(threads);
+    if threads > MAX_THREADS {
+        return Err(Error::Option {
+            name: "threads",
+            message: format!("{threads} is above the limit of {MAX_THREADS}"),
+        });
+    }
+    Ok(threads)
 }
 
 /// A rayon pool whose threads have exited when it is dropped. rayon's `ThreadPool` only asks
@@ -100,13 +114,7 @@ impl Drop for Pool {
 /// the calling thread is one of them, and one thread fewer is started. More than
 /// [`MAX_THREADS`] is an error. Never drop it on one of its own threads (it joins them).
 pub fn pool(threads: usize, with_this_thread: bool) -> Result<Pool> {
-    let threads = thread_count(threads);
-    if threads > MAX_THREADS {
-        return Err(Error::Threads {
-            threads,
-            message: format!("at most {MAX_THREADS} are allowed"),
-        });
-    }
+    let threads = check_threads(threads)?;
     let mut handles = Vec::with_capacity(threads);
     let builder = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)

@@ -5,7 +5,7 @@ use super::fast::*;
 use super::*;
 
 /// For every value `v` of `lo..=top`, the answer to threshold `v`: the sum of c(x) over the
-/// elements `x <= v`. Built by [`histogram`] for one batch, and kept by a
+/// elements `x <= v`. Built by `histogram` for one batch, and kept by a
 /// [`crate::session::Session`] for all of them when the array's values span few enough values
 /// ([`PrefixTable::MAX_VALUES`]): then every later threshold is one look-up.
 #[derive(Debug)]

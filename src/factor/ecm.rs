@@ -157,27 +157,13 @@ pub(super) fn check(g: u64, n: u64) -> Option<Curve> {
 }
 
 /// Runs `L` ECM curves in lockstep (`L` = 1 or 2), with Suyama parameters
-/// `sigma` (arbitrary residues taken as Montgomery forms).
+/// `sigma` (arbitrary residues taken as Montgomery forms): the curves
+/// ([`suyama_curves`]), stage 1 ([`stage1`]), then stage 2 ([`stage2`]), each
+/// stage's point or product checked for a factor by a gcd with `n`.
 ///
 /// Why lockstep: one curve's ladder is a chain of dependent Montgomery
 /// multiplications, so it is bound by multiplier latency; two independent
 /// curves interleaved fill the pipeline (and share one modular inversion).
-///
-/// Suyama's curves (`u = s^2 - 5`, `v = 4s`, start `x = u^3/v^3`,
-/// `a24 = (v-u)^3 (3u+v) / (16 u^3 v)`) have a point of order 12 built in,
-/// which makes the group order more likely to be smooth. One modular
-/// inversion (Montgomery's simultaneous-inversion trick across the lanes)
-/// normalises both `x` (saving one multiplication per ladder addition) and
-/// `a24`; if it fails, its gcd may itself be a factor.
-///
-/// Stage 1: Montgomery ladder over the bits of the precomputed multiplier
-/// `k` (about 1.44 * B1 bits, at most 6 * 64 = 384 iterations of 10 mults
-/// per lane).
-/// Stage 2: baby-step giant-step over `i*D +- j` with `D = 210` (or 60 for
-/// small bounds), `j` odd and coprime to `D`, up to `B2 = 25 * B1` (the
-/// micro-ECM ratio; 15 and 40 measured no better): for each giant step
-/// (`B2 / D + 2` of them, at most 26) two multiplications per baby (at most
-/// 24 babies).
 pub(super) fn ecm_curves<const L: usize>(
     m: &Mont,
     r2: u64,
@@ -185,6 +171,37 @@ pub(super) fn ecm_curves<const L: usize>(
     sigma: [u64; L],
 ) -> Curve {
     let n = m.n;
+    let (x0, a24) = match suyama_curves(m, r2, sigma) {
+        Ok(curves) => curves,
+        Err(found) => return found,
+    };
+    let q = stage1(m, &level.k, x0, a24);
+    for ql in &q {
+        if let Some(Curve::Factor(f)) = check(gcd(m.mul(ql.z, 1), n), n) {
+            return Curve::Factor(f);
+        }
+    }
+    for total in stage2(m, level.b1, a24, q) {
+        if let Some(Curve::Factor(f)) = check(gcd(m.mul(total, 1), n), n) {
+            return Curve::Factor(f);
+        }
+    }
+    Curve::Fail
+}
+
+/// Each lane's starting `x` and `a24`, normalised (`z = 1`), from its Suyama
+/// parameter. Suyama's curves (`u = s^2 - 5`, `v = 4s`, start `x = u^3/v^3`,
+/// `a24 = (v-u)^3 (3u+v) / (16 u^3 v)`) have a point of order 12 built in,
+/// which makes the group order more likely to be smooth. One modular
+/// inversion (Montgomery's simultaneous-inversion trick across the lanes)
+/// normalises both `x` (saving one multiplication per ladder addition) and
+/// `a24`; if it fails, its gcd may itself be a factor (the `Err`).
+#[inline]
+fn suyama_curves<const L: usize>(
+    m: &Mont,
+    r2: u64,
+    sigma: [u64; L],
+) -> Result<([u64; L], [u64; L]), Curve> {
     let one = m.one;
     let two = m.add(one, one);
     let three = m.add(two, one);
@@ -194,9 +211,6 @@ pub(super) fn ecm_curves<const L: usize>(
         let eight = m.add(four, four);
         m.add(eight, eight)
     };
-    let zero_pt = Pt { x: 0, z: 0 };
-
-    // ---- curve construction, per lane
     let mut x_num = [0u64; L];
     let mut a24_num = [0u64; L];
     let mut den = [0u64; L];
@@ -225,15 +239,10 @@ pub(super) fn ecm_curves<const L: usize>(
     }
     // take the product out of Montgomery form, invert the plain integer,
     // and bring the inverse back in with one multiplication by R^2
-    let mut inv = match inverse_mod(m.mul(acc, 1), n) {
+    let mut inv = match inverse_mod(m.mul(acc, 1), m.n) {
         Ok(i) => m.mul(i, r2),
-        Err(g) => {
-            return if g != n && g != 1 {
-                Curve::Factor(g)
-            } else {
-                Curve::Fail
-            };
-        }
+        Err(g) if g != m.n && g != 1 => return Err(Curve::Factor(g)),
+        Err(_) => return Err(Curve::Fail),
     };
     let mut x0 = [0u64; L];
     let mut a24 = [0u64; L];
@@ -243,20 +252,25 @@ pub(super) fn ecm_curves<const L: usize>(
         x0[l] = m.mul(x_num[l], inv_l);
         a24[l] = m.mul(a24_num[l], inv_l);
     }
+    Ok((x0, a24))
+}
 
-    // ---- stage 1: ladder over the bits of k (most significant first),
-    // invariant R1 - R0 = P. (The branch on the bit is cheap: the same
-    // scalar is used for every curve, so the predictor learns its pattern;
-    // a branch-free conditional-swap ladder measured about 7% slower.)
-    let k = &level.k;
+/// Stage 1: `kP` on each lane, by a Montgomery ladder over the bits of the
+/// precomputed multiplier `k` (about 1.44 * B1 bits, at most 6 * 64 = 384
+/// iterations of 10 mults per lane), most significant first, with the
+/// invariant R1 - R0 = P. (The branch on the bit is cheap: the same scalar is
+/// used for every curve, so the predictor learns its pattern; a branch-free
+/// conditional-swap ladder measured about 7% slower.)
+#[inline]
+fn stage1<const L: usize>(m: &Mont, k: &[u64; 6], x0: [u64; L], a24: [u64; L]) -> [Pt; L] {
     let mut top = k.len() - 1;
     while k[top] == 0 {
         top -= 1;
     }
-    let mut r0 = [zero_pt; L];
-    let mut r1 = [zero_pt; L];
+    let mut r0 = [Pt { x: 0, z: 0 }; L];
+    let mut r1 = r0;
     for l in 0..L {
-        r0[l] = Pt { x: x0[l], z: one };
+        r0[l] = Pt { x: x0[l], z: m.one };
         r1[l] = xdbl(m, a24[l], r0[l]);
     }
     let mut first = true;
@@ -278,19 +292,17 @@ pub(super) fn ecm_curves<const L: usize>(
             }
         }
     }
-    let q = r0;
-    for ql in &q {
-        if let Some(Curve::Factor(f)) = check(gcd(m.mul(ql.z, 1), n), n) {
-            return Curve::Factor(f);
-        }
-    }
+    r0
+}
 
-    // ---- stage 2
-    let b2 = 25 * level.b1;
-    // D must stay below 2 * B1 so that G_1 = D Q (which covers D +- j, i.e.
-    // everything from D/2 up) leaves no gap above B1.
-    let dd: u64 = if level.b1 > 105 { 210 } else { 60 };
-    // babies: odd j < D/2 coprime to D; jQ for all odd j via jQ + 2Q
+/// The baby steps of stage 2 on each lane: `jQ` for odd `j < D/2` coprime to
+/// `D` (at most 24 of them), with `X_j Z_j`, and how many there are. Every odd
+/// `jQ` is walked by `jQ + 2Q`.
+type Babies<const L: usize> = ([[Pt; 24]; L], [[u64; 24]; L], usize);
+
+#[inline]
+fn babies<const L: usize>(m: &Mont, a24: [u64; L], q: [Pt; L], dd: u64) -> Babies<L> {
+    let zero_pt = Pt { x: 0, z: 0 };
     let mut q2 = [zero_pt; L];
     for l in 0..L {
         q2[l] = xdbl(m, a24[l], q[l]);
@@ -322,13 +334,30 @@ pub(super) fn ecm_curves<const L: usize>(
         }
         j += 2;
     }
+    (baby, baby_xz, nb)
+}
+
+/// Stage 2 from each lane's stage-1 point `q`: baby-step giant-step over
+/// `i*D +- j` with `D = 210` (or 60 for small bounds), `j` odd and coprime to
+/// `D` ([`babies`]), up to `B2 = 25 * B1` (the micro-ECM ratio; 15 and 40
+/// measured no better): for each giant step (`B2 / D + 2` of them, at most 26)
+/// two multiplications per baby (at most 24 babies). Returns each lane's
+/// product of every `X_g Z_j - X_j Z_g`, which shares a factor with `n` when
+/// the group order of the curve modulo it is smooth enough.
+#[inline]
+fn stage2<const L: usize>(m: &Mont, b1: u64, a24: [u64; L], q: [Pt; L]) -> [u64; L] {
+    let b2 = 25 * b1;
+    // D must stay below 2 * B1 so that G_1 = D Q (which covers D +- j, i.e.
+    // everything from D/2 up) leaves no gap above B1.
+    let dd: u64 = if b1 > 105 { 210 } else { 60 };
+    let (baby, baby_xz, nb) = babies(m, a24, q, dd);
     // giants: G_i = i * D * Q; G_1 = D Q covers D +- j, i.e. from D/2 >= B1
-    let mut gd = [zero_pt; L];
+    let mut gd = [Pt { x: 0, z: 0 }; L];
     for l in 0..L {
         gd[l] = ladder_small(m, a24[l], q[l], dd);
     }
     let giants = b2 / dd + 2;
-    let mut accs = [[one; 4]; L];
+    let mut accs = [[m.one; 4]; L];
     let mut gi = gd;
     let mut g_prev = gd; // G_{i-1}; unused while i == 1
                          // at most 26 giant steps
@@ -353,13 +382,7 @@ pub(super) fn ecm_curves<const L: usize>(
             gi[l] = next;
         }
     }
-    for a in &accs {
-        let total = m.mul(m.mul(a[0], a[1]), m.mul(a[2], a[3]));
-        if let Some(Curve::Factor(f)) = check(gcd(m.mul(total, 1), n), n) {
-            return Curve::Factor(f);
-        }
-    }
-    Curve::Fail
+    accs.map(|a| m.mul(m.mul(a[0], a[1]), m.mul(a[2], a[3])))
 }
 
 /// A nontrivial factor of `n` (odd, composite, not a prime power, all prime

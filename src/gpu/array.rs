@@ -5,9 +5,10 @@ use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
 use crate::gpu::context::{turn_of, GpuContext};
-use crate::gpu::query::DivisorTableBuffer;
+use crate::gpu::table::{table_top, DivisorTableBuffer};
 use crate::gpu::wide::WIDE_BLOCK;
 use crate::input::Array;
+use crate::query::Plan;
 
 /// Elements per step of an upload (64 Ki: at most 512 KiB; a multiple of 4, so that every step
 /// but a range's last starts and ends on a word).
@@ -103,7 +104,7 @@ pub struct GpuArray {
     pub(super) parts: Vec<Part>,
     len: usize,
     /// `fast`'s divisor table, built by the first query that wants one and kept.
-    pub(super) table: Mutex<Option<Arc<DivisorTableBuffer>>>,
+    table: Mutex<Option<Arc<DivisorTableBuffer>>>,
     /// The device's backend: its buffers are released in that backend's turn.
     backend: wgpu::Backend,
 }
@@ -124,6 +125,57 @@ impl Drop for GpuArray {
 }
 
 impl GpuArray {
+    /// Readies `array` for queries: uploaded once when its keys fit `options.resident_bytes`,
+    /// streamed otherwise (the streamed array keeps a handle on `array`, and reads it at every
+    /// query).
+    pub fn upload(
+        gpu: &GpuContext,
+        array: &Arc<Array>,
+        options: UploadOptions,
+    ) -> Result<GpuArray> {
+        let _turn = gpu.turn();
+        let sources = match array.split_sign() {
+            Some((negatives, rest)) => vec![Arc::new(negatives), Arc::new(rest)],
+            None => vec![array.clone()],
+        };
+        let parts = sources
+            .into_iter()
+            .filter(|source| !source.is_empty())
+            .map(|source| Part::upload(gpu, source, options))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(GpuArray {
+            parts,
+            len: array.len(),
+            table: Mutex::new(None),
+            backend: gpu.adapter_info().backend,
+        })
+    }
+
+    /// The array's divisor table for `plan`, built once by the GPU's sieve and kept with the
+    /// array (a later query that reaches further builds a larger one, up to the limit).
+    pub(super) fn divisor_table(
+        &self,
+        gpu: &GpuContext,
+        plan: &Plan,
+    ) -> Result<Option<Arc<DivisorTableBuffer>>> {
+        let Some(top) = table_top(self.len, plan.max(), DivisorTableBuffer::limit(gpu)) else {
+            return Ok(None);
+        };
+        let mut kept = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(table) = kept.as_ref().filter(|t| t.top >= top) {
+            return Ok(Some(table.clone()));
+        }
+        let table = Arc::new(DivisorTableBuffer::build(gpu, top)?);
+        *kept = Some(table.clone());
+        Ok(Some(table))
+    }
+
+    /// The top of the divisor table this array keeps, if a query has built one.
+    pub fn divisor_table_top(&self) -> Option<u32> {
+        let kept = self.table.lock().unwrap_or_else(|p| p.into_inner());
+        kept.as_ref().map(|t| t.top)
+    }
+
     pub fn len(&self) -> usize {
         self.len
     }
@@ -164,60 +216,13 @@ impl GpuArray {
 }
 
 impl Part {
-    pub(super) fn chunk_count(&self) -> usize {
-        self.len.div_ceil(self.chunk_len.max(1))
-    }
-
-    pub(super) fn is_streamed(&self) -> bool {
-        matches!(self.storage, Storage::Streamed { .. })
-    }
-
-    pub(super) fn chunk_range(&self, chunk: usize) -> std::ops::Range<usize> {
-        let start = chunk * self.chunk_len;
-        start..(start + self.chunk_len).min(self.len)
-    }
-}
-
-impl GpuContext {
-    /// The most elements of `width` bytes one chunk may hold: one storage binding, one buffer,
-    /// whole words (and a u32 index per element).
-    pub fn max_chunk_elements(&self, width: usize) -> usize {
-        let bytes = self
-            .limits
-            .max_storage_buffer_binding_size
-            .min(self.limits.max_buffer_size)
-            / 4
-            * 4;
-        (bytes / width as u64).min(u64::from(u32::MAX)) as usize
-    }
-
-    /// Readies `array` for queries: uploaded once when its keys fit `options.resident_bytes`,
-    /// streamed otherwise (the streamed array keeps a handle on `array`, and reads it at every
-    /// query).
-    pub fn upload(&self, array: &Arc<Array>, options: UploadOptions) -> Result<GpuArray> {
-        let _turn = self.turn();
-        let sources = match array.split_sign() {
-            Some((negatives, rest)) => vec![Arc::new(negatives), Arc::new(rest)],
-            None => vec![array.clone()],
-        };
-        let parts = sources
-            .into_iter()
-            .filter(|source| !source.is_empty())
-            .map(|source| self.upload_part(source, options))
-            .collect::<Result<Vec<_>>>()?;
-        Ok(GpuArray {
-            parts,
-            len: array.len(),
-            table: Mutex::new(None),
-            backend: self.adapter_info().backend,
-        })
-    }
-
-    fn upload_part(&self, source: Arc<Array>, options: UploadOptions) -> Result<Part> {
+    /// Uploads `source` (of one sign's type, 64 bits or narrower) resident, or readies it to be
+    /// streamed.
+    fn upload(gpu: &GpuContext, source: Arc<Array>, options: UploadOptions) -> Result<Part> {
         let dtype = source.dtype();
         let width = dtype.width;
         debug_assert!(matches!(width, 1 | 2 | 4 | 8), "128-bit arrays are split");
-        let max = self.max_chunk_elements(width);
+        let max = gpu.max_chunk_elements(width);
         let chunk_len = match options.chunk_elements {
             Some(0) => {
                 return Err(Error::Option {
@@ -231,7 +236,7 @@ impl GpuContext {
                     message: format!(
                         "{n} is above this adapter's limit of {max} elements of {width} bytes \
                          (max storage binding {} bytes, max buffer {} bytes)",
-                        self.limits.max_storage_buffer_binding_size, self.limits.max_buffer_size
+                        gpu.limits.max_storage_buffer_binding_size, gpu.limits.max_buffer_size
                     ),
                 })
             }
@@ -239,14 +244,14 @@ impl GpuContext {
             None => max,
         };
         let len = source.len();
-        let storage = self.check("uploading the array", || {
+        let storage = gpu.check("uploading the array", || {
             if (len * width) as u64 <= options.resident_bytes {
                 let chunks = (0..len)
                     .step_by(chunk_len)
                     .map(|start| {
                         let range = start..(start + chunk_len).min(len);
-                        let buffer = self.keys_buffer(range.len(), width);
-                        let wide = self.write_keys(&buffer, &source, range)?;
+                        let buffer = keys_buffer(gpu, range.len(), width);
+                        let wide = write_keys(gpu, &buffer, &source, range)?;
                         Ok((buffer, wide))
                     })
                     .collect::<Result<Vec<_>>>()?;
@@ -254,8 +259,8 @@ impl GpuContext {
             } else {
                 let ring_len = chunk_len.min(len);
                 let ring = [
-                    self.keys_buffer(ring_len, width),
-                    self.keys_buffer(ring_len, width),
+                    keys_buffer(gpu, ring_len, width),
+                    keys_buffer(gpu, ring_len, width),
                 ];
                 Ok(Storage::Streamed {
                     source,
@@ -273,100 +278,113 @@ impl GpuContext {
         })
     }
 
-    /// A buffer for `elements` elements of `width` bytes, in whole words.
-    fn keys_buffer(&self, elements: usize, width: usize) -> wgpu::Buffer {
-        self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("divgpu keys"),
-            size: ((elements * width).div_ceil(4) * 4) as u64,
-            usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        })
+    pub(super) fn chunk_count(&self) -> usize {
+        self.len.div_ceil(self.chunk_len.max(1))
     }
 
-    /// Queues `range` of `array` into `buffer` from its start, a step at a time (never the
-    /// whole array in host memory), at the array's width, little-endian: its own bytes when it
-    /// stores them so (no conversion at all), decoded and re-encoded otherwise (big-endian or
-    /// strided arrays). Returns the blocks of `WIDE_BLOCK` elements (counted from
-    /// `range.start`) that hold a value of 2^32 or above, which only 8-byte elements can.
-    pub(super) fn write_keys(
-        &self,
-        buffer: &wgpu::Buffer,
-        array: &Array,
-        range: std::ops::Range<usize>,
-    ) -> Result<Vec<u32>> {
-        let dtype = array.dtype();
-        let width = dtype.width;
-        let raw = array.bytes().filter(|_| !dtype.big_endian || width == 1);
-        let mut decoded = Vec::new();
-        let mut encoded: Vec<u8> = Vec::new();
-        let mut pending = 0;
-        let mut wide_blocks: Vec<u32> = Vec::new();
-        for step in range.clone().step_by(UPLOAD_STEP) {
-            let step_end = (step + UPLOAD_STEP).min(range.end);
-            let bytes: &[u8] = match raw {
-                Some(all) => &all[step * width..step_end * width],
-                None => {
-                    decoded.clear();
-                    array.decode_into(step..step_end, &mut decoded);
-                    encoded.clear();
-                    for &x in &decoded {
-                        // x fits the array's type: its low bytes are its two's complement
-                        encoded.extend_from_slice(&x.to_le_bytes()[..width]);
-                    }
-                    &encoded
-                }
-            };
-            if width == 8 {
-                let first = step - range.start;
-                for (i, element) in bytes.chunks_exact(8).enumerate() {
-                    let v = u64::from_le_bytes(element.try_into().expect("8 bytes"));
-                    let wide = if dtype.signed {
-                        v as i64 > i64::from(u32::MAX)
-                    } else {
-                        v > u64::from(u32::MAX)
-                    };
-                    let block = ((first + i) / WIDE_BLOCK) as u32;
-                    if wide && wide_blocks.last() != Some(&block) {
-                        wide_blocks.push(block);
-                    }
-                }
-            }
-            let offset = ((step - range.start) * width) as u64;
-            if bytes.len().is_multiple_of(4) {
-                self.queue.write_buffer(buffer, offset, bytes);
-            } else {
-                // a range's last step: padded to a whole word
-                let mut padded = bytes.to_vec();
-                padded.resize(bytes.len().div_ceil(4) * 4, 0);
-                self.queue.write_buffer(buffer, offset, &padded);
-            }
-            pending += bytes.len() as u64;
-            if pending >= UPLOAD_FLUSH_BYTES {
-                self.queue.submit([]);
-                self.wait()?;
-                pending = 0;
-            }
-        }
-        Ok(wide_blocks)
+    pub(super) fn is_streamed(&self) -> bool {
+        matches!(self.storage, Storage::Streamed { .. })
     }
 
-    /// A ring of two chunk buffers for one streamed query: one the pool has, or a new one.
-    pub(super) fn lease<'p>(
-        &self,
-        pool: &'p Mutex<Vec<Ring>>,
-        ring_len: usize,
-        width: usize,
-    ) -> Lease<'p> {
-        let spare = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
-        let ring = spare.unwrap_or_else(|| {
-            [
-                self.keys_buffer(ring_len, width),
-                self.keys_buffer(ring_len, width),
-            ]
-        });
-        Lease {
-            pool,
-            ring: Some(ring),
+    pub(super) fn chunk_range(&self, chunk: usize) -> std::ops::Range<usize> {
+        let start = chunk * self.chunk_len;
+        start..(start + self.chunk_len).min(self.len)
+    }
+}
+
+/// A buffer for `elements` elements of `width` bytes, in whole words.
+fn keys_buffer(gpu: &GpuContext, elements: usize, width: usize) -> wgpu::Buffer {
+    gpu.device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some("divgpu keys"),
+        size: ((elements * width).div_ceil(4) * 4) as u64,
+        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
+        mapped_at_creation: false,
+    })
+}
+
+/// Queues `range` of `array` into `buffer` from its start, a step at a time (never the
+/// whole array in host memory), at the array's width, little-endian: its own bytes when it
+/// stores them so (no conversion at all), decoded and re-encoded otherwise (big-endian or
+/// strided arrays). Returns the blocks of `WIDE_BLOCK` elements (counted from
+/// `range.start`) that hold a value of 2^32 or above, which only 8-byte elements can.
+pub(super) fn write_keys(
+    gpu: &GpuContext,
+    buffer: &wgpu::Buffer,
+    array: &Array,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<u32>> {
+    let dtype = array.dtype();
+    let width = dtype.width;
+    let raw = array.bytes().filter(|_| !dtype.big_endian || width == 1);
+    let mut decoded = Vec::new();
+    let mut encoded: Vec<u8> = Vec::new();
+    let mut pending = 0;
+    let mut wide_blocks: Vec<u32> = Vec::new();
+    for step in range.clone().step_by(UPLOAD_STEP) {
+        let step_end = (step + UPLOAD_STEP).min(range.end);
+        let bytes: &[u8] = match raw {
+            Some(all) => &all[step * width..step_end * width],
+            None => {
+                decoded.clear();
+                array.decode_into(step..step_end, &mut decoded);
+                encoded.clear();
+                for &x in &decoded {
+                    // x fits the array's type: its low bytes are its two's complement
+                    encoded.extend_from_slice(&x.to_le_bytes()[..width]);
+                }
+                &encoded
+            }
+        };
+        if width == 8 {
+            let first = step - range.start;
+            for (i, element) in bytes.chunks_exact(8).enumerate() {
+                let v = u64::from_le_bytes(element.try_into().expect("8 bytes"));
+                let wide = if dtype.signed {
+                    v as i64 > i64::from(u32::MAX)
+                } else {
+                    v > u64::from(u32::MAX)
+                };
+                let block = ((first + i) / WIDE_BLOCK) as u32;
+                if wide && wide_blocks.last() != Some(&block) {
+                    wide_blocks.push(block);
+                }
+            }
         }
+        let offset = ((step - range.start) * width) as u64;
+        if bytes.len().is_multiple_of(4) {
+            gpu.queue.write_buffer(buffer, offset, bytes);
+        } else {
+            // a range's last step: padded to a whole word
+            let mut padded = bytes.to_vec();
+            padded.resize(bytes.len().div_ceil(4) * 4, 0);
+            gpu.queue.write_buffer(buffer, offset, &padded);
+        }
+        pending += bytes.len() as u64;
+        if pending >= UPLOAD_FLUSH_BYTES {
+            gpu.queue.submit([]);
+            gpu.wait()?;
+            pending = 0;
+        }
+    }
+    Ok(wide_blocks)
+}
+
+/// A ring of two chunk buffers for one streamed query: one the pool has, or a new one.
+pub(super) fn lease<'p>(
+    gpu: &GpuContext,
+    pool: &'p Mutex<Vec<Ring>>,
+    ring_len: usize,
+    width: usize,
+) -> Lease<'p> {
+    let spare = pool.lock().unwrap_or_else(|p| p.into_inner()).pop();
+    let ring = spare.unwrap_or_else(|| {
+        [
+            keys_buffer(gpu, ring_len, width),
+            keys_buffer(gpu, ring_len, width),
+        ]
+    });
+    Lease {
+        pool,
+        ring: Some(ring),
     }
 }

@@ -25,3 +25,8 @@ pub(crate) fn init_buffer<T: Pod>(
     buffer.unmap();
     buffer
 }
+
+/// One entry of a bind group.
+pub(crate) fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
+    wgpu::BindGroupEntry { binding, resource }
+}

@@ -11,7 +11,7 @@ use bytemuck::Pod;
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::gpu::pipelines::Pipelines;
+use crate::gpu::pipelines::{Pipelines, SievePipelines};
 
 /// What a user needs to know about the adapter that ran (printed on stderr, and in `--json`).
 #[derive(Clone, Debug, Serialize)]
@@ -95,7 +95,7 @@ pub fn instance() -> Result<&'static wgpu::Instance> {
 /// enumerated, and libwayland prints `error: XDG_RUNTIME_DIR is invalid or not set in the
 /// environment.` to stderr for each probe without one: in containers, cron jobs, CI and ssh
 /// sessions a user read that as divgpu failing. With a folder that holds no Wayland socket the
-/// probe fails quietly, as it does on a desktop without Wayland ([`private_folder`]). Setting
+/// probe fails quietly, as it does on a desktop without Wayland (`private_folder`). Setting
 /// the variable races with another thread reading the environment at that moment, so the
 /// binary calls this first thing, and the Python extension when it is imported (with the
 /// GIL); [`instance`] calls it too, and after the first call it does nothing.
@@ -311,7 +311,7 @@ pub struct GpuContext {
     pub(crate) pipelines: Pipelines,
     pub(crate) limits: wgpu::Limits,
     /// The divisor table's sieve, built on first use.
-    pub(crate) sieve: crate::gpu::table::SieveCell,
+    sieve: OnceLock<SievePipelines>,
     info: wgpu::AdapterInfo,
     uncaptured: Arc<Mutex<Option<String>>>,
 }
@@ -397,6 +397,24 @@ impl GpuContext {
 
     pub fn summary(&self) -> AdapterSummary {
         AdapterSummary::of(&self.info)
+    }
+
+    /// The most elements of `width` bytes one chunk may hold: one storage binding, one buffer,
+    /// whole words (and a u32 index per element).
+    pub fn max_chunk_elements(&self, width: usize) -> usize {
+        let bytes = self
+            .limits
+            .max_storage_buffer_binding_size
+            .min(self.limits.max_buffer_size)
+            / 4
+            * 4;
+        (bytes / width as u64).min(u64::from(u32::MAX)) as usize
+    }
+
+    /// The sieve's pipelines, built on the first divisor table.
+    pub(crate) fn sieve_pipelines(&self) -> &SievePipelines {
+        self.sieve
+            .get_or_init(|| SievePipelines::new(&self.device, self.pipelines.workgroup_size))
     }
 
     /// Runs `work` with wgpu's validation, out-of-memory and internal errors captured instead of

@@ -1,7 +1,19 @@
-//! The wgpu backend: [`context`] chooses the adapter and owns the device, [`pipelines`] builds the
-//! WGSL pipelines, [`array`] uploads the array once, `query` runs queries against it, [`wide`]
-//! steps the elements of 2^32 and above, `keys` orders elements and thresholds as the shaders
-//! compare them, `timer` times the passes by timestamp queries.
+//! The wgpu backend, in layers that each use only those above them (no module uses one that
+//! uses it):
+//!
+//! - `buffers` (buffer helpers that need only a device), `keys` (elements and thresholds as
+//!   the shaders compare them) and [`select`] (which adapter a request names);
+//! - [`pipelines`]: the WGSL shaders and their compute pipelines;
+//! - [`context`]: the instance, the adapters, the device and queue ([`GpuContext`]), the GL turn;
+//! - [`registry`]: one device per adapter per process;
+//! - `timer` (the passes' timestamps) and `dispatch` (`Params`, one compute pass, the pacing);
+//! - [`table`] (`fast`'s divisor table, by the GPU's sieve) and [`wide`] (the elements of 2^32
+//!   and above, stepped to the end);
+//! - [`mod@array`]: the array uploaded once ([`GpuArray`]), resident or streamed;
+//! - `query`: a query's dispatches over every chunk, and the sums read back.
+//!
+//! [`GpuContext`]'s methods are the device's alone; each other part is its own type or
+//! functions that take the device (`&GpuContext`).
 
 /// Declares a struct that mirrors a WGSL struct the host writes into a uniform or storage
 /// buffer (`#[repr(C)]`, `Pod`), with `MEMBERS`: each member's name and byte offset, which
@@ -26,6 +38,7 @@ macro_rules! mirror {
 pub mod array;
 mod buffers;
 pub mod context;
+mod dispatch;
 mod keys;
 pub mod pipelines;
 mod query;
@@ -37,7 +50,8 @@ pub mod wide;
 
 pub use array::{GpuArray, UploadOptions};
 pub use context::{AdapterSummary, GpuContext, Turn};
-pub use query::QueryTimings;
+pub use query::{divisor_counts, query, QueryTimings};
+pub use table::sieve_counts;
 
 use serde::Serialize;
 
@@ -51,7 +65,11 @@ pub type Mirror = (&'static str, &'static [(&'static str, usize)], usize);
 pub fn mirrors() -> [Mirror; 2] {
     use std::mem::size_of;
     [
-        ("Params", query::Params::MEMBERS, size_of::<query::Params>()),
+        (
+            "Params",
+            dispatch::Params::MEMBERS,
+            size_of::<dispatch::Params>(),
+        ),
         (
             "SieveParams",
             table::SieveParams::MEMBERS,

@@ -29,6 +29,15 @@ pub fn shader_sources() -> [(&'static str, String); 4] {
     ]
 }
 
+/// The sieve's shader, whose entry points `main` (the sieve) and `pack` build `fast`'s divisor
+/// table: `(label, source)`.
+pub fn sieve_source() -> (&'static str, String) {
+    (
+        "sieve",
+        include_str!("../../shaders/sieve.wgsl").to_string(),
+    )
+}
+
 /// `shaders/wide.wgsl` after the common part and the trial primes it divides by, the CPU's own
 /// ([`divisors::trial_primes`]), followed by its 64-bit comparisons (`shaders/u64_bits.wgsl`)
 /// and its 64-bit arithmetic: `shaders/u64_native.wgsl`
@@ -133,16 +142,7 @@ impl Pipelines {
                 storage(2, false),
                 storage(4, true),
                 storage(6, true),
-                wgpu::BindGroupLayoutEntry {
-                    binding: 3,
-                    visibility: wgpu::ShaderStages::COMPUTE,
-                    ty: wgpu::BindingType::Buffer {
-                        ty: wgpu::BufferBindingType::Uniform,
-                        has_dynamic_offset: false,
-                        min_binding_size: wgpu::BufferSize::new(PARAMS_BYTES),
-                    },
-                    count: None,
-                },
+                uniform(3, wgpu::BufferSize::new(PARAMS_BYTES)),
             ],
         });
         let wide_layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
@@ -201,8 +201,64 @@ impl Pipelines {
     }
 }
 
+/// The sieve's two pipelines and their bindings: counts (0), the work items' starts (1), its
+/// `SieveParams` (2) and the packed table (3). Built on a device's first table
+/// ([`crate::gpu::GpuContext::sieve_pipelines`]).
+pub(crate) struct SievePipelines {
+    pub(crate) layout: wgpu::BindGroupLayout,
+    pub(crate) sieve: wgpu::ComputePipeline,
+    pub(crate) pack: wgpu::ComputePipeline,
+}
+
+impl SievePipelines {
+    pub(crate) fn new(device: &wgpu::Device, workgroup_size: u32) -> Self {
+        let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+            label: Some("divgpu sieve bindings"),
+            entries: &[
+                storage(0, false),
+                storage(1, true),
+                uniform(2, None),
+                storage(3, false),
+            ],
+        });
+        let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
+            label: Some("divgpu sieve pipeline layout"),
+            bind_group_layouts: &[Some(&layout)],
+            immediate_size: 0,
+        });
+        let [sieve, pack]: [wgpu::ComputePipeline; 2] = compute_pipelines(
+            device,
+            &pipeline_layout,
+            sieve_source(),
+            &["main", "pack"],
+            workgroup_size,
+        )
+        .try_into()
+        .expect("two entry points");
+        SievePipelines {
+            layout,
+            sieve,
+            pack,
+        }
+    }
+}
+
+/// A compute shader's uniform buffer at `binding` in a bind group layout.
+fn uniform(binding: u32, min_binding_size: Option<wgpu::BufferSize>) -> wgpu::BindGroupLayoutEntry {
+    wgpu::BindGroupLayoutEntry {
+        binding,
+        visibility: wgpu::ShaderStages::COMPUTE,
+        ty: wgpu::BindingType::Buffer {
+            ty: wgpu::BufferBindingType::Uniform,
+            has_dynamic_offset: false,
+            min_binding_size,
+        },
+        count: None,
+    }
+}
+
 /// A compute shader's storage buffer at `binding` in a bind group layout.
-pub(crate) fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
+fn storage(binding: u32, read_only: bool) -> wgpu::BindGroupLayoutEntry {
     wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,

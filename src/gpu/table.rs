@@ -1,12 +1,11 @@
 //! `fast`'s divisor table, built on the GPU by a bounded parallel sieve (`shaders/sieve.wgsl`)
 //! and packed two `u16` counts a word (its entry point `pack`).
 
-use std::sync::OnceLock;
-
+use crate::divisors::DivisorTable;
 use crate::error::Result;
+use crate::gpu::buffers::entry;
 use crate::gpu::context::GpuContext;
-use crate::gpu::pipelines::{compute_pipelines, storage};
-use crate::gpu::query::entry;
+use crate::gpu::dispatch::record_pass;
 
 /// The `k` one work item of the sieve adds: its loop's bound (the loop budget in
 /// `shaders/sieve.wgsl`).
@@ -19,15 +18,6 @@ const ITEMS_PER_SUBMISSION: u32 = 1 << 13;
 /// The largest table: `u32::isqrt(2^24) = 4,096` values of d keep the sieve's search within its
 /// budget, and every count fits 16 bits.
 pub const MAX_TOP: u32 = 1 << 24;
-
-/// The sieve's shader, whose entry points `main` (the sieve) and `pack` build the table:
-/// `(label, source)`.
-pub fn sieve_source() -> (&'static str, String) {
-    (
-        "sieve",
-        include_str!("../../shaders/sieve.wgsl").to_string(),
-    )
-}
 
 /// Bytes per `SieveParams` in `shaders/sieve.wgsl`.
 pub const SIEVE_PARAMS_BYTES: u64 = 32;
@@ -44,11 +34,43 @@ mirror! {
     }
 }
 
-/// The sieve's two pipelines and their bindings, built on first use.
-pub(crate) struct SievePipelines {
-    layout: wgpu::BindGroupLayout,
-    sieve: wgpu::ComputePipeline,
-    pack: wgpu::ComputePipeline,
+const _: () = assert!(std::mem::size_of::<SieveParams>() as u64 == SIEVE_PARAMS_BYTES);
+
+/// The divisor table on the GPU (binding 6): c(n) for n in 0..=top, two u16 counts a word.
+pub(super) struct DivisorTableBuffer {
+    pub(super) top: u32,
+    pub(super) buffer: wgpu::Buffer,
+}
+
+impl DivisorTableBuffer {
+    /// The table up to `top`, built by the sieve.
+    pub(super) fn build(gpu: &GpuContext, top: u32) -> Result<Self> {
+        Ok(DivisorTableBuffer {
+            top,
+            buffer: sieve_table(gpu, top)?,
+        })
+    }
+
+    /// The largest top a table may have on `gpu`: the sieve's u32 counts within one binding,
+    /// and at most [`MAX_TOP`].
+    pub(super) fn limit(gpu: &GpuContext) -> u64 {
+        u64::from(MAX_TOP)
+            .min(gpu.limits.max_storage_buffer_binding_size / 4 - 2)
+            .min(gpu.limits.max_buffer_size / 4 - 2)
+    }
+}
+
+/// The table's top for a `fast` query over `elements` elements whose largest threshold is
+/// `max_threshold`: as far as the thresholds reach (no element above them is counted), at most
+/// `limit`, and at most [`DivisorTable::ENTRIES_PER_ELEMENT`] entries per element (a small
+/// array is factored for less). `None` when no element needs one.
+pub(super) fn table_top(elements: usize, max_threshold: i128, limit: u64) -> Option<u32> {
+    let top = u64::try_from(max_threshold)
+        .ok()?
+        .min(limit)
+        .min(DivisorTable::ENTRIES_PER_ELEMENT * elements as u64)
+        .min(u64::from(u32::MAX));
+    (top >= 2).then_some(top as u32)
 }
 
 /// Where each d's work items start, for a table up to `top`: `starts[d - 1]`, then the total.
@@ -65,144 +87,98 @@ fn starts(top: u32) -> Vec<u32> {
     starts
 }
 
-impl GpuContext {
-    fn sieve_pipelines(&self) -> &SievePipelines {
-        self.sieve.get_or_init(|| {
-            let device = &self.device;
-            let layout = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
-                label: Some("divgpu sieve bindings"),
-                entries: &[
-                    storage(0, false),
-                    storage(1, true),
-                    wgpu::BindGroupLayoutEntry {
-                        binding: 2,
-                        visibility: wgpu::ShaderStages::COMPUTE,
-                        ty: wgpu::BindingType::Buffer {
-                            ty: wgpu::BufferBindingType::Uniform,
-                            has_dynamic_offset: false,
-                            min_binding_size: None,
-                        },
-                        count: None,
-                    },
-                    storage(3, false),
-                ],
-            });
-            let pipeline_layout = device.create_pipeline_layout(&wgpu::PipelineLayoutDescriptor {
-                label: Some("divgpu sieve pipeline layout"),
-                bind_group_layouts: &[Some(&layout)],
-                immediate_size: 0,
-            });
-            let wg = self.pipelines.workgroup_size;
-            let [sieve, pack]: [wgpu::ComputePipeline; 2] = compute_pipelines(
-                device,
-                &pipeline_layout,
-                sieve_source(),
-                &["main", "pack"],
-                wg,
-            )
-            .try_into()
-            .expect("two entry points");
-            SievePipelines {
-                layout,
-                sieve,
-                pack,
-            }
-        })
-    }
-
-    /// c(n) for every n in 2..=`top` (`top` from 2 to [`MAX_TOP`]), packed two `u16` a word,
-    /// in a storage buffer: the sieve, one bounded submission at a time, then the packing.
-    pub(crate) fn sieve_table(&self, top: u32) -> Result<wgpu::Buffer> {
-        assert!((2..=MAX_TOP).contains(&top), "a table up to {top}");
-        let pipelines = self.sieve_pipelines();
-        self.check("building the divisor table", || {
-            let starts = starts(top);
-            let d_count = starts.len() as u32 - 1;
-            let items = starts[d_count as usize];
-            let words = top / 2 + 1;
-            // zeroed at creation, as every wgpu buffer is
-            let counts = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("divgpu sieve counts"),
-                size: u64::from(words) * 8,
-                usage: wgpu::BufferUsages::STORAGE,
+/// c(n) for every n in 2..=`top` (`top` from 2 to [`MAX_TOP`]), packed two `u16` a word,
+/// in a storage buffer: the sieve, one bounded submission at a time, then the packing.
+fn sieve_table(gpu: &GpuContext, top: u32) -> Result<wgpu::Buffer> {
+    assert!((2..=MAX_TOP).contains(&top), "a table up to {top}");
+    let pipelines = gpu.sieve_pipelines();
+    gpu.check("building the divisor table", || {
+        let starts = starts(top);
+        let d_count = starts.len() as u32 - 1;
+        let items = starts[d_count as usize];
+        let words = top / 2 + 1;
+        let buffer = |label, size, usage| {
+            gpu.device.create_buffer(&wgpu::BufferDescriptor {
+                label: Some(label),
+                size,
+                usage,
                 mapped_at_creation: false,
-            });
-            let packed = self.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some("divgpu divisor table"),
-                size: u64::from(words) * 4,
-                usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
-                mapped_at_creation: false,
-            });
-            let starts =
-                self.init_buffer("divgpu sieve starts", wgpu::BufferUsages::STORAGE, &starts);
-            let params = self.init_buffer(
-                "divgpu sieve params",
-                wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
-                &[SieveParams::default()],
-            );
-            let bind = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
-                label: Some("divgpu sieve bindings"),
-                layout: &pipelines.layout,
-                entries: &[
-                    entry(0, counts.as_entire_binding()),
-                    entry(1, starts.as_entire_binding()),
-                    entry(2, params.as_entire_binding()),
-                    entry(3, packed.as_entire_binding()),
-                ],
-            });
-            let wg = self.pipelines.workgroup_size;
-            let run = |pipeline: &wgpu::ComputePipeline, base: u32, end: u32| -> Result<()> {
-                let dispatch = SieveParams {
-                    top,
-                    d_count,
-                    block: SIEVE_BLOCK,
-                    base,
-                    items: end,
-                    _pad: [0; 3],
-                };
-                self.queue
-                    .write_buffer(&params, 0, bytemuck::bytes_of(&dispatch));
-                let mut encoder = self.device.create_command_encoder(&Default::default());
-                {
-                    let mut pass = encoder.begin_compute_pass(&Default::default());
-                    pass.set_pipeline(pipeline);
-                    pass.set_bind_group(0, &bind, &[]);
-                    let (x, y) = self.grid(u64::from(end - base).div_ceil(u64::from(wg)));
-                    pass.dispatch_workgroups(x, y, 1);
-                }
-                self.queue.submit([encoder.finish()]);
-                self.wait()
+            })
+        };
+        // zeroed at creation, as every wgpu buffer is
+        let counts = buffer(
+            "divgpu sieve counts",
+            u64::from(words) * 8,
+            wgpu::BufferUsages::STORAGE,
+        );
+        let packed = buffer(
+            "divgpu divisor table",
+            u64::from(words) * 4,
+            wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC,
+        );
+        let starts = gpu.init_buffer("divgpu sieve starts", wgpu::BufferUsages::STORAGE, &starts);
+        let params = gpu.init_buffer(
+            "divgpu sieve params",
+            wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,
+            &[SieveParams::default()],
+        );
+        let bind = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
+            label: Some("divgpu sieve bindings"),
+            layout: &pipelines.layout,
+            entries: &[
+                entry(0, counts.as_entire_binding()),
+                entry(1, starts.as_entire_binding()),
+                entry(2, params.as_entire_binding()),
+                entry(3, packed.as_entire_binding()),
+            ],
+        });
+        let wg = u64::from(gpu.workgroup_size());
+        let run = |pipeline: &wgpu::ComputePipeline, base: u32, end: u32| -> Result<()> {
+            let dispatch = SieveParams {
+                top,
+                d_count,
+                block: SIEVE_BLOCK,
+                base,
+                items: end,
+                _pad: [0; 3],
             };
-            for base in (0..items).step_by(ITEMS_PER_SUBMISSION as usize) {
-                run(
-                    &pipelines.sieve,
-                    base,
-                    (base + ITEMS_PER_SUBMISSION).min(items),
-                )?;
-            }
-            run(&pipelines.pack, 0, words)?;
-            Ok(packed)
-        })
-    }
-
-    /// c(n) for n in 0..=`top` as the GPU's sieve builds them (entries 0 and 1, which the
-    /// shaders never read, are 0 and 1), read back: for tests.
-    pub fn sieve_counts(&self, top: u32) -> Result<Vec<u16>> {
-        let _turn = self.turn();
-        let table = self.sieve_table(top)?;
-        let words: Vec<u32> = self.read_back(&table, table.size())?;
-        Ok(words
-            .iter()
-            .flat_map(|&w| [w as u16, (w >> 16) as u16])
-            .take(top as usize + 1)
-            .collect())
-    }
+            gpu.queue
+                .write_buffer(&params, 0, bytemuck::bytes_of(&dispatch));
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            let groups = u64::from(end - base).div_ceil(wg);
+            record_pass(
+                gpu,
+                &mut encoder,
+                "divgpu sieve",
+                pipeline,
+                &[&bind],
+                groups,
+                None,
+            );
+            gpu.queue.submit([encoder.finish()]);
+            gpu.wait()
+        };
+        for base in (0..items).step_by(ITEMS_PER_SUBMISSION as usize) {
+            let end = (base + ITEMS_PER_SUBMISSION).min(items);
+            run(&pipelines.sieve, base, end)?;
+        }
+        run(&pipelines.pack, 0, words)?;
+        Ok(packed)
+    })
 }
 
-const _: () = assert!(std::mem::size_of::<SieveParams>() as u64 == SIEVE_PARAMS_BYTES);
-
-/// The sieve's pipelines, once per device.
-pub(crate) type SieveCell = OnceLock<SievePipelines>;
+/// c(n) for n in 0..=`top` as the GPU's sieve builds them (entries 0 and 1, which the
+/// shaders never read, are 0 and 1), read back: for tests.
+pub fn sieve_counts(gpu: &GpuContext, top: u32) -> Result<Vec<u16>> {
+    let _turn = gpu.turn();
+    let table = sieve_table(gpu, top)?;
+    let words: Vec<u32> = gpu.read_back(&table, table.size())?;
+    Ok(words
+        .iter()
+        .flat_map(|&w| [w as u16, (w >> 16) as u16])
+        .take(top as usize + 1)
+        .collect())
+}
 
 #[cfg(test)]
 mod tests {

@@ -4,9 +4,10 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
+use crate::gpu::buffers::entry;
 use crate::gpu::context::GpuContext;
+use crate::gpu::dispatch::{record_pass, Params, SUBMIT_TARGET};
 use crate::gpu::pipelines::WIDE_STATE_BYTES;
-use crate::gpu::query::{entry, Params, SUBMIT_TARGET};
 use crate::gpu::timer::PassTimer;
 use crate::Observer;
 
@@ -32,11 +33,11 @@ pub(super) struct WideState {
     _states: wgpu::Buffer,
 }
 
-impl GpuContext {
+impl WideState {
     /// The wide pipeline's buffers, made when a query first meets a wide element.
-    pub(super) fn wide_state(&self) -> WideState {
+    pub(super) fn new(gpu: &GpuContext) -> WideState {
         let buffer = |label, size, usage| {
-            self.device.create_buffer(&wgpu::BufferDescriptor {
+            gpu.device.create_buffer(&wgpu::BufferDescriptor {
                 label: Some(label),
                 size,
                 usage,
@@ -60,9 +61,9 @@ impl GpuContext {
             4,
             wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
         );
-        let bind_group = self.device.create_bind_group(&wgpu::BindGroupDescriptor {
+        let bind_group = gpu.device.create_bind_group(&wgpu::BindGroupDescriptor {
             label: Some("divgpu wide bindings"),
-            layout: &self.pipelines.wide_layout,
+            layout: &gpu.pipelines.wide_layout,
             entries: &[
                 entry(0, states.as_entire_binding()),
                 entry(1, pending.as_entire_binding()),
@@ -78,21 +79,21 @@ impl GpuContext {
     }
 
     /// Counts the wide elements of `template.base..template.end` (one block) into the sums:
-    /// dispatches of at most `state.steps` steps per element, the first starting every state
+    /// dispatches of at most `self.steps` steps per element, the first starting every state
     /// from its key, until none is left unfinished. The steps follow the measured rate like the
     /// slices.
-    pub(super) fn run_wide(
-        &self,
-        state: &mut WideState,
+    pub(super) fn run(
+        &mut self,
+        gpu: &GpuContext,
         keys: &wgpu::BindGroup,
         params: &wgpu::Buffer,
         template: Params,
         timer: &mut Option<PassTimer>,
         observer: &dyn Observer,
     ) -> Result<()> {
-        let pipeline = self.pipelines.wide(&self.device);
+        let pipeline = gpu.pipelines.wide(&gpu.device);
         let groups = u64::from(template.end - template.base)
-            .div_ceil(u64::from(self.pipelines.workgroup_size));
+            .div_ceil(u64::from(gpu.pipelines.workgroup_size));
         let mut init = 1;
         loop {
             if observer.cancelled() {
@@ -100,32 +101,32 @@ impl GpuContext {
             }
             let dispatch = Params {
                 init,
-                steps: state.steps,
+                steps: self.steps,
                 ..template
             };
-            self.queue
+            gpu.queue
                 .write_buffer(params, 0, bytemuck::bytes_of(&dispatch));
-            let mut encoder = self.device.create_command_encoder(&Default::default());
-            encoder.clear_buffer(&state.pending, 0, None);
-            {
-                let mut cpass = encoder.begin_compute_pass(&wgpu::ComputePassDescriptor {
-                    label: Some("divgpu wide"),
-                    timestamp_writes: timer.as_mut().map(PassTimer::next_pass),
-                });
-                cpass.set_pipeline(pipeline);
-                cpass.set_bind_group(0, keys, &[]);
-                cpass.set_bind_group(1, &state.bind_group, &[]);
-                let (x, y) = self.grid(groups);
-                cpass.dispatch_workgroups(x, y, 1);
-            }
-            encoder.copy_buffer_to_buffer(&state.pending, 0, &state.staging, 0, 4);
+            let mut encoder = gpu.device.create_command_encoder(&Default::default());
+            encoder.clear_buffer(&self.pending, 0, None);
+            let groups_of = [keys, &self.bind_group];
+            let pass_timer = timer.as_mut();
+            record_pass(
+                gpu,
+                &mut encoder,
+                "divgpu wide",
+                pipeline,
+                &groups_of,
+                groups,
+                pass_timer,
+            );
+            encoder.copy_buffer_to_buffer(&self.pending, 0, &self.staging, 0, 4);
             let submitted = Instant::now();
-            self.queue.submit([encoder.finish()]);
-            let unfinished: Vec<u32> = self.map_read(&state.staging)?;
+            gpu.queue.submit([encoder.finish()]);
+            let unfinished: Vec<u32> = gpu.map_read(&self.staging)?;
             if let Some(timer) = timer {
-                timer.collect_if_full(self)?;
+                timer.collect_if_full(gpu)?;
             }
-            state.steps = next_steps(state.steps, submitted.elapsed());
+            self.steps = next_steps(self.steps, submitted.elapsed());
             init = 0;
             if unfinished[0] == 0 {
                 return Ok(());

@@ -136,73 +136,13 @@ where
     #[cfg(unix)]
     builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666));
     let temp = builder.tempfile_in(&dir).map_err(|e| Error::io(&dir, e))?;
-    let blocks = distinct.div_ceil(BLOCK);
-    let mut hashers: Vec<crc32fast::Hasher> = vec![crc32fast::Hasher::new(); blocks];
-    let mut fences: Vec<u8> = Vec::with_capacity(blocks * FENCE);
-    let mut fence_sums: Vec<u64> = Vec::with_capacity(blocks);
-    let mut out = BufWriter::with_capacity(1 << 20, temp.as_file());
-    let mut at = 0usize;
-    let pad_to = |out: &mut BufWriter<_>, at: &mut usize, to: usize| -> Result<()> {
-        out.write_all(&vec![0u8; to - *at]).map_err(io)?;
-        *at = to;
-        Ok(())
+    let mut body = Body {
+        out: BufWriter::with_capacity(1 << 20, temp.as_file()),
+        at: 0,
+        path,
     };
-    pad_to(&mut out, &mut at, HEADER)?;
-    let mut count = 0usize;
-    let mut total = 0u64;
-    let unfit = |what: String| Error::Data(format!("{}: {what}", path.display()));
-    for (i, (value, sum)) in entries().enumerate() {
-        let key = u128::try_from(value - offset)
-            .ok()
-            .filter(|k| key_width == 16 || *k >> (8 * key_width) == 0)
-            .ok_or_else(|| unfit(format!("{value} is not a value of {}", meta.dtype)))?;
-        let bytes = key.to_le_bytes();
-        out.write_all(&bytes[..key_width]).map_err(io)?;
-        hashers
-            .get_mut(i / BLOCK)
-            .ok_or_else(|| unfit(format!("the index gave more than {distinct} values")))?
-            .update(&bytes[..key_width]);
-        if i % BLOCK == 0 {
-            fences.extend_from_slice(&bytes);
-        }
-        count += 1;
-        total = sum;
-    }
-    if count != distinct {
-        return Err(Error::Data(format!(
-            "{}: the index gave {count} values, not {distinct}",
-            path.display()
-        )));
-    }
-    at += distinct * key_width;
-    pad_to(&mut out, &mut at, layout.sums)?;
-    for (i, (_, sum)) in entries().enumerate() {
-        let bytes = sum.to_le_bytes();
-        out.write_all(&bytes).map_err(io)?;
-        hashers[i / BLOCK].update(&bytes);
-        if i % BLOCK == 0 {
-            fence_sums.push(sum);
-        }
-    }
-    // each fence: its block's first key (16 bytes), then its first sum
-    let fences: Vec<u8> = fences
-        .chunks_exact(16)
-        .zip(&fence_sums)
-        .flat_map(|(key, sum)| key.iter().copied().chain(sum.to_le_bytes()))
-        .collect();
-    at += distinct * 8;
-    pad_to(&mut out, &mut at, layout.fences)?;
-    out.write_all(&fences).map_err(io)?;
-    at += fences.len();
-    pad_to(&mut out, &mut at, layout.checks)?;
-    let checks: Vec<u8> = hashers
-        .into_iter()
-        .flat_map(|h| h.finalize().to_le_bytes())
-        .collect();
-    out.write_all(&checks).map_err(io)?;
-    out.write_all(&MAGIC).map_err(io)?;
-    at += checks.len() + MAGIC.len();
-    debug_assert_eq!(at, layout.len);
+    body.pad_to(HEADER)?;
+    let (total, fences, checks) = body.sections(meta, layout, entries)?;
     let header = Header {
         dtype: meta.dtype,
         key_width,
@@ -215,6 +155,7 @@ where
         checks_crc: crc32fast::hash(&checks),
     };
     let encoded = header.encode();
+    let mut out = body.into_out();
     out.seek(SeekFrom::Start(0)).map_err(io)?;
     out.write_all(&encoded).map_err(io)?;
     out.flush().map_err(io)?;
@@ -230,6 +171,115 @@ where
         .and_then(|d| d.sync_all())
         .map_err(|e| Error::io(&dir, e))?;
     Ok(u32_at(&encoded, 124))
+}
+
+/// An index file being written after its header, a section at a time, at `at` bytes.
+struct Body<'p, W: Write> {
+    out: W,
+    at: usize,
+    path: &'p Path,
+}
+
+impl<W: Write> Body<'_, W> {
+    fn into_out(self) -> W {
+        self.out
+    }
+
+    fn put(&mut self, bytes: &[u8]) -> Result<()> {
+        self.out
+            .write_all(bytes)
+            .map_err(|e| Error::io(self.path, e))?;
+        self.at += bytes.len();
+        Ok(())
+    }
+
+    /// Zeros up to the next section, at `to`.
+    fn pad_to(&mut self, to: usize) -> Result<()> {
+        self.put(&vec![0u8; to - self.at])
+    }
+
+    /// Every section after the header: keys, sums, fences, checks, and the tail's magic, at
+    /// `layout`'s offsets. Returns the total sum and the fences' and checks' bytes (the
+    /// header's CRCs cover them).
+    fn sections<I>(
+        &mut self,
+        meta: Meta,
+        layout: Layout,
+        entries: impl Fn() -> I,
+    ) -> Result<(u64, Vec<u8>, Vec<u8>)>
+    where
+        I: Iterator<Item = (i128, u64)>,
+    {
+        let distinct = meta.distinct as usize;
+        let mut hashers: Vec<crc32fast::Hasher> =
+            vec![crc32fast::Hasher::new(); distinct.div_ceil(BLOCK)];
+        let (total, first_keys) = self.keys(meta, entries(), &mut hashers)?;
+        self.pad_to(layout.sums)?;
+        let mut first_sums = Vec::with_capacity(hashers.len());
+        for (i, (_, sum)) in entries().enumerate() {
+            let bytes = sum.to_le_bytes();
+            self.put(&bytes)?;
+            hashers[i / BLOCK].update(&bytes);
+            if i % BLOCK == 0 {
+                first_sums.push(sum);
+            }
+        }
+        // each fence: its block's first key (16 bytes), then its first sum
+        let fences: Vec<u8> = first_keys
+            .chunks_exact(16)
+            .zip(&first_sums)
+            .flat_map(|(key, sum)| key.iter().copied().chain(sum.to_le_bytes()))
+            .collect();
+        self.pad_to(layout.fences)?;
+        self.put(&fences)?;
+        self.pad_to(layout.checks)?;
+        let checks: Vec<u8> = hashers
+            .into_iter()
+            .flat_map(|h| h.finalize().to_le_bytes())
+            .collect();
+        self.put(&checks)?;
+        self.put(&MAGIC)?;
+        debug_assert_eq!(self.at, layout.len);
+        Ok((total, fences, checks))
+    }
+
+    /// The keys section: each value's key at the dtype's key width, into its block's hasher.
+    /// Returns the last running sum (the total) and each block's first key (16 bytes each).
+    fn keys(
+        &mut self,
+        meta: Meta,
+        entries: impl Iterator<Item = (i128, u64)>,
+        hashers: &mut [crc32fast::Hasher],
+    ) -> Result<(u64, Vec<u8>)> {
+        let (key_width, offset) = key_layout(meta.dtype);
+        let distinct = meta.distinct as usize;
+        let unfit = |what: String| Error::Data(format!("{}: {what}", self.path.display()));
+        let mut first_keys = Vec::with_capacity(hashers.len() * 16);
+        let (mut count, mut total) = (0usize, 0u64);
+        for (i, (value, sum)) in entries.enumerate() {
+            let key = u128::try_from(value - offset)
+                .ok()
+                .filter(|k| key_width == 16 || *k >> (8 * key_width) == 0)
+                .ok_or_else(|| unfit(format!("{value} is not a value of {}", meta.dtype)))?;
+            let bytes = key.to_le_bytes();
+            hashers
+                .get_mut(i / BLOCK)
+                .ok_or_else(|| unfit(format!("the index gave more than {distinct} values")))?
+                .update(&bytes[..key_width]);
+            self.put(&bytes[..key_width])?;
+            if i % BLOCK == 0 {
+                first_keys.extend_from_slice(&bytes);
+            }
+            count += 1;
+            total = sum;
+        }
+        if count != distinct {
+            return Err(unfit(format!(
+                "the index gave {count} values, not {distinct}"
+            )));
+        }
+        Ok((total, first_keys))
+    }
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -275,6 +325,71 @@ impl Header {
         h[124..128].copy_from_slice(&crc.to_le_bytes());
         h
     }
+
+    /// The header at the start of `b`, checked: the magic, the version, its own CRC, and that
+    /// its fields agree with each other and with the layout its counts give. `Err` says what
+    /// is wrong.
+    fn decode(b: &[u8]) -> std::result::Result<Header, String> {
+        if b.len() < MAGIC.len() || b[..MAGIC.len()] != MAGIC {
+            return Err("not a divgpu index file (it does not start with DIVGPUIX)".into());
+        }
+        if b.len() < HEADER {
+            let len = b.len();
+            return Err(format!("truncated: {len} bytes, shorter than the header"));
+        }
+        let version = u32_at(b, 8);
+        if version > VERSION {
+            return Err(format!(
+                "index format version {version} is newer than this divgpu reads (version \
+                 {VERSION}): use a newer divgpu, or save the index again with this one"
+            ));
+        }
+        if crc32fast::hash(&b[..124]) != u32_at(b, 124) {
+            return Err("the header is damaged (its checksum does not match)".into());
+        }
+        if version != VERSION || u32_at(b, 12) as usize != HEADER {
+            return Err(format!(
+                "index format version {version} is not one this divgpu reads"
+            ));
+        }
+        let width = usize::from(b[17]);
+        let dtype = DType {
+            signed: b[16] != 0,
+            width,
+            big_endian: false,
+        };
+        let (key_width, elements, distinct) = (usize::from(b[18]), u64_at(b, 24), u64_at(b, 32));
+        let offset = i128::from_le_bytes(b[40..56].try_into().expect("16 bytes"));
+        let total = u64_at(b, 96);
+        let consistent = b[16] <= 1
+            && matches!(width, 1 | 2 | 4 | 8 | 16)
+            && (dtype.signed || width != 16)
+            && key_layout(dtype) == (key_width, offset)
+            && u32_at(b, 20) as usize == BLOCK
+            && distinct <= elements
+            && (distinct == 0) == (elements == 0 && total == 0);
+        let layout = usize::try_from(distinct)
+            .ok()
+            .and_then(|d| Layout::of(d, key_width))
+            .filter(|_| consistent)
+            .ok_or("the header is inconsistent")?;
+        let recorded = [56, 64, 72, 80, 88].map(|at| u64_at(b, at));
+        let l = layout;
+        if recorded != [l.keys, l.sums, l.fences, l.checks, l.len].map(|v| v as u64) {
+            return Err("the header is inconsistent".into());
+        }
+        Ok(Header {
+            dtype,
+            key_width,
+            elements,
+            distinct,
+            offset,
+            layout,
+            total,
+            fences_crc: u32_at(b, 104),
+            checks_crc: u32_at(b, 108),
+        })
+    }
 }
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
@@ -283,6 +398,41 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
     u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Each block's fence (its first key and sum), and each block's CRC.
+type BlockIndex = (Vec<(u128, u64)>, Vec<u32>);
+
+/// The fences (each block's first key and sum) and the blocks' CRCs of a file whose header and
+/// length were checked: both sections checked by the header's CRCs, the fences ascending.
+fn block_index(b: &[u8], header: &Header) -> std::result::Result<BlockIndex, String> {
+    let layout = header.layout;
+    let blocks = (header.distinct as usize).div_ceil(BLOCK);
+    let fence_bytes = &b[layout.fences..layout.fences + blocks * FENCE];
+    let check_bytes = &b[layout.checks..layout.checks + blocks * 4];
+    if crc32fast::hash(fence_bytes) != header.fences_crc
+        || crc32fast::hash(check_bytes) != header.checks_crc
+    {
+        return Err("the block index is damaged (its checksum does not match)".into());
+    }
+    let fences: Vec<(u128, u64)> = fence_bytes
+        .chunks_exact(FENCE)
+        .map(|f| {
+            let key = u128::from_le_bytes(f[..16].try_into().expect("16 bytes"));
+            (key, u64_at(f, 16))
+        })
+        .collect();
+    if fences
+        .windows(2)
+        .any(|w| w[0].0 >= w[1].0 || w[0].1 >= w[1].1)
+    {
+        return Err("the block index is out of order".into());
+    }
+    let checks = check_bytes
+        .chunks_exact(4)
+        .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect();
+    Ok((fences, checks))
 }
 
 /// A block not looked at yet, checked good, or found damaged.
@@ -341,127 +491,27 @@ impl IndexFile {
             Bytes::Held(b) => b,
         };
         let bad = |why: String| Error::Data(format!("{name}: {why}"));
-        if b.len() < MAGIC.len() || b[..MAGIC.len()] != MAGIC {
-            return Err(bad(
-                "not a divgpu index file (it does not start with DIVGPUIX)".into(),
-            ));
+        let header = Header::decode(b).map_err(bad)?;
+        let len = header.layout.len;
+        if b.len() < len {
+            return Err(bad(format!("truncated: {} bytes of {len}", b.len())));
         }
-        if b.len() < HEADER {
+        if b.len() != len || b[len - MAGIC.len()..] != MAGIC {
             return Err(bad(format!(
-                "truncated: {} bytes, shorter than the header",
-                b.len()
-            )));
-        }
-        let version = u32_at(b, 8);
-        if version > VERSION {
-            return Err(bad(format!(
-                "index format version {version} is newer than this divgpu reads (version \
-                 {VERSION}): use a newer divgpu, or save the index again with this one"
-            )));
-        }
-        if crc32fast::hash(&b[..124]) != u32_at(b, 124) {
-            return Err(bad(
-                "the header is damaged (its checksum does not match)".into()
-            ));
-        }
-        if version != VERSION || u32_at(b, 12) as usize != HEADER {
-            return Err(bad(format!(
-                "index format version {version} is not one this divgpu reads"
-            )));
-        }
-        let width = usize::from(b[17]);
-        let dtype = DType {
-            signed: b[16] != 0,
-            width,
-            big_endian: false,
-        };
-        let elements = u64_at(b, 24);
-        let distinct = u64_at(b, 32);
-        let offset = i128::from_le_bytes(b[40..56].try_into().expect("16 bytes"));
-        let consistent = b[16] <= 1
-            && matches!(width, 1 | 2 | 4 | 8 | 16)
-            && (dtype.signed || width != 16)
-            && key_layout(dtype) == (usize::from(b[18]), offset)
-            && u32_at(b, 20) as usize == BLOCK
-            && distinct <= elements
-            && (distinct == 0) == (elements == 0 && u64_at(b, 96) == 0);
-        let layout = usize::try_from(distinct)
-            .ok()
-            .and_then(|d| Layout::of(d, usize::from(b[18])));
-        let Some(layout) = layout.filter(|_| consistent) else {
-            return Err(bad("the header is inconsistent".into()));
-        };
-        let recorded = [56, 64, 72, 80, 88].map(|at| u64_at(b, at));
-        let planned = [
-            layout.keys,
-            layout.sums,
-            layout.fences,
-            layout.checks,
-            layout.len,
-        ]
-        .map(|v| v as u64);
-        if recorded != planned {
-            return Err(bad("the header is inconsistent".into()));
-        }
-        if (b.len() as u64) < planned[4] {
-            return Err(bad(format!(
-                "truncated: {} bytes of {}",
+                "{} bytes where the header says {len}: not the file that was saved",
                 b.len(),
-                planned[4]
             )));
         }
-        if b.len() as u64 != planned[4] || b[layout.len - MAGIC.len()..] != MAGIC {
-            return Err(bad(format!(
-                "{} bytes where the header says {}: not the file that was saved",
-                b.len(),
-                planned[4]
-            )));
-        }
-        let blocks = (distinct as usize).div_ceil(BLOCK);
-        let fence_bytes = &b[layout.fences..layout.fences + blocks * FENCE];
-        let check_bytes = &b[layout.checks..layout.checks + blocks * 4];
-        if crc32fast::hash(fence_bytes) != u32_at(b, 104)
-            || crc32fast::hash(check_bytes) != u32_at(b, 108)
-        {
-            return Err(bad(
-                "the block index is damaged (its checksum does not match)".into(),
-            ));
-        }
-        let fences: Vec<(u128, u64)> = fence_bytes
-            .chunks_exact(FENCE)
-            .map(|f| {
-                let key = u128::from_le_bytes(f[..16].try_into().expect("16 bytes"));
-                (key, u64_at(f, 16))
-            })
-            .collect();
-        if fences
-            .windows(2)
-            .any(|w| w[0].0 >= w[1].0 || w[0].1 >= w[1].1)
-        {
-            return Err(bad("the block index is out of order".into()));
-        }
-        let checks = check_bytes
-            .chunks_exact(4)
-            .map(|c| u32::from_le_bytes(c.try_into().expect("4 bytes")))
-            .collect();
-        let header = Header {
-            dtype,
-            key_width: usize::from(b[18]),
-            elements,
-            distinct,
-            offset,
-            layout,
-            total: u64_at(b, 96),
-            fences_crc: u32_at(b, 104),
-            checks_crc: u32_at(b, 108),
-        };
+        let (fences, checks) = block_index(b, &header).map_err(bad)?;
         Ok(IndexFile {
+            state: (0..fences.len())
+                .map(|_| AtomicU8::new(UNCHECKED))
+                .collect(),
             bytes,
             name,
             header,
             fences,
             checks,
-            state: (0..blocks).map(|_| AtomicU8::new(UNCHECKED)).collect(),
         })
     }
 

@@ -43,7 +43,7 @@ use file::IndexFile;
 pub enum Counter<'a> {
     /// The current rayon pool's threads.
     Cpu,
-    /// The GPU's `fast` pipeline ([`GpuContext::divisor_counts`]).
+    /// The GPU's `fast` pipeline ([`crate::gpu::divisor_counts`]).
     Gpu(&'a GpuContext),
 }
 
@@ -103,7 +103,7 @@ enum Shape {
 /// The distinct values as order-preserving keys (`value = key + offset`), ascending. For `i`
 /// below `ready`, `sums[i]` is the sum of `c(x)` over the elements `x <= value of keys[i]`;
 /// from `ready` on, it is still the count of elements equal to that value, which
-/// [`Sorted::extend`] turns into the running sum, in order. One `u64` a value serves both.
+/// `Sorted::extend` turns into the running sum, in order. One `u64` a value serves both.
 #[derive(Debug)]
 pub struct Sorted<K> {
     offset: i128,
@@ -217,7 +217,7 @@ impl<K: Key> Sorted<K> {
                     Counter::Gpu(gpu) => {
                         let mut c = Vec::with_capacity(large.len());
                         for part in large.chunks(GPU_BLOCK) {
-                            c.extend(gpu.divisor_counts(part, observer)?);
+                            c.extend(crate::gpu::divisor_counts(gpu, part, observer)?);
                             observer.advance(part.len() as u64);
                         }
                         c
@@ -338,7 +338,7 @@ impl ValueIndex {
         })
     }
 
-    /// A saved index, mapped and checked ([`file`]).
+    /// A saved index, mapped and checked ([`mod@file`]).
     pub fn open(path: &Path) -> Result<ValueIndex> {
         ValueIndex::of_file(IndexFile::open(path)?)
     }

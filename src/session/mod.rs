@@ -19,7 +19,7 @@
 //! it, while the others wait for it; once built it is read without a lock.
 
 use std::path::Path;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use crate::cpu;
@@ -34,170 +34,16 @@ use crate::query::Plan;
 use crate::report::Comparison;
 use crate::{Algorithm, Observer};
 
-/// Where the queries run.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Backend {
-    /// A hardware GPU if there is one (or the adapter asked for by name), else the CPU.
-    Auto,
-    Gpu,
-    Cpu,
-    /// GPU and CPU, compared on every batch.
-    Both,
-}
+mod options;
+mod threads;
 
-impl Backend {
-    pub fn name(self) -> &'static str {
-        match self {
-            Backend::Auto => "auto",
-            Backend::Gpu => "gpu",
-            Backend::Cpu => "cpu",
-            Backend::Both => "both",
-        }
-    }
-
-    /// `auto`, `gpu`, `cpu` or `both`.
-    pub fn parse(name: &str) -> Option<Backend> {
-        [Backend::Auto, Backend::Gpu, Backend::Cpu, Backend::Both]
-            .into_iter()
-            .find(|b| b.name() == name)
-    }
-}
-
-/// How a session is built.
-#[derive(Clone, Debug)]
-pub struct Options {
-    pub backend: Backend,
-    pub algorithm: Algorithm,
-    /// CPU threads, 0 for one per core (at most [`cpu::MAX_THREADS`]).
-    pub threads: usize,
-    /// An adapter whose name contains this (else `WGPU_ADAPTER_NAME`, else the best one).
-    pub adapter: Option<String>,
-    /// Elements per GPU chunk buffer; `None`: the most the adapter allows.
-    pub chunk_elements: Option<usize>,
-    /// Keep the array's keys on the GPU up to this many bytes; stream them above.
-    pub resident_bytes: u64,
-    /// Build and keep the value index for `fast` (not with [`Backend::Both`], which compares
-    /// the backends' passes on every batch). A program that answers one batch and exits (the
-    /// CLI without `--queries`) does better with one pass; a session that lives answers every
-    /// later batch from the index.
-    pub keep_index: bool,
-    /// The most bytes the index may keep; `None`: no limit. Over it, every batch is a pass.
-    pub index_memory: Option<u64>,
-}
-
-impl Default for Options {
-    fn default() -> Self {
-        Options {
-            backend: Backend::Auto,
-            algorithm: Algorithm::Fast,
-            threads: 0,
-            adapter: None,
-            chunk_elements: None,
-            resident_bytes: UploadOptions::default().resident_bytes,
-            keep_index: true,
-            index_memory: None,
-        }
-    }
-}
-
-/// One batch's answer.
-#[derive(Debug)]
-pub struct Answer {
-    /// One sum per threshold, in the order given (with [`Backend::Both`], the CPU's).
-    pub results: Vec<u64>,
-    /// With [`Backend::Both`]: both backends' results and the first disagreement.
-    pub comparison: Option<Comparison>,
-    pub timings: AnswerTimings,
-}
-
-/// Wall-clock times of one batch.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct AnswerTimings {
-    /// The queries themselves (GPU and CPU added up with [`Backend::Both`]).
-    pub compute: Duration,
-    /// Copying the GPU's sums back.
-    pub readback: Duration,
-    /// The GPU's own time for its passes, by timestamp queries, where the adapter has them.
-    pub gpu_passes: Option<Duration>,
-    /// Whether the batch was answered from the session's value index (no pass over the array).
-    pub from_index: bool,
-}
+pub use options::{Answer, AnswerTimings, Backend, Options};
+use threads::Threads;
 
 struct GpuSide {
     context: Arc<GpuContext>,
     array: GpuArray,
     upload: Duration,
-}
-
-/// The CPU threads of a session: the CPU backend's, and every session's index build.
-struct Threads {
-    threads: usize,
-    /// The session's own pool, started by the first query that needs it; never for one
-    /// thread, where each query runs on a thread of its own, so that callers on several
-    /// threads run side by side (the post's experiment).
-    pool: OnceLock<ProcessLocal<cpu::Pool>>,
-    /// In a process forked after `pool` was started: the child's own pool (`pool`'s threads
-    /// are the parent's, and the child has none of them; see [`crate::fork`]).
-    forked: Mutex<Option<Arc<ProcessLocal<cpu::Pool>>>>,
-}
-
-impl Threads {
-    fn new(threads: usize) -> Threads {
-        Threads {
-            threads,
-            pool: OnceLock::new(),
-            forked: Mutex::new(None),
-        }
-    }
-
-    /// Runs `work` on these threads: on the caller's own pool when it is one of that many
-    /// threads (the CLI's), else on the session's, else (one thread) on a pool of one made for
-    /// this call, so that callers on several threads each have their own.
-    fn run<R: Send>(&self, work: impl FnOnce() -> R + Send) -> Result<R> {
-        if rayon::current_thread_index().is_some() && rayon::current_num_threads() == self.threads {
-            return Ok(work());
-        }
-        if self.threads == 1 {
-            return Ok(cpu::pool(1, false)?.install(work));
-        }
-        let pool = match self.pool.get() {
-            Some(pool) => pool,
-            None => {
-                // two first callers may both start one; one is kept, the other joined at once
-                let started = ProcessLocal::new(cpu::pool(self.threads, false)?);
-                match self.pool.set(started) {
-                    Ok(()) => self.pool.get().expect("just set"),
-                    Err(spare) => {
-                        drop(spare);
-                        self.pool.get().expect("set by the other caller")
-                    }
-                }
-            }
-        };
-        match pool.get() {
-            Some(pool) => Ok(pool.install(work)),
-            None => {
-                let child = self.child_pool()?;
-                let pool = child.get().expect("started in this process");
-                Ok(pool.install(work))
-            }
-        }
-    }
-
-    /// This process's pool, where it was forked from the one that started `pool`: started by
-    /// its first caller, and again in a process forked from this one.
-    fn child_pool(&self) -> Result<Arc<ProcessLocal<cpu::Pool>>> {
-        let mut forked = self.forked.lock().unwrap_or_else(|p| p.into_inner());
-        match &*forked {
-            Some(pool) if pool.is_here() => Ok(pool.clone()),
-            _ => {
-                // a grandparent's pool, if any, is leaked by its `ProcessLocal`
-                let pool = Arc::new(ProcessLocal::new(cpu::pool(self.threads, false)?));
-                *forked = Some(pool.clone());
-                Ok(pool)
-            }
-        }
-    }
 }
 
 /// What became of the value index: set once, then read without a lock.
@@ -380,13 +226,7 @@ impl Session {
                 message: "must be at least 1".into(),
             });
         }
-        let threads = cpu::thread_count(options.threads);
-        if threads > cpu::MAX_THREADS {
-            return Err(Error::Option {
-                name: "threads",
-                message: format!("{threads} is above the limit of {}", cpu::MAX_THREADS),
-            });
-        }
+        let threads = cpu::check_threads(options.threads)?;
         let run_cpu = gpu.is_none() || options.backend == Backend::Both;
         // a context opened before this process was forked from its opener
         if let (Some(_), Some(owner)) = (&gpu, context::forked_from()) {
@@ -400,7 +240,7 @@ impl Session {
                     chunk_elements: options.chunk_elements,
                     resident_bytes: options.resident_bytes,
                 };
-                let uploaded = context.upload(&array, upload)?;
+                let uploaded = GpuArray::upload(&context, &array, upload)?;
                 Some(ProcessLocal::new(GpuSide {
                     context,
                     array: uploaded,
@@ -477,8 +317,7 @@ impl Session {
             Some(gpu) => {
                 let start = Instant::now();
                 let (results, t) =
-                    gpu.context
-                        .query(&gpu.array, &plan, self.algorithm, observer)?;
+                    crate::gpu::query(&gpu.context, &gpu.array, &plan, self.algorithm, observer)?;
                 timings.compute += start.elapsed().saturating_sub(t.readback);
                 timings.readback = t.readback;
                 timings.gpu_passes = t.gpu;
@@ -776,7 +615,7 @@ impl Session {
     /// batch has built one.
     pub fn gpu_divisor_table(&self) -> Option<u32> {
         let gpu = self.gpu.as_ref()?.get()?;
-        gpu.context.divisor_table_top(&gpu.array)
+        gpu.array.divisor_table_top()
     }
 
     /// CPU threads; `None` when only the GPU runs.
