@@ -32,9 +32,10 @@ pub enum Error {
     /// The adapter cannot do this job (a limit, a value outside what the shaders handle).
     #[error("{0}")]
     Unsupported(String),
-    /// wgpu reported an error (validation, out of memory, device lost, mapping).
-    #[error("GPU error: {0}")]
-    Gpu(String),
+    /// The GPU failed while divgpu was `doing` something: wgpu's own error (validation, out of
+    /// memory, device lost, mapping, a wait), or an answer that cannot be right.
+    #[error("GPU error: {doing}: {source}")]
+    Gpu { doing: String, source: GpuError },
     /// The [`crate::Observer`] asked to stop.
     #[error("interrupted")]
     Cancelled,
@@ -57,7 +58,50 @@ pub enum Error {
     Forked { owner: u32 },
 }
 
+/// What failed on the GPU ([`Error::Gpu`]): wgpu's error, kept whole (its causes are its
+/// [`source`](std::error::Error::source)), or what divgpu found wrong in a GPU's answer.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum GpuError {
+    /// A validation, out-of-memory or internal error, caught by an error scope or reported as
+    /// uncaptured. Shown on one line: wgpu's span several ("Caused by: ...").
+    #[error("{}", one_line(&.0.to_string()))]
+    Wgpu(#[source] wgpu::Error),
+    #[error(transparent)]
+    RequestDevice(#[from] wgpu::RequestDeviceError),
+    #[error(transparent)]
+    Poll(#[from] wgpu::PollError),
+    #[error(transparent)]
+    Map(#[from] wgpu::BufferAsyncError),
+    #[error(transparent)]
+    MapRange(#[from] wgpu::MapRangeError),
+    /// A mapping whose callback never ran.
+    #[error("its callback never ran")]
+    NeverMapped,
+    /// A GPU's answer that cannot be right: an error, never a number.
+    #[error("{0}")]
+    Wrong(String),
+}
+
+/// A message on one line: its lines trimmed and joined by spaces.
+pub(crate) fn one_line(message: &str) -> String {
+    message
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 impl Error {
+    /// [`Error::Gpu`]: `source` while `doing`.
+    pub(crate) fn gpu(doing: impl Into<String>, source: impl Into<GpuError>) -> Self {
+        Error::Gpu {
+            doing: doing.into(),
+            source: source.into(),
+        }
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {
             path: path.into(),
@@ -67,3 +111,59 @@ impl Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::error::Error as _;
+
+    /// A GPU error keeps wgpu's error whole as its source, and its message stays one line.
+    #[test]
+    fn gpu_errors_keep_wgpus_error_and_say_it_on_one_line() {
+        let wgpu_error = wgpu::Error::Validation {
+            source: "the cause".into(),
+            description: "Validation Error\n\nCaused by:\n    In a set_bind_group command\n"
+                .to_string(),
+        };
+        let e = Error::gpu("running the query", GpuError::Wgpu(wgpu_error));
+        let text = e.to_string();
+        assert!(!text.contains('\n'), "{text}");
+        assert!(
+            text.starts_with("GPU error: running the query: Validation Error"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Caused by: In a set_bind_group command"),
+            "{text}"
+        );
+        let source = e.source().expect("the GPU error is the source");
+        let gpu = source.downcast_ref::<GpuError>().expect("a GpuError");
+        assert!(matches!(
+            gpu,
+            GpuError::Wgpu(wgpu::Error::Validation { .. })
+        ));
+        // and wgpu's own error below it, with its chain
+        let wgpu = gpu.source().expect("wgpu's error");
+        assert!(wgpu.downcast_ref::<wgpu::Error>().is_some());
+        assert_eq!(
+            wgpu.source().expect("wgpu's cause").to_string(),
+            "the cause"
+        );
+
+        let waited = Error::gpu("waiting for the GPU (600 s)", wgpu::PollError::Timeout);
+        assert_eq!(
+            waited.to_string(),
+            format!(
+                "GPU error: waiting for the GPU (600 s): {}",
+                wgpu::PollError::Timeout
+            )
+        );
+        assert!(matches!(
+            waited,
+            Error::Gpu {
+                source: GpuError::Poll(wgpu::PollError::Timeout),
+                ..
+            }
+        ));
+    }
+}

@@ -18,7 +18,7 @@ pub mod report;
 pub mod session;
 pub mod workload;
 
-pub use error::{Error, Result};
+pub use error::{Error, GpuError, Result};
 pub use session::{Backend, Options, Session};
 
 /// How each threshold is answered.

@@ -303,7 +303,10 @@ fn watched<R: Send>(
                     }
                     Err(mpsc::RecvTimeoutError::Timeout) => {}
                     Err(mpsc::RecvTimeoutError::Disconnected) => {
-                        return Err(Error::Gpu("the counting thread ended early".into()))
+                        return Err(Error::Panicked {
+                            doing: "counting",
+                            message: "the counting thread ended without an answer".into(),
+                        })
                     }
                 }
             }

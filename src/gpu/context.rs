@@ -10,7 +10,7 @@ use bytemuck::Pod;
 
 use serde::Serialize;
 
-use crate::error::{Error, Result};
+use crate::error::{Error, GpuError, Result};
 use crate::gpu::pipelines::{Pipelines, SievePipelines};
 
 /// What a user needs to know about the adapter that ran (printed on stderr, and in `--json`).
@@ -313,7 +313,7 @@ pub struct GpuContext {
     /// The divisor table's sieve, built on first use.
     sieve: OnceLock<SievePipelines>,
     info: wgpu::AdapterInfo,
-    uncaptured: Arc<Mutex<Option<String>>>,
+    uncaptured: Arc<Mutex<Option<wgpu::Error>>>,
 }
 
 impl GpuContext {
@@ -341,14 +341,14 @@ impl GpuContext {
             required_limits: adapter.limits(),
             ..Default::default()
         }))
-        .map_err(|e| Error::Gpu(format!("could not open {}: {e}", adapter.get_info().name)))?;
+        .map_err(|e| Error::gpu(format!("could not open {}", adapter.get_info().name), e))?;
         let info = adapter.get_info();
         let uncaptured = Arc::new(Mutex::new(None));
         let sink = uncaptured.clone();
         device.on_uncaptured_error(Arc::new(move |e: wgpu::Error| {
             sink.lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .get_or_insert(one_line(&e.to_string()));
+                .get_or_insert(e);
         }));
         let limits = device.limits();
         let context = GpuContext {
@@ -429,7 +429,7 @@ impl GpuContext {
         let mut captured = None;
         for scope in scopes.into_iter().rev() {
             if let Some(e) = pollster::block_on(scope.pop()) {
-                captured.get_or_insert(one_line(&e.to_string()));
+                captured.get_or_insert(e);
             }
         }
         let uncaptured = self
@@ -438,7 +438,7 @@ impl GpuContext {
             .unwrap_or_else(|p| p.into_inner())
             .take();
         match captured.or(uncaptured) {
-            Some(e) => Err(Error::Gpu(format!("{doing}: {e}"))),
+            Some(e) => Err(Error::gpu(doing, GpuError::Wgpu(e))),
             None => result,
         }
     }
@@ -474,12 +474,12 @@ impl GpuContext {
         });
         self.wait()?;
         rx.recv()
-            .map_err(|_| Error::Gpu("the readback was never mapped".into()))?
-            .map_err(|e| Error::Gpu(format!("mapping the readback: {e}")))?;
+            .map_err(|_| Error::gpu("mapping the readback", GpuError::NeverMapped))?
+            .map_err(|e| Error::gpu("mapping the readback", e))?;
         let data = bytemuck::pod_collect_to_vec(
             &staging
                 .get_mapped_range(..)
-                .map_err(|e| Error::Gpu(format!("reading the readback: {e}")))?,
+                .map_err(|e| Error::gpu("reading the readback", e))?,
         );
         staging.unmap();
         Ok(data)
@@ -496,10 +496,11 @@ impl GpuContext {
                 Ok(_) => return Ok(()),
                 Err(wgpu::PollError::Timeout) if start.elapsed() < GPU_WAIT_LIMIT => continue,
                 Err(e) => {
-                    return Err(Error::Gpu(format!(
-                        "waiting for the GPU ({:.0} s): {e}",
-                        start.elapsed().as_secs_f64()
-                    )))
+                    let waited = start.elapsed().as_secs_f64();
+                    return Err(Error::gpu(
+                        format!("waiting for the GPU ({waited:.0} s)"),
+                        e,
+                    ));
                 }
             }
         }
@@ -509,16 +510,6 @@ impl GpuContext {
 /// The longest divgpu waits for one submission: far above any of divgpu's (it sizes each
 /// submission to take well under a second where it can measure, see `gpu::query`).
 pub const GPU_WAIT_LIMIT: Duration = Duration::from_secs(600);
-
-/// wgpu's errors span several indented lines ("Caused by: ..."); divgpu prints one.
-fn one_line(message: &str) -> String {
-    message
-        .lines()
-        .map(str::trim)
-        .filter(|l| !l.is_empty())
-        .collect::<Vec<_>>()
-        .join(" ")
-}
 
 #[cfg(test)]
 mod tests {

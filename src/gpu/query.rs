@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::error::{Error, Result};
+use crate::error::{Error, GpuError, Result};
 use crate::gpu::array::{lease, write_keys, GpuArray, Lease, Part, Storage, UploadOptions};
 use crate::gpu::buffers::entry;
 use crate::gpu::context::GpuContext;
@@ -135,10 +135,11 @@ pub fn divisor_counts(
                 .and_then(|c| u32::try_from(c).ok())
                 .filter(|&c| c >= 2)
                 .ok_or_else(|| {
-                    Error::Gpu(format!(
-                        "the GPU's divisor count of {v} is not a count (running sum {sum} \
-                         after {before})"
-                    ))
+                    let wrong = format!("the running sum went from {before} to {sum}");
+                    Error::gpu(
+                        format!("counting the divisors of {v}"),
+                        GpuError::Wrong(wrong),
+                    )
                 })?;
             before = sum;
             Ok(c)

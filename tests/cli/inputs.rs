@@ -221,25 +221,36 @@ fn inputs_that_are_not_regular_files_say_what_they_are() {
 fn integers_too_long_for_i128_are_out_of_range() {
     let dir = temp_dir();
     let long = "1".repeat(41);
-    let out = divgpu(&["--thresholds", &format!("5,{long}"), "--backend", "cpu"]);
-    assert_fails(&out, 2, &["--thresholds", &long, "outside [-2^63, 2^64)"]);
     let negative = format!("-{}", "9".repeat(50));
-    let out = divgpu(&["--thresholds", &negative, "--backend", "cpu"]);
-    assert_fails(&out, 2, &["outside [-2^63, 2^64)"]);
     let tfile = write(dir.path(), "t.txt", format!("7\n{long}\n").as_bytes());
-    let out = divgpu(&[
-        "--thresholds-file",
-        tfile.to_str().unwrap(),
-        "--backend",
-        "cpu",
-    ]);
-    assert_fails(&out, 1, &["t.txt:2", "outside [-2^63, 2^64)"]);
     let input = write(dir.path(), "a.txt", format!("{long}\n").as_bytes());
-    let out = divgpu(&["-i", input.to_str().unwrap(), "--backend", "cpu"]);
-    assert_fails(&out, 1, &["a.txt:1", "outside [-2^63, 2^64)"]);
-    // and what is not an integer still says so
-    let out = divgpu(&["--thresholds", &format!("{long}x"), "--backend", "cpu"]);
-    assert_fails(&out, 2, &["is not an integer"]);
+    let (five_long, long_x) = (format!("5,{long}"), format!("{long}x"));
+    let range = "outside [-2^63, 2^64)";
+    // (the arguments before `--backend cpu`, the exit code, what the one line must name)
+    let cases: [(Vec<&str>, i32, Vec<&str>); 5] = [
+        (
+            vec!["--thresholds", &five_long],
+            2,
+            vec!["--thresholds", &long, range],
+        ),
+        (vec!["--thresholds", &negative], 2, vec![range]),
+        (
+            vec!["--thresholds-file", tfile.to_str().unwrap()],
+            1,
+            vec!["t.txt:2", range],
+        ),
+        (
+            vec!["-i", input.to_str().unwrap()],
+            1,
+            vec!["a.txt:1", range],
+        ),
+        // and what is not an integer still says so
+        (vec!["--thresholds", &long_x], 2, vec!["is not an integer"]),
+    ];
+    for (mut args, code, needles) in cases {
+        args.extend(["--backend", "cpu"]);
+        assert_fails(&divgpu(&args), code, &needles);
+    }
 }
 
 /// Values above 2^63 built from known factorizations, with their divisor counts: an oracle that

@@ -23,39 +23,37 @@ fn help_and_version() {
     assert_eq!(divgpu(&["--version"]).status.code(), Some(0));
 }
 
+/// Usage errors: the arguments, and what the one line must name (the flag, and the limit or the
+/// value where there is one).
+const USAGE_ERRORS: &[(&[&str], &[&str])] = &[
+    (&["--backend", "tpu"], &["--backend"]),
+    (&["--algorithm", "clever"], &["--algorithm"]),
+    (&["--threads", "0"], &["--threads"]),
+    // thousands of threads took seconds to start and 100,000 never finished: refused at once
+    (&["--threads", "1025"], &["--threads", "1024"]),
+    (&["--threads", "100000"], &["--threads", "1024"]),
+    (&["--threads", "4294967296"], &["--threads", "1024"]),
+    (&["--thresholds", "5,x"], &["--thresholds", "x"]),
+    (&["--thresholds", ""], &["--thresholds"]),
+    (
+        &["--thresholds", "18446744073709551616"],
+        &["--thresholds", "2^64"],
+    ),
+    (&["--input", "a.bin", "--dtype", "f32"], &["--dtype"]),
+    (&["--dtype", "i32"], &["--input"]),
+    (&["--input", "a.npy", "--dtype", "i32"], &["--dtype"]),
+    (&["--no-such-flag"], &["--no-such-flag"]),
+    (
+        &["--thresholds", "1", "--thresholds-file", "t.txt"],
+        &["--thresholds"],
+    ),
+];
+
 #[test]
 fn usage_errors_exit_2_and_name_the_flag() {
-    assert_fails(&divgpu(&["--backend", "tpu"]), 2, &["--backend"]);
-    assert_fails(&divgpu(&["--algorithm", "clever"]), 2, &["--algorithm"]);
-    assert_fails(&divgpu(&["--threads", "0"]), 2, &["--threads"]);
-    // thousands of threads took seconds to start and 100,000 never finished: refused at once
-    for many in ["1025", "100000", "4294967296"] {
-        assert_fails(&divgpu(&["--threads", many]), 2, &["--threads", "1024"]);
+    for &(args, needles) in USAGE_ERRORS {
+        assert_fails(&divgpu(args), 2, needles);
     }
-    assert_fails(&divgpu(&["--thresholds", "5,x"]), 2, &["--thresholds", "x"]);
-    assert_fails(&divgpu(&["--thresholds", ""]), 2, &["--thresholds"]);
-    assert_fails(
-        &divgpu(&["--thresholds", "18446744073709551616"]),
-        2,
-        &["--thresholds", "2^64"],
-    );
-    assert_fails(
-        &divgpu(&["--input", "a.bin", "--dtype", "f32"]),
-        2,
-        &["--dtype"],
-    );
-    assert_fails(&divgpu(&["--dtype", "i32"]), 2, &["--input"]);
-    assert_fails(
-        &divgpu(&["--input", "a.npy", "--dtype", "i32"]),
-        2,
-        &["--dtype"],
-    );
-    assert_fails(&divgpu(&["--no-such-flag"]), 2, &["--no-such-flag"]);
-    assert_fails(
-        &divgpu(&["--thresholds", "1", "--thresholds-file", "t.txt"]),
-        2,
-        &["--thresholds"],
-    );
 }
 
 #[test]

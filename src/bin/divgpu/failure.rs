@@ -1,8 +1,11 @@
 //! Why a command failed, as its one `divgpu:` line on stderr.
 
+use std::process::ExitCode;
+
 use divgpu::Error;
 
-use crate::output::StdoutError;
+use crate::console::INTERRUPTED;
+use crate::output::{note, StdoutError};
 
 /// Why a command failed (exit 1, or 130 when interrupted).
 pub enum Failure {
@@ -31,6 +34,34 @@ impl std::fmt::Display for Failure {
             }
             Failure::Run(e) => e.fmt(f),
             Failure::Stdout(e) => e.fmt(f),
+        }
+    }
+}
+
+/// Runs `command` with its panics (bugs) caught: one is a failure like any other, one
+/// `divgpu:` line and exit 1, not Rust's panic message and exit 101.
+pub fn catch(command: impl FnOnce() -> Result<ExitCode, Failure>) -> Result<ExitCode, Failure> {
+    divgpu::guard::quiet_hook();
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(command)).unwrap_or_else(|payload| {
+        Err(Failure::Run(Error::Panicked {
+            doing: "running",
+            message: divgpu::guard::message(payload.as_ref()),
+        }))
+    })
+}
+
+/// The exit code of a command's outcome, its failure written as one line on stderr: 1, or 130
+/// when interrupted.
+pub fn exit_code(outcome: Result<ExitCode, Failure>) -> ExitCode {
+    match outcome {
+        Ok(code) => code,
+        Err(Failure::Run(Error::Cancelled)) => {
+            note!("interrupted");
+            ExitCode::from(INTERRUPTED)
+        }
+        Err(e) => {
+            note!("{e}");
+            ExitCode::from(1)
         }
     }
 }

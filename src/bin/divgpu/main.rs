@@ -11,6 +11,7 @@ mod cli;
 mod console;
 mod devices;
 mod failure;
+mod gen;
 mod index;
 mod job;
 mod output;
@@ -18,8 +19,6 @@ mod queries;
 mod run;
 
 use cli::{Cli, Command};
-use console::INTERRUPTED;
-use divgpu::{workload, Error};
 use failure::{clap_message, Failure};
 use output::note;
 
@@ -45,26 +44,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    // a panic (a bug) is one `divgpu:` line and exit 1, like any other error
-    divgpu::guard::quiet_hook();
-    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(cli)))
-        .unwrap_or_else(|payload| {
-            Err(Failure::Run(Error::Panicked {
-                doing: "running",
-                message: divgpu::guard::message(payload.as_ref()),
-            }))
-        });
-    match outcome {
-        Ok(code) => code,
-        Err(Failure::Run(Error::Cancelled)) => {
-            note!("interrupted");
-            ExitCode::from(INTERRUPTED)
-        }
-        Err(e) => {
-            note!("{e}");
-            ExitCode::from(1)
-        }
-    }
+    failure::exit_code(failure::catch(|| dispatch(cli)))
 }
 
 /// Runs the command `cli` asks for.
@@ -95,15 +75,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, Failure> {
             threads,
             adapter,
         }) => index::command(&input, dtype, &output, backend, threads, adapter),
-        Some(Command::Gen {
-            output,
-            workload: w,
-        }) => {
-            let values = workload::values_iter(w.size, w.max_value, w.seed);
-            workload::write_npy(&output, w.size, values)?;
-            note!("wrote {} int64 values to {}", w.size, output.display());
-            Ok(ExitCode::SUCCESS)
-        }
+        Some(Command::Gen { output, workload }) => gen::command(&output, &workload),
         None => {
             // --json changes nothing with --queries: its output is always JSON lines
             let (json, stream) = (cli.run.json, cli.run.queries.clone());
