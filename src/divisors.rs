@@ -84,8 +84,8 @@ fn divisibility_inverses() -> &'static [u64] {
 }
 
 /// d(n) for `n >= 1`: the number of positive divisors, by the factoring engine
-/// ([`crate::factor`]), for every 64-bit value (below 2^32 too: trial division by the primes
-/// below 2^16 took 2.2 times EPR's time on uniform `u32`s, the engine some 0.6 times).
+/// ([`crate::factor`]), for every 64-bit value (below 2^32 too: faster than trial division by
+/// the primes below 2^16, docs/performance.md, "Measurements behind the code").
 #[inline]
 pub fn divisor_count(n: u64) -> u32 {
     factor::divisor_count_u64(n)

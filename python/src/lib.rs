@@ -198,16 +198,18 @@ fn threshold(item: &Bound<'_, PyAny>) -> PyResult<i128> {
     Ok(value)
 }
 
+/// Each threshold of `items` (any iterable), checked by [`threshold`].
+fn threshold_values(items: &Bound<'_, PyAny>) -> PyResult<Vec<i128>> {
+    items.try_iter()?.map(|item| threshold(&item?)).collect()
+}
+
 /// The thresholds in `items` (any iterable), each checked by [`threshold`], as one flat array:
 /// int64 where every one fits, else uint64 where none is negative, else an object array of the
 /// ints (a mix that neither holds, which `count_seq` takes). The package's one classification
 /// (`divgpu._thresholds`, for `Index.count` and `divgpu.dask`) hands every sequence here.
 #[pyfunction]
 fn thresholds_of<'py>(py: Python<'py>, items: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let values = items
-        .try_iter()?
-        .map(|item| threshold(&item?))
-        .collect::<PyResult<Vec<i128>>>()?;
+    let values = threshold_values(items)?;
     if let Ok(signed) = values.iter().map(|&v| i64::try_from(v)).collect() {
         return Ok(PyArray1::<i64>::from_vec(py, signed).into_any());
     }
@@ -474,10 +476,7 @@ impl Session {
         interruptible: bool,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyArray1<u64>>> {
-        let values = thresholds
-            .try_iter()?
-            .map(|item| crate::threshold(&item?))
-            .collect::<PyResult<Vec<i128>>>()?;
+        let values = threshold_values(thresholds)?;
         self.answer_array(py, Integers::from(values), interruptible, progress)
     }
 

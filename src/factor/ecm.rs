@@ -260,7 +260,7 @@ fn suyama_curves<const L: usize>(
 /// iterations of 10 mults per lane), most significant first, with the
 /// invariant R1 - R0 = P. (The branch on the bit is cheap: the same scalar is
 /// used for every curve, so the predictor learns its pattern; a branch-free
-/// conditional-swap ladder measured about 7% slower.)
+/// conditional-swap ladder measured slower: docs/performance.md.)
 #[inline]
 fn stage1<const L: usize>(m: &Mont, k: &[u64; 6], x0: [u64; L], a24: [u64; L]) -> [Pt; L] {
     let mut top = k.len() - 1;
@@ -339,8 +339,8 @@ fn babies<const L: usize>(m: &Mont, a24: [u64; L], q: [Pt; L], dd: u64) -> Babie
 
 /// Stage 2 from each lane's stage-1 point `q`: baby-step giant-step over
 /// `i*D +- j` with `D = 210` (or 60 for small bounds), `j` odd and coprime to
-/// `D` ([`babies`]), up to `B2 = 25 * B1` (the micro-ECM ratio; 15 and 40
-/// measured no better): for each giant step (`B2 / D + 2` of them, at most 26)
+/// `D` ([`babies`]), up to `B2 = 25 * B1` (the micro-ECM ratio, which measured
+/// best: docs/performance.md): for each giant step (`B2 / D + 2` of them, at most 26)
 /// two multiplications per baby (at most 24 babies). Returns each lane's
 /// product of every `X_g Z_j - X_j Z_g`, which shares a factor with `n` when
 /// the group order of the curve modulo it is smooth enough.

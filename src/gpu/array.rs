@@ -4,6 +4,7 @@
 use std::sync::{Arc, Mutex};
 
 use crate::error::{Error, Result};
+use crate::gpu::buffers::zeroed;
 use crate::gpu::context::{turn_of, GpuContext};
 use crate::gpu::table::{table_top, DivisorTableBuffer};
 use crate::gpu::wide::WIDE_BLOCK;
@@ -294,12 +295,9 @@ impl Part {
 
 /// A buffer for `elements` elements of `width` bytes, in whole words.
 fn keys_buffer(gpu: &GpuContext, elements: usize, width: usize) -> wgpu::Buffer {
-    gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("divgpu keys"),
-        size: ((elements * width).div_ceil(4) * 4) as u64,
-        usage: wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    })
+    let size = ((elements * width).div_ceil(4) * 4) as u64;
+    let usage = wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_DST;
+    zeroed(&gpu.device, "divgpu keys", size, usage)
 }
 
 /// Queues `range` of `array` into `buffer` from its start, a step at a time (never the

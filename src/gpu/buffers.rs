@@ -26,6 +26,21 @@ pub(crate) fn init_buffer<T: Pod>(
     buffer
 }
 
+/// A buffer of `device` of `size` bytes, zeroed (as wgpu makes every buffer).
+pub(crate) fn zeroed(
+    device: &wgpu::Device,
+    label: &str,
+    size: u64,
+    usage: wgpu::BufferUsages,
+) -> wgpu::Buffer {
+    device.create_buffer(&wgpu::BufferDescriptor {
+        label: Some(label),
+        size,
+        usage,
+        mapped_at_creation: false,
+    })
+}
+
 /// One entry of a bind group.
 pub(crate) fn entry(binding: u32, resource: wgpu::BindingResource<'_>) -> wgpu::BindGroupEntry<'_> {
     wgpu::BindGroupEntry { binding, resource }

@@ -11,6 +11,7 @@ use bytemuck::Pod;
 use serde::Serialize;
 
 use crate::error::{Error, GpuError, Result};
+use crate::gpu::buffers::{init_buffer, zeroed};
 use crate::gpu::pipelines::{Pipelines, SievePipelines};
 
 /// What a user needs to know about the adapter that ran (printed on stderr, and in `--json`).
@@ -449,17 +450,13 @@ impl GpuContext {
         usage: wgpu::BufferUsages,
         data: &[T],
     ) -> wgpu::Buffer {
-        crate::gpu::buffers::init_buffer(&self.device, label, usage, data)
+        init_buffer(&self.device, label, usage, data)
     }
 
     /// Copies `size` bytes of `source` into a mappable buffer and reads them on the host.
     pub(crate) fn read_back<T: Pod>(&self, source: &wgpu::Buffer, size: u64) -> Result<Vec<T>> {
-        let staging = self.device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("divgpu readback"),
-            size,
-            usage: wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST,
-            mapped_at_creation: false,
-        });
+        let usage = wgpu::BufferUsages::MAP_READ | wgpu::BufferUsages::COPY_DST;
+        let staging = zeroed(&self.device, "divgpu readback", size, usage);
         let mut encoder = self.device.create_command_encoder(&Default::default());
         encoder.copy_buffer_to_buffer(source, 0, &staging, 0, size);
         self.queue.submit([encoder.finish()]);

@@ -6,6 +6,7 @@ use std::sync::OnceLock;
 
 use crate::divisors;
 use crate::error::{Error, Result};
+use crate::gpu::buffers::{init_buffer, zeroed};
 
 /// Helpers and bindings every pipeline shares; WGSL has no `#include`, so each pipeline's module
 /// is this text followed by its own.
@@ -159,18 +160,18 @@ impl Pipelines {
             bind_group_layouts: &[Some(&layout), Some(&wide_layout)],
             immediate_size: 0,
         });
-        let odd_primes = crate::gpu::buffers::init_buffer(
+        let odd_primes = init_buffer(
             device,
             "divgpu odd primes",
             wgpu::BufferUsages::STORAGE,
             divisors::odd_primes_below_2_16(),
         );
-        let no_table = device.create_buffer(&wgpu::BufferDescriptor {
-            label: Some("divgpu no divisor table"),
-            size: 4,
-            usage: wgpu::BufferUsages::STORAGE,
-            mapped_at_creation: false,
-        });
+        let no_table = zeroed(
+            device,
+            "divgpu no divisor table",
+            4,
+            wgpu::BufferUsages::STORAGE,
+        );
         let [naive, fast, _, _] = shader_sources();
         let naive = compute_pipeline(device, &pipeline_layout, naive, workgroup_size);
         let fast = compute_pipeline(device, &pipeline_layout, fast, workgroup_size);

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use crate::error::{Error, GpuError, Result};
 use crate::gpu::array::{lease, write_keys, GpuArray, Lease, Part, Storage, UploadOptions};
-use crate::gpu::buffers::entry;
+use crate::gpu::buffers::{entry, zeroed};
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{next_slice, record_pass, Params, FIRST_SLICE};
 use crate::gpu::keys::{split, threshold_key};
@@ -228,14 +228,9 @@ fn query_buffers(gpu: &GpuContext, live: &[Option<u64>], hist_top: u32) -> Query
         hist_top as u64 + 1
     };
     let sums_size = (live.len() as u64 + histogram_slots) * 8;
-    let sums = gpu.device.create_buffer(&wgpu::BufferDescriptor {
-        label: Some("divgpu sums"),
-        size: sums_size,
-        usage: wgpu::BufferUsages::STORAGE
-            | wgpu::BufferUsages::COPY_SRC
-            | wgpu::BufferUsages::COPY_DST,
-        mapped_at_creation: false,
-    });
+    let usage =
+        wgpu::BufferUsages::STORAGE | wgpu::BufferUsages::COPY_SRC | wgpu::BufferUsages::COPY_DST;
+    let sums = zeroed(&gpu.device, "divgpu sums", sums_size, usage);
     let params = gpu.init_buffer(
         "divgpu params",
         wgpu::BufferUsages::UNIFORM | wgpu::BufferUsages::COPY_DST,

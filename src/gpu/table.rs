@@ -3,7 +3,7 @@
 
 use crate::divisors::DivisorTable;
 use crate::error::Result;
-use crate::gpu::buffers::entry;
+use crate::gpu::buffers::{entry, zeroed};
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::record_pass;
 
@@ -12,7 +12,7 @@ use crate::gpu::dispatch::record_pass;
 pub const SIEVE_BLOCK: u32 = 1024;
 
 /// Work items per submission: at most 8 Mi atomic adds, so that no submission comes near a
-/// driver's watchdog (about 40 ms each on lavapipe).
+/// driver's watchdog (docs/performance.md, "Measurements behind the code").
 const ITEMS_PER_SUBMISSION: u32 = 1 << 13;
 
 /// The largest table: `u32::isqrt(2^24) = 4,096` values of d keep the sieve's search within its
@@ -97,14 +97,7 @@ fn sieve_table(gpu: &GpuContext, top: u32) -> Result<wgpu::Buffer> {
         let d_count = starts.len() as u32 - 1;
         let items = starts[d_count as usize];
         let words = top / 2 + 1;
-        let buffer = |label, size, usage| {
-            gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage,
-                mapped_at_creation: false,
-            })
-        };
+        let buffer = |label, size, usage| zeroed(&gpu.device, label, size, usage);
         // zeroed at creation, as every wgpu buffer is
         let counts = buffer(
             "divgpu sieve counts",

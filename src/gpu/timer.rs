@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use crate::error::Result;
+use crate::gpu::buffers::zeroed;
 use crate::gpu::context::GpuContext;
 
 /// Passes timed before their timestamps are read back (two queries each; a query set holds
@@ -31,14 +32,7 @@ impl PassTimer {
             return None;
         }
         let bytes = u64::from(2 * CAPACITY) * 8;
-        let buffer = |label, usage| {
-            gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size: bytes,
-                usage,
-                mapped_at_creation: false,
-            })
-        };
+        let buffer = |label, usage| zeroed(&gpu.device, label, bytes, usage);
         Some(PassTimer {
             set: gpu.device.create_query_set(&wgpu::QuerySetDescriptor {
                 label: Some("divgpu pass timestamps"),

@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::error::{Error, Result};
-use crate::gpu::buffers::entry;
+use crate::gpu::buffers::{entry, zeroed};
 use crate::gpu::context::GpuContext;
 use crate::gpu::dispatch::{record_pass, Params, SUBMIT_TARGET};
 use crate::gpu::pipelines::WIDE_STATE_BYTES;
@@ -36,14 +36,7 @@ pub(super) struct WideState {
 impl WideState {
     /// The wide pipeline's buffers, made when a query first meets a wide element.
     pub(super) fn new(gpu: &GpuContext) -> WideState {
-        let buffer = |label, size, usage| {
-            gpu.device.create_buffer(&wgpu::BufferDescriptor {
-                label: Some(label),
-                size,
-                usage,
-                mapped_at_creation: false,
-            })
-        };
+        let buffer = |label, size, usage| zeroed(&gpu.device, label, size, usage);
         let states = buffer(
             "divgpu wide states",
             WIDE_BLOCK as u64 * WIDE_STATE_BYTES,

@@ -446,38 +446,28 @@ fn queries_usage_and_input_errors() {
             );
         }
     }
-    // the queries file is opened before the array is loaded: one line, nothing on stdout
+    // the queries file is opened before the array is loaded, and so is the array: one line,
+    // nothing on stdout. (the arguments after `--backend cpu`, what the line must name)
     let missing = dir.path().join("missing-queries.txt");
-    let missing = missing.to_str().unwrap();
-    assert_fails(
-        &divgpu(&["--backend", "cpu", "--queries", missing]),
-        1,
-        &["missing-queries.txt"],
-    );
-    assert_fails(
-        &divgpu(&[
-            "--backend",
-            "cpu",
-            "--queries",
-            dir.path().to_str().unwrap(),
-        ]),
-        1,
-        &["is a directory"],
-    );
-    // and so is the array
     let no_array = dir.path().join("missing-array.npy");
-    assert_fails(
-        &divgpu(&[
-            "--backend",
-            "cpu",
-            "-i",
-            no_array.to_str().unwrap(),
-            "--queries",
-            q,
-        ]),
-        1,
-        &["missing-array.npy"],
-    );
+    let cases: [(Vec<&str>, &str); 3] = [
+        (
+            vec!["--queries", missing.to_str().unwrap()],
+            "missing-queries.txt",
+        ),
+        (
+            vec!["--queries", dir.path().to_str().unwrap()],
+            "is a directory",
+        ),
+        (
+            vec!["-i", no_array.to_str().unwrap(), "--queries", q],
+            "missing-array.npy",
+        ),
+    ];
+    for (args, needle) in cases {
+        let args = [&["--backend", "cpu"][..], &args].concat();
+        assert_fails(&divgpu(&args), 1, &[needle]);
+    }
     // an empty stream: no lines, exit 0, the summary on stderr
     for input in [&b""[..], b"\n\n   \n"] {
         let out = divgpu_stdin(
