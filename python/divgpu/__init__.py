@@ -477,6 +477,8 @@ def _thresholds(t: Any) -> Tuple[Any, Tuple[int, ...]]:
     object array, and the answer's shape. Every element of a sequence or an object array is
     checked by the extension (`thresholds_of`: an int, not a bool, in [-2**63, 2**64)); a
     single int is checked by the count (`count_one`, or `thresholds_of` in divgpu.dask)."""
+    if type(t) is int:  # the common case first (a bool's type is bool)
+        return t, ()
     if isinstance(t, (bool, np.bool_)):
         raise TypeError("a threshold is an int, not a bool")
     if isinstance(t, (int, np.integer)):
@@ -494,12 +496,13 @@ def _thresholds(t: Any) -> Tuple[Any, Tuple[int, ...]]:
     if isinstance(t, (str, bytes, bytearray, float, complex)):
         raise TypeError(f"thresholds must be an int or a sequence of ints, not {type(t).__name__}")
     try:
-        items = list(t)
+        iter(t)
     except TypeError:
         raise TypeError(
             f"thresholds must be an int or a sequence of ints, not {type(t).__name__}"
         ) from None
-    return thresholds_of(items), (len(items),)
+    flat = thresholds_of(t)
+    return flat, flat.shape
 
 
 def _unpickle(path: str, threads: Optional[int], fingerprint: int) -> Index:

@@ -20,7 +20,7 @@ use numpy::{
 use pyo3::create_exception;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict};
+use pyo3::types::{PyBool, PyDict, PyInt};
 
 // `divgpu`: where users name it (divgpu.DivgpuError), and where pickle finds it again, as a Dask
 // worker's error reaches the client
@@ -177,7 +177,7 @@ impl Watch {
 }
 
 fn threshold(item: &Bound<'_, PyAny>) -> PyResult<i128> {
-    if item.is_instance_of::<PyBool>() {
+    if is_bool(item)? {
         return Err(PyTypeError::new_err("a threshold is an int, not a bool"));
     }
     let value: i128 = match item.extract() {
@@ -196,6 +196,19 @@ fn threshold(item: &Bound<'_, PyAny>) -> PyResult<i128> {
         return Err(out_of_range(item));
     }
     Ok(value)
+}
+
+/// Whether `item` is a bool: Python's, or numpy's (which NumPy 1.x still lets `__index__` turn
+/// into 0 or 1, with only a warning).
+fn is_bool(item: &Bound<'_, PyAny>) -> PyResult<bool> {
+    if item.is_exact_instance_of::<PyInt>() {
+        return Ok(false);
+    }
+    if item.is_instance_of::<PyBool>() {
+        return Ok(true);
+    }
+    let kind = item.get_type();
+    Ok(kind.module()?.to_cow()? == "numpy" && matches!(&*kind.name()?.to_cow()?, "bool" | "bool_"))
 }
 
 /// Each threshold of `items` (any iterable), checked by [`threshold`].
@@ -223,11 +236,15 @@ fn thresholds_of<'py>(py: Python<'py>, items: &Bound<'py, PyAny>) -> PyResult<Bo
     Ok(PyArray1::from_vec(py, ints).into_any())
 }
 
-/// The CPU threads `threads` asks for (0: one per core), checked against divgpu's limit
-/// (`divgpu::cpu::check_threads`, the one check): `ValueError` above it.
+/// The CPU threads `threads` (a non-negative int) asks for (0: one per core), checked against
+/// divgpu's limit (`divgpu::cpu::check_threads`, the one check): `ValueError` above it, however
+/// large the int.
 #[pyfunction]
-fn check_threads(threads: usize) -> PyResult<usize> {
-    divgpu::cpu::check_threads(threads).map_err(to_py)
+fn check_threads(threads: &Bound<'_, PyAny>) -> PyResult<usize> {
+    match threads.extract::<usize>() {
+        Ok(n) => divgpu::cpu::check_threads(n).map_err(to_py),
+        Err(_) => Err(to_py(divgpu::cpu::too_many_threads(threads.str()?))),
+    }
 }
 
 fn out_of_range(item: &Bound<'_, PyAny>) -> PyErr {

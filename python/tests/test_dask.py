@@ -137,7 +137,9 @@ def test_the_index_and_dask_classify_thresholds_alike(client):
         lambda: "5",
         lambda: [1, 2.5],
         lambda: [True],
+        lambda: [np.bool_(False)],
         lambda: [None],
+        lambda: [2**64, 1.5],
         lambda: np.array([1.0]),
         lambda: 2**64,
         lambda: [-(2**100)],
@@ -349,6 +351,8 @@ def test_bad_arguments_are_refused_on_the_client():
         dd.count(x, [1], threads=0)
     with pytest.raises(ValueError, match="threads"):
         dd.count(x, [1], threads=divgpu.MAX_THREADS + 1)
+    with pytest.raises(ValueError, match="threads"):
+        dd.count(x, [1], threads=2**64)
     with pytest.raises(ValueError, match="no thresholds"):
         dd.count(x, [])
     with pytest.raises(ValueError, match="outside"):

@@ -251,6 +251,8 @@ def test_errors():
         (TypeError, {"backend": 1}),
         (ValueError, {"threads": 0}),
         (ValueError, {"threads": divgpu._divgpu.MAX_THREADS + 1}),
+        # past any C integer too: the same ValueError, not an OverflowError
+        (ValueError, {"threads": 2**64}),
         (TypeError, {"threads": "2"}),
         (TypeError, {"threads": 2.0}),
         (ValueError, {"chunk_elements": 0}),
@@ -263,7 +265,8 @@ def test_errors():
             divgpu.Index(values, **options)
         assert values.flags.writeable, options  # a failed Index leaves the array as it was
     index = divgpu.Index(values, backend="cpu")
-    for bad in [1.5, "5", b"5", True, np.bool_(True), [1, 2.5], [True], [None], None, object()]:
+    bad_kinds = [1.5, "5", b"5", True, np.bool_(True), [1, 2.5], [True], [np.bool_(True)]]
+    for bad in bad_kinds + [[None], None, object()]:
         with pytest.raises(TypeError):
             index.count(bad)
     with pytest.raises(TypeError):

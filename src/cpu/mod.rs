@@ -69,12 +69,18 @@ pub fn thread_count(threads: usize) -> usize {
 pub fn check_threads(threads: usize) -> Result<usize> {
     let threads = thread_count(threads);
     if threads > MAX_THREADS {
-        return Err(Error::Option {
-            name: "threads",
-            message: format!("{threads} is above the limit of {MAX_THREADS}"),
-        });
+        return Err(too_many_threads(threads));
     }
     Ok(threads)
+}
+
+/// The error for `threads` threads, more than [`MAX_THREADS`] (a binding may hold a count no
+/// `usize` does).
+pub fn too_many_threads(threads: impl std::fmt::Display) -> Error {
+    Error::Option {
+        name: "threads",
+        message: format!("{threads} is above the limit of {MAX_THREADS}"),
+    }
 }
 
 /// A rayon pool whose threads have exited when it is dropped. rayon's `ThreadPool` only asks
