@@ -218,12 +218,9 @@ fn metered(label: &str) -> String {
     )
 }
 
-/// Runs `case` on its pipeline as the shaders are built for divgpu (same checks, same workgroup
-/// size) and returns the counts it used, or `None` on an adapter without a cap.
-fn counts_used(gpu: &GpuContext, case: &Case) -> Option<u32> {
-    let _turn = gpu.turn();
-    let device = gpu.device();
-    let wide = case.label.starts_with("wide");
+/// The metered pipelines' two bind group layouts: the bindings every pipeline shares, with the
+/// meter at 5; the wide pipeline's states and count of unfinished elements.
+fn metered_layouts(device: &wgpu::Device) -> [wgpu::BindGroupLayout; 2] {
     let entry = |binding, ty| wgpu::BindGroupLayoutEntry {
         binding,
         visibility: wgpu::ShaderStages::COMPUTE,
@@ -235,29 +232,72 @@ fn counts_used(gpu: &GpuContext, case: &Case) -> Option<u32> {
         has_dynamic_offset: false,
         min_binding_size: None,
     };
-    let layout0 = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+    let uniform_ty = wgpu::BindingType::Buffer {
+        ty: wgpu::BufferBindingType::Uniform,
+        has_dynamic_offset: false,
+        min_binding_size: wgpu::BufferSize::new(PARAMS_BYTES),
+    };
+    let shared = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
         label: None,
         entries: &[
             entry(0, storage_ty(true)),
             entry(1, storage_ty(true)),
             entry(2, storage_ty(false)),
-            entry(
-                3,
-                wgpu::BindingType::Buffer {
-                    ty: wgpu::BufferBindingType::Uniform,
-                    has_dynamic_offset: false,
-                    min_binding_size: wgpu::BufferSize::new(PARAMS_BYTES),
-                },
-            ),
+            entry(3, uniform_ty),
             entry(4, storage_ty(true)),
             entry(5, storage_ty(false)),
             entry(6, storage_ty(true)),
         ],
     });
-    let layout1 = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
+    let wide = device.create_bind_group_layout(&wgpu::BindGroupLayoutDescriptor {
         label: None,
         entries: &[entry(0, storage_ty(false)), entry(1, storage_ty(false))],
     });
+    [shared, wide]
+}
+
+/// A bind group of `buffers` at bindings 0, 1, ... in order.
+fn bind(
+    device: &wgpu::Device,
+    layout: &wgpu::BindGroupLayout,
+    buffers: &[&wgpu::Buffer],
+) -> wgpu::BindGroup {
+    device.create_bind_group(&wgpu::BindGroupDescriptor {
+        label: None,
+        layout,
+        entries: &buffers
+            .iter()
+            .enumerate()
+            .map(|(i, b)| wgpu::BindGroupEntry {
+                binding: i as u32,
+                resource: b.as_entire_binding(),
+            })
+            .collect::<Vec<_>>(),
+    })
+}
+
+/// `case`'s elements at its width, little-endian, in whole words (`load_key`'s layout).
+fn key_words(case: &Case) -> Vec<u32> {
+    let width = case.params[8] as usize;
+    let mut bytes: Vec<u8> = case
+        .keys
+        .iter()
+        .flat_map(|k| k.to_le_bytes()[..width].to_vec())
+        .collect();
+    bytes.resize(bytes.len().div_ceil(4) * 4, 0);
+    bytes
+        .chunks_exact(4)
+        .map(|w| u32::from_le_bytes(w.try_into().unwrap()))
+        .collect()
+}
+
+/// Runs `case` on its pipeline as the shaders are built for divgpu (same checks, same workgroup
+/// size) and returns the counts it used, or `None` on an adapter without a cap.
+fn counts_used(gpu: &GpuContext, case: &Case) -> Option<u32> {
+    let _turn = gpu.turn();
+    let device = gpu.device();
+    let wide = case.label.starts_with("wide");
+    let [layout0, layout1] = metered_layouts(device);
     let mut layouts = vec![Some(&layout0)];
     if wide {
         layouts.push(Some(&layout1));
@@ -279,19 +319,7 @@ fn counts_used(gpu: &GpuContext, case: &Case) -> Option<u32> {
             .flat_map(|&k| [k as u32, (k >> 32) as u32])
             .collect()
     };
-    // the elements at the case's width, little-endian, in whole words (load_key's layout)
-    let width = case.params[8] as usize;
-    let mut bytes: Vec<u8> = case
-        .keys
-        .iter()
-        .flat_map(|k| k.to_le_bytes()[..width].to_vec())
-        .collect();
-    bytes.resize(bytes.len().div_ceil(4) * 4, 0);
-    let key_words: Vec<u32> = bytes
-        .chunks_exact(4)
-        .map(|w| u32::from_le_bytes(w.try_into().unwrap()))
-        .collect();
-    let keys = storage(device, &key_words, false);
+    let keys = storage(device, &key_words(case), false);
     let thresholds = storage(device, &words(&case.thresholds), false);
     let sums = storage(device, &vec![0u32; 2 * case.thresholds.len()], false);
     let params = device.create_buffer_init(&wgpu::util::BufferInitDescriptor {
@@ -303,27 +331,19 @@ fn counts_used(gpu: &GpuContext, case: &Case) -> Option<u32> {
     let meter = storage(device, &[u32::MAX, 0], true);
     // no divisor table: fast factors every element, its worst case
     let no_table = storage(device, &[0u32], false);
-    let buffers = [
-        &keys,
-        &thresholds,
-        &sums,
-        &params,
-        &primes,
-        &meter,
-        &no_table,
-    ];
-    let group0 = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: None,
-        layout: &layout0,
-        entries: &buffers
-            .iter()
-            .enumerate()
-            .map(|(i, b)| wgpu::BindGroupEntry {
-                binding: i as u32,
-                resource: b.as_entire_binding(),
-            })
-            .collect::<Vec<_>>(),
-    });
+    let group0 = bind(
+        device,
+        &layout0,
+        &[
+            &keys,
+            &thresholds,
+            &sums,
+            &params,
+            &primes,
+            &meter,
+            &no_table,
+        ],
+    );
     let states = device.create_buffer(&wgpu::BufferDescriptor {
         label: None,
         size: case.keys.len() as u64 * WIDE_STATE_BYTES,
@@ -331,20 +351,7 @@ fn counts_used(gpu: &GpuContext, case: &Case) -> Option<u32> {
         mapped_at_creation: false,
     });
     let pending = storage(device, &[0u32], false);
-    let group1 = device.create_bind_group(&wgpu::BindGroupDescriptor {
-        label: None,
-        layout: &layout1,
-        entries: &[
-            wgpu::BindGroupEntry {
-                binding: 0,
-                resource: states.as_entire_binding(),
-            },
-            wgpu::BindGroupEntry {
-                binding: 1,
-                resource: pending.as_entire_binding(),
-            },
-        ],
-    });
+    let group1 = bind(device, &layout1, &[&states, &pending]);
     let groups: Vec<&wgpu::BindGroup> = if wide {
         vec![&group0, &group1]
     } else {
@@ -389,9 +396,8 @@ fn repeated(values: &[u64], len: usize) -> Vec<u64> {
     values.iter().copied().cycle().take(len).collect()
 }
 
-#[test]
-fn every_pipeline_stays_within_its_loop_budget_at_its_worst_case() {
-    let Some(gpu) = common::gpu() else { return };
+/// Each pipeline's worst case on `gpu`, with its budget: every invocation at its longest loop.
+fn worst_cases(gpu: &GpuContext) -> Vec<(Case, u32)> {
     let wg = gpu.workgroup_size() as usize;
     let len = 4 * wg;
     // naive and the first fast case read 4-byte elements (u32 arrays), the others 8-byte ones.
@@ -468,6 +474,13 @@ fn every_pipeline_stays_within_its_loop_budget_at_its_worst_case() {
     if wg == 256 {
         assert_eq!(fast_flush_budget, FAST_BUDGET_AT_256);
     }
+    cases
+}
+
+#[test]
+fn every_pipeline_stays_within_its_loop_budget_at_its_worst_case() {
+    let Some(gpu) = common::gpu() else { return };
+    let cases = worst_cases(gpu);
     let mut measured = Vec::new();
     for (case, budget) in &cases {
         let used = counts_used(gpu, case);
