@@ -6,6 +6,7 @@
 //! back as ndarrays. Every count runs with the GIL released (`Python::detach`).
 
 mod arrow;
+mod thresholds;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{mpsc, Arc};
@@ -20,7 +21,7 @@ use numpy::{
 use pyo3::create_exception;
 use pyo3::exceptions::{PyKeyboardInterrupt, PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyDict, PyInt};
+use pyo3::types::PyDict;
 
 // `divgpu`: where users name it (divgpu.DivgpuError), and where pickle finds it again, as a Dask
 // worker's error reaches the client
@@ -176,66 +177,6 @@ impl Watch {
     }
 }
 
-fn threshold(item: &Bound<'_, PyAny>) -> PyResult<i128> {
-    if is_bool(item)? {
-        return Err(PyTypeError::new_err("a threshold is an int, not a bool"));
-    }
-    let value: i128 = match item.extract() {
-        Ok(v) => v,
-        Err(e) if e.is_instance_of::<pyo3::exceptions::PyOverflowError>(item.py()) => {
-            return Err(out_of_range(item));
-        }
-        Err(_) => {
-            return Err(PyTypeError::new_err(format!(
-                "a threshold is an int, not {}",
-                item.get_type().name()?
-            )))
-        }
-    };
-    if !(MIN_VALUE..=MAX_VALUE).contains(&value) {
-        return Err(out_of_range(item));
-    }
-    Ok(value)
-}
-
-/// Whether `item` is a bool: Python's, or numpy's (which NumPy 1.x still lets `__index__` turn
-/// into 0 or 1, with only a warning).
-fn is_bool(item: &Bound<'_, PyAny>) -> PyResult<bool> {
-    if item.is_exact_instance_of::<PyInt>() {
-        return Ok(false);
-    }
-    if item.is_instance_of::<PyBool>() {
-        return Ok(true);
-    }
-    let kind = item.get_type();
-    Ok(kind.module()?.to_cow()? == "numpy" && matches!(&*kind.name()?.to_cow()?, "bool" | "bool_"))
-}
-
-/// Each threshold of `items` (any iterable), checked by [`threshold`].
-fn threshold_values(items: &Bound<'_, PyAny>) -> PyResult<Vec<i128>> {
-    items.try_iter()?.map(|item| threshold(&item?)).collect()
-}
-
-/// The thresholds in `items` (any iterable), each checked by [`threshold`], as one flat array:
-/// int64 where every one fits, else uint64 where none is negative, else an object array of the
-/// ints (a mix that neither holds, which `count_seq` takes). The package's one classification
-/// (`divgpu._thresholds`, for `Index.count` and `divgpu.dask`) hands every sequence here.
-#[pyfunction]
-fn thresholds_of<'py>(py: Python<'py>, items: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
-    let values = threshold_values(items)?;
-    if let Ok(signed) = values.iter().map(|&v| i64::try_from(v)).collect() {
-        return Ok(PyArray1::<i64>::from_vec(py, signed).into_any());
-    }
-    if let Ok(unsigned) = values.iter().map(|&v| u64::try_from(v)).collect() {
-        return Ok(PyArray1::<u64>::from_vec(py, unsigned).into_any());
-    }
-    let ints = values
-        .iter()
-        .map(|v| Ok(v.into_pyobject(py)?.into_any().unbind()))
-        .collect::<PyResult<Vec<Py<PyAny>>>>()?;
-    Ok(PyArray1::from_vec(py, ints).into_any())
-}
-
 /// The CPU threads `threads` (a non-negative int) asks for (0: one per core), checked against
 /// divgpu's limit (`divgpu::cpu::check_threads`, the one check): `ValueError` above it, however
 /// large the int.
@@ -245,11 +186,6 @@ fn check_threads(threads: &Bound<'_, PyAny>) -> PyResult<usize> {
         Ok(n) => divgpu::cpu::check_threads(n).map_err(to_py),
         Err(_) => Err(to_py(divgpu::cpu::too_many_threads(threads.str()?))),
     }
-}
-
-fn out_of_range(item: &Bound<'_, PyAny>) -> PyErr {
-    let shown = item.str().map(|s| s.to_string()).unwrap_or_default();
-    PyValueError::new_err(format!("threshold {shown} is outside [-2**63, 2**64)"))
 }
 
 /// A divgpu session over one numpy array.
@@ -480,7 +416,7 @@ impl Session {
         interruptible: bool,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<u64> {
-        let t = crate::threshold(threshold)?;
+        let t = thresholds::threshold(threshold)?;
         Ok(self.answer(py, Integers::from(vec![t]), interruptible, progress)?[0])
     }
 
@@ -493,7 +429,7 @@ impl Session {
         interruptible: bool,
         progress: Option<Py<PyAny>>,
     ) -> PyResult<Bound<'py, PyArray1<u64>>> {
-        let values = threshold_values(thresholds)?;
+        let values = thresholds::threshold_values(thresholds)?;
         self.answer_array(py, Integers::from(values), interruptible, progress)
     }
 
@@ -681,7 +617,7 @@ fn _divgpu(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(forked_from, m)?)?;
     m.add_function(wrap_pyfunction!(opened_json, m)?)?;
     m.add_function(wrap_pyfunction!(arrow::nulls_message, m)?)?;
-    m.add_function(wrap_pyfunction!(thresholds_of, m)?)?;
+    m.add_function(wrap_pyfunction!(thresholds::thresholds_of, m)?)?;
     m.add_function(wrap_pyfunction!(check_threads, m)?)?;
     m.add("DivgpuError", m.py().get_type::<DivgpuError>())?;
     m.add("MAX_THREADS", divgpu::cpu::MAX_THREADS)?;
