@@ -139,6 +139,16 @@ fn npy(descr: &str, shape: &str, fortran: bool, data: &[u8]) -> Vec<u8> {
 }
 
 /// `values` as `width`-byte two's-complement integers.
+/// `values` as a little-endian int64 `.npy` file `name` in `dir`.
+fn write_i64_npy(dir: &Path, name: &str, values: &[i128]) -> PathBuf {
+    let shape = format!("({},)", values.len());
+    write(
+        dir,
+        name,
+        &npy("<i8", &shape, false, &encode(values, 8, false)),
+    )
+}
+
 fn encode(values: &[i128], width: usize, big_endian: bool) -> Vec<u8> {
     values
         .iter()

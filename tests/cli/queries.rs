@@ -110,11 +110,7 @@ fn queries_answer_each_batch_as_a_separate_run_and_the_oracle() {
         })
         .collect();
     let dir = temp_dir();
-    let array = write(
-        dir.path(),
-        "a.npy",
-        &npy("<i8", "(3000,)", false, &encode(&values, 8, false)),
-    );
+    let array = write_i64_npy(dir.path(), "a.npy", &values);
     let batches = random_batches(&mut rng, 7);
     let text: String = batches
         .iter()
@@ -180,11 +176,7 @@ fn queries_name_their_index_and_index_memory_caps_it() {
         .collect();
     let values: Vec<i128> = distinct.repeat(5);
     let dir = temp_dir();
-    let array = write(
-        dir.path(),
-        "a.npy",
-        &npy("<i8", "(2000,)", false, &encode(&values, 8, false)),
-    );
+    let array = write_i64_npy(dir.path(), "a.npy", &values);
     let batches = random_batches(&mut rng, 4);
     let text: String = batches.iter().map(|b| batch_line(b, false)).collect();
     let queries = write(dir.path(), "q.txt", text.as_bytes());

@@ -55,11 +55,11 @@ pub(crate) fn interrupt(
     out
 }
 
-#[test]
-fn ctrl_c_stops_a_long_cpu_run() {
-    assert_interrupts(&[
+/// A long `naive` run on `backend`: 3,000,000 values below 4e9, each factored by the post's loop.
+fn long_naive_run(backend: &str) -> [&str; 11] {
+    [
         "--backend",
-        "cpu",
+        backend,
         "--algorithm",
         "naive",
         "--size",
@@ -69,7 +69,12 @@ fn ctrl_c_stops_a_long_cpu_run() {
         "--thresholds",
         "4000000000",
         "--json",
-    ]);
+    ]
+}
+
+#[test]
+fn ctrl_c_stops_a_long_cpu_run() {
+    assert_interrupts(&long_naive_run("cpu"));
 }
 
 /// Naive over a large array and many thresholds: each threshold is a pass over every
@@ -101,19 +106,7 @@ fn ctrl_c_stops_a_long_gpu_run() {
     if !gpu_tests_enabled() {
         return;
     }
-    assert_interrupts(&[
-        "--backend",
-        "gpu",
-        "--algorithm",
-        "naive",
-        "--size",
-        "3000000",
-        "--max-value",
-        "4000000000",
-        "--thresholds",
-        "4000000000",
-        "--json",
-    ]);
+    assert_interrupts(&long_naive_run("gpu"));
 }
 
 #[test]
